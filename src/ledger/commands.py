@@ -1,0 +1,274 @@
+"""The agent commands and answers, with CloudStack's class and field names.
+
+`CreateObjectCommand`, `CopyCommand`, `DeleteCommand`, `AttachCommand`,
+`DettachCommand` (sic), `DownloadCommand`, and their answers, with the transfer objects
+(`VolumeObjectTO`, `TemplateObjectTO`, `SnapshotObjectTO`, `PrimaryDataStoreTO`,
+`ImageStoreTO`, `DiskTO`). Field names keep CloudStack's camelCase so an operator
+reading an event recognises the agent log line it stands for.
+
+They live in the ledger, not in the executors, because a `...Requested` event carries
+the command it asks for: the ledger decides what to send, the executors only send it.
+They are pure data; `to_dict`/`from_dict` keep them JSON-simple inside events.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+# CloudStack's configuration defaults for the waits, in seconds (reference, section 10).
+COPY_VOLUME_WAIT = 10800
+PRIMARY_STORAGE_DOWNLOAD_WAIT = 10800
+BACKUP_SNAPSHOT_WAIT = 21600
+CREATE_TEMPLATE_WAIT = 10800
+DEFAULT_WAIT = 1800  # the global `wait` a command of wait 0 gets
+
+_REGISTRY: dict[str, type[Wire]] = {}
+
+
+class Wire:
+    """Base of every command, answer and TO: a tagged, JSON-simple dict codec."""
+
+    kind: ClassVar[str]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.kind = cls.__name__
+        _REGISTRY[cls.__name__] = cls
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": self.kind}
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            out[f.name] = _encode(getattr(self, f.name))
+        return out
+
+    def replace(self, **changes: Any) -> Any:
+        return dataclasses.replace(self, **changes)  # type: ignore[type-var]
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, Wire):
+        return value.to_dict()
+    if isinstance(value, list | tuple):
+        return [_encode(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _encode(v) for k, v in value.items()}
+    return value
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, dict) and "type" in value and value["type"] in _REGISTRY:
+        return from_dict(value)
+    if isinstance(value, list):
+        return [_decode(v) for v in value]
+    return value
+
+
+def from_dict(data: dict[str, Any]) -> Any:
+    cls = _REGISTRY[data["type"]]
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    return cls(**{k: _decode(v) for k, v in data.items() if k in names})
+
+
+# ----------------------------------------------------------------- data stores
+
+
+@dataclass(frozen=True)
+class PrimaryDataStoreTO(Wire):
+    uuid: str
+    name: str
+    poolType: str
+    path: str
+    host: str = "localhost"
+    port: int = 0
+    role: str = "Primary"
+
+
+@dataclass(frozen=True)
+class ImageStoreTO(Wire):
+    uuid: str
+    name: str
+    uri: str
+    providerName: str = "NFS"
+    role: str = "Image"
+
+
+DataStoreTO = PrimaryDataStoreTO | ImageStoreTO
+
+
+# ----------------------------------------------------------------- data objects
+
+
+@dataclass(frozen=True)
+class VolumeObjectTO(Wire):
+    uuid: str
+    name: str
+    volumeType: str
+    size: int
+    dataStore: PrimaryDataStoreTO | ImageStoreTO | None
+    path: str | None = None
+    format: str = "QCOW2"
+    provisioningType: str = "THIN"
+    vmName: str | None = None
+    deviceId: int | None = None
+    chainInfo: str | None = None
+    objectType: str = "VOLUME"
+
+
+@dataclass(frozen=True)
+class TemplateObjectTO(Wire):
+    uuid: str
+    name: str
+    format: str
+    dataStore: PrimaryDataStoreTO | ImageStoreTO | None
+    path: str | None = None
+    size: int | None = None
+    physicalSize: int | None = None
+    checksum: str | None = None
+    origUrl: str | None = None
+    objectType: str = "TEMPLATE"
+
+
+@dataclass(frozen=True)
+class SnapshotObjectTO(Wire):
+    uuid: str
+    name: str
+    volume: VolumeObjectTO | None
+    dataStore: PrimaryDataStoreTO | ImageStoreTO | None
+    path: str | None = None
+    parentSnapshotPath: str | None = None
+    physicalSize: int = 0
+    objectType: str = "SNAPSHOT"
+
+
+DataTO = VolumeObjectTO | TemplateObjectTO | SnapshotObjectTO
+
+
+@dataclass(frozen=True)
+class DiskTO(Wire):
+    data: VolumeObjectTO
+    diskSeq: int | None
+    path: str | None
+    type: str
+
+
+# ----------------------------------------------------------------- commands
+
+
+@dataclass(frozen=True)
+class Command(Wire):
+    """Every command has CloudStack's `wait` (s) and an id its answer repeats."""
+
+    commandId: str
+
+
+@dataclass(frozen=True)
+class CreateObjectCommand(Command):
+    data: DataTO
+    wait: int = DEFAULT_WAIT
+
+
+@dataclass(frozen=True)
+class CopyCommand(Command):
+    srcTO: DataTO
+    destTO: DataTO
+    wait: int = COPY_VOLUME_WAIT
+    executeInSequence: bool = False
+    options: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DeleteCommand(Command):
+    data: DataTO
+    wait: int = DEFAULT_WAIT
+
+
+@dataclass(frozen=True)
+class AttachCommand(Command):
+    disk: DiskTO
+    vmName: str
+    wait: int = DEFAULT_WAIT
+
+
+@dataclass(frozen=True)
+class DettachCommand(Command):
+    disk: DiskTO
+    vmName: str
+    wait: int = DEFAULT_WAIT
+
+
+@dataclass(frozen=True)
+class DownloadCommand(Command):
+    """Template download into an image store (CloudStack runs it on the SSVM)."""
+
+    url: str
+    format: str
+    name: str
+    resourceType: str
+    installPath: str
+    store: ImageStoreTO
+    checksum: str | None = None
+    wait: int = PRIMARY_STORAGE_DOWNLOAD_WAIT
+
+
+AnyCommand = (
+    CreateObjectCommand
+    | CopyCommand
+    | DeleteCommand
+    | AttachCommand
+    | DettachCommand
+    | DownloadCommand
+)
+
+
+# ----------------------------------------------------------------- answers
+
+
+@dataclass(frozen=True)
+class Answer(Wire):
+    commandId: str
+    result: bool
+    details: str = ""
+
+
+@dataclass(frozen=True)
+class CreateObjectAnswer(Answer):
+    data: DataTO | None = None
+
+
+@dataclass(frozen=True)
+class CopyCmdAnswer(Answer):
+    newData: DataTO | None = None
+
+
+@dataclass(frozen=True)
+class AttachAnswer(Answer):
+    disk: DiskTO | None = None
+
+
+@dataclass(frozen=True)
+class DettachAnswer(Answer):
+    disk: DiskTO | None = None
+
+
+@dataclass(frozen=True)
+class DownloadAnswer(Answer):
+    installPath: str | None = None
+    templateSize: int = 0
+    templatePhySicalSize: int = 0
+    downloadStatus: str = "NOT_DOWNLOADED"
+    downloadPct: int = 0
+    checkSum: str | None = None
+
+
+def failure_for(command: Command, details: str) -> Answer:
+    """The answer of the right class saying `result=false`, for any command."""
+    answer_cls: type[Answer] = {
+        "CreateObjectCommand": CreateObjectAnswer,
+        "CopyCommand": CopyCmdAnswer,
+        "AttachCommand": AttachAnswer,
+        "DettachCommand": DettachAnswer,
+        "DownloadCommand": DownloadAnswer,
+    }.get(command.kind, Answer)
+    return answer_cls(commandId=command.commandId, result=False, details=details)

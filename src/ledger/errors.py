@@ -1,0 +1,123 @@
+"""The one error tree of storctl; the CLI maps it to exit codes in one place.
+
+```
+StorctlError
+├── Refused                       exit 2, nothing written
+│   ├── NotFound, Ambiguous, InvalidInput, Duplicate
+│   ├── IllegalTransition(kind, id, state, trigger)
+│   ├── CapacityExceeded(pool, reason)
+│   └── Conflict                  version clash after retries
+└── OperationFailed               exit 3: the job settled as failed (answer recorded)
+    └── NoSuitablePool(volume_id)     the allocator's why is in the ledger
+```
+
+Each exception keeps its facts as attributes and builds its one line from them, so a
+script can read `exc.state` and an operator reads the sentence.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class StorctlError(Exception):
+    exit_code = 1
+
+    def __init__(self, **facts: Any) -> None:
+        self.facts = facts
+        for key, value in facts.items():
+            setattr(self, key, value)
+        super().__init__(self.message())
+
+    def message(self) -> str:  # pragma: no cover - every subclass overrides
+        return type(self).__name__
+
+    def __str__(self) -> str:
+        return self.message()
+
+
+class Refused(StorctlError):
+    """A user's mistake: refused before anything was written."""
+
+    exit_code = 2
+
+
+class NotFound(Refused):
+    def __init__(self, kind: str, ref: str) -> None:
+        super().__init__(kind=kind, ref=ref)
+
+    def message(self) -> str:
+        return f"{self.facts['kind']} {self.facts['ref']!r} not found"
+
+
+class Ambiguous(Refused):
+    def __init__(self, kind: str, ref: str, matches: list[str]) -> None:
+        super().__init__(kind=kind, ref=ref, matches=matches)
+
+    def message(self) -> str:
+        ids = ", ".join(self.facts["matches"])
+        return f"{self.facts['kind']} {self.facts['ref']!r} is ambiguous: matches {ids}"
+
+
+class InvalidInput(Refused):
+    def __init__(self, what: str, value: str, why: str) -> None:
+        super().__init__(what=what, value=value, why=why)
+
+    def message(self) -> str:
+        f = self.facts
+        return f"invalid {f['what']} {f['value']!r}: {f['why']}"
+
+
+class Duplicate(Refused):
+    def __init__(self, kind: str, name: str) -> None:
+        super().__init__(kind=kind, name=name)
+
+    def message(self) -> str:
+        return f"a {self.facts['kind']} named {self.facts['name']!r} already exists"
+
+
+class IllegalTransition(Refused):
+    """The state machine of `kind` has no `trigger` from `state`."""
+
+    def __init__(self, kind: str, id: str, state: str, trigger: str, why: str = "") -> None:
+        super().__init__(kind=kind, id=id, state=state, trigger=trigger, why=why)
+
+    def message(self) -> str:
+        f = self.facts
+        text = f"{f['kind']} {f['id']} is {f['state']}: {f['trigger']} is not allowed"
+        return f"{text} ({f['why']})" if f["why"] else text
+
+
+class CapacityExceeded(Refused):
+    def __init__(self, pool: str, reason: str) -> None:
+        super().__init__(pool=pool, reason=reason)
+
+    def message(self) -> str:
+        return f"pool {self.facts['pool']} refused the reservation: {self.facts['reason']}"
+
+
+class Conflict(Refused):
+    def __init__(self, what: str) -> None:
+        super().__init__(what=what)
+
+    def message(self) -> str:
+        return f"concurrent change kept winning: {self.facts['what']}; try again"
+
+
+class OperationFailed(StorctlError):
+    """The operation ran and failed; the failure is a recorded fact."""
+
+    exit_code = 3
+
+    def __init__(self, job_id: str, details: str) -> None:
+        super().__init__(job_id=job_id, details=details)
+
+    def message(self) -> str:
+        return str(self.facts["details"])
+
+
+class NoSuitablePool(OperationFailed):
+    """CloudStack's "Unable to find suitable primary storage", with the why recorded."""
+
+    def __init__(self, job_id: str, volume_id: str, details: str) -> None:
+        StorctlError.__init__(self, job_id=job_id, volume_id=volume_id, details=details)

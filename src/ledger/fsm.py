@@ -1,0 +1,223 @@
+"""CloudStack's state machines as tables, and the guard every aggregate asks.
+
+The tables are copied verbatim from CloudStack's source (`Volume.State.s_fsm`,
+`SnapshotStateMachineManagerImpl`, `ObjectInDataStoreStateMachine`,
+`VirtualMachineTemplate.State`) as `(from, trigger, to)` rows; a unit test compares
+them with `shared/reference/cloudstack_fsm.json`. Each table builds one model-less
+`transitions.Machine` at import; aggregates never carry a machine (it would break
+aggregate snapshots), they ask `next_state()` in their command methods and record the
+answer in the event, so stored streams load whatever later code says.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from transitions import Machine
+
+from ledger.errors import IllegalTransition
+from ledger.values import ObjectInStoreState, SnapshotState, TemplateState, VolumeState
+
+Table = tuple[tuple[str, str, str], ...]
+
+VOLUME_TABLE: Table = (
+    ("Allocated", "CreateRequested", "Creating"),
+    ("Allocated", "DestroyRequested", "Destroy"),
+    ("Allocated", "OperationFailed", "Allocated"),
+    ("Allocated", "OperationSucceeded", "Allocated"),
+    ("Creating", "OperationRetry", "Creating"),
+    ("Creating", "OperationFailed", "Allocated"),
+    ("Creating", "OperationSucceeded", "Ready"),
+    ("Creating", "DestroyRequested", "Destroy"),
+    ("Creating", "CreateRequested", "Creating"),
+    ("Ready", "CreateRequested", "Creating"),
+    ("Ready", "ResizeRequested", "Resizing"),
+    ("Resizing", "OperationSucceeded", "Ready"),
+    ("Resizing", "OperationFailed", "Ready"),
+    ("Allocated", "UploadRequested", "UploadOp"),
+    ("Uploaded", "CopyRequested", "Copying"),
+    ("Ready", "OperationSucceeded", "Ready"),
+    ("Ready", "OperationFailed", "Ready"),
+    ("Copying", "OperationSucceeded", "Ready"),
+    ("Copying", "OperationFailed", "Uploaded"),
+    ("UploadOp", "DestroyRequested", "Destroy"),
+    ("Ready", "DestroyRequested", "Destroy"),
+    ("Destroy", "ExpungingRequested", "Expunging"),
+    ("Expunging", "ExpungingRequested", "Expunging"),
+    ("Expunging", "OperationSucceeded", "Expunged"),
+    ("Expunging", "OperationFailed", "Destroy"),
+    ("Ready", "SnapshotRequested", "Snapshotting"),
+    ("Snapshotting", "OperationSucceeded", "Ready"),
+    ("Snapshotting", "OperationFailed", "Ready"),
+    ("Ready", "RevertSnapshotRequested", "RevertSnapshotting"),
+    ("RevertSnapshotting", "OperationSucceeded", "Ready"),
+    ("RevertSnapshotting", "OperationFailed", "Ready"),
+    ("Allocated", "MigrationCopyRequested", "Creating"),
+    ("Creating", "MigrationCopyFailed", "Allocated"),
+    ("Creating", "MigrationCopySucceeded", "Ready"),
+    ("Ready", "MigrationRequested", "Migrating"),
+    ("Migrating", "OperationSucceeded", "Ready"),
+    ("Migrating", "OperationFailed", "Ready"),
+    ("Destroy", "OperationSucceeded", "Destroy"),
+    ("Destroy", "OperationFailed", "Destroy"),
+    ("UploadOp", "OperationSucceeded", "Uploaded"),
+    ("UploadOp", "OperationFailed", "Allocated"),
+    ("Uploaded", "DestroyRequested", "Destroy"),
+    ("Expunged", "ExpungingRequested", "Expunged"),
+    ("Expunged", "OperationSucceeded", "Expunged"),
+    ("Expunged", "OperationFailed", "Expunged"),
+    ("NotUploaded", "OperationTimeout", "UploadAbandoned"),
+    ("NotUploaded", "UploadRequested", "UploadInProgress"),
+    ("NotUploaded", "OperationSucceeded", "Uploaded"),
+    ("NotUploaded", "OperationFailed", "UploadError"),
+    ("UploadInProgress", "OperationSucceeded", "Uploaded"),
+    ("UploadInProgress", "OperationFailed", "UploadError"),
+    ("UploadInProgress", "OperationTimeout", "UploadError"),
+    ("UploadError", "DestroyRequested", "Destroy"),
+    ("UploadAbandoned", "DestroyRequested", "Destroy"),
+    ("Ready", "AttachRequested", "Attaching"),
+    ("Attaching", "OperationSucceeded", "Ready"),
+    ("Attaching", "OperationFailed", "Ready"),
+    ("Destroy", "RecoverRequested", "Ready"),
+    ("Ready", "RestoreRequested", "Restoring"),
+    ("Expunged", "RestoreRequested", "Restoring"),
+    ("Destroy", "RestoreRequested", "Restoring"),
+    ("Restoring", "RestoreSucceeded", "Ready"),
+    ("Restoring", "RestoreFailed", "Ready"),
+)
+
+SNAPSHOT_TABLE: Table = (
+    ("Allocated", "CreateRequested", "Creating"),
+    ("Creating", "OperationSucceeded", "CreatedOnPrimary"),
+    ("Creating", "OperationNotPerformed", "BackedUp"),
+    ("Creating", "OperationFailed", "Error"),
+    ("CreatedOnPrimary", "BackupToSecondary", "BackingUp"),
+    ("CreatedOnPrimary", "OperationNotPerformed", "BackedUp"),
+    ("BackingUp", "OperationSucceeded", "BackedUp"),
+    ("BackingUp", "OperationFailed", "Error"),
+    ("BackingUp", "OperationNotPerformed", "BackedUp"),
+    ("BackedUp", "DestroyRequested", "Destroying"),
+    ("BackedUp", "CopyingRequested", "Copying"),
+    ("BackedUp", "BackupToSecondary", "BackingUp"),
+    ("Copying", "OperationSucceeded", "BackedUp"),
+    ("Copying", "OperationFailed", "BackedUp"),
+    ("Destroying", "OperationSucceeded", "Destroyed"),
+    ("Destroying", "OperationFailed", "BackedUp"),
+    ("Destroying", "DestroyRequested", "Destroying"),
+    ("BackingUp", "BackupToSecondary", "BackingUp"),
+)
+
+OBJECTINDATASTORE_TABLE: Table = (
+    ("Allocated", "CreateOnlyRequested", "Creating"),
+    ("Allocated", "DestroyRequested", "Destroying"),
+    ("Allocated", "OperationFailed", "Failed"),
+    ("Allocated", "OperationSuccessed", "Ready"),
+    ("Creating", "OperationFailed", "Allocated"),
+    ("Creating", "OperationSuccessed", "Ready"),
+    ("Ready", "CopyingRequested", "Copying"),
+    ("Copying", "OperationSuccessed", "Ready"),
+    ("Copying", "OperationFailed", "Ready"),
+    ("Ready", "DestroyRequested", "Destroying"),
+    ("Destroying", "DestroyRequested", "Destroying"),
+    ("Destroying", "OperationSuccessed", "Destroyed"),
+    ("Destroying", "OperationFailed", "Destroying"),
+    ("Failed", "DestroyRequested", "Destroying"),
+    ("Ready", "OperationSuccessed", "Ready"),
+    ("Ready", "MigrateDataRequested", "Migrating"),
+    ("Ready", "CopyRequested", "Copying"),
+    ("Allocated", "MigrateDataRequested", "Migrating"),
+    ("Migrating", "MigrationFailed", "Failed"),
+    ("Migrating", "MigrationSucceeded", "Destroyed"),
+    ("Migrating", "OperationSuccessed", "Ready"),
+    ("Migrating", "OperationFailed", "Ready"),
+    ("Hidden", "DestroyRequested", "Destroying"),
+)
+
+TEMPLATE_TABLE: Table = (
+    ("NotUploaded", "OperationTimeout", "UploadAbandoned"),
+    ("NotUploaded", "UploadRequested", "UploadInProgress"),
+    ("NotUploaded", "OperationSucceeded", "Active"),
+    ("NotUploaded", "OperationFailed", "UploadError"),
+    ("UploadInProgress", "OperationSucceeded", "Active"),
+    ("UploadInProgress", "OperationFailed", "UploadError"),
+    ("UploadInProgress", "OperationTimeout", "UploadError"),
+)
+
+@dataclass(frozen=True)
+class Spec:
+    """One kind's machine: the table, its `transitions.Machine`, and a lookup."""
+
+    kind: str
+    states: type[Enum]
+    table: Table
+    transitional: frozenset[str]
+    machine: Any = field(repr=False, compare=False)
+    lookup: dict[tuple[str, str], str] = field(repr=False, compare=False)
+
+    def next_state(self, obj_id: object, state: Enum, trigger: str) -> Any:
+        """The state `trigger` leads to from `state`, or `IllegalTransition`."""
+        dest = self.lookup.get((state.name, trigger))
+        if dest is None:
+            raise IllegalTransition(self.kind, str(obj_id), state.name, trigger)
+        return self.states[dest]
+
+    def allows(self, state: Enum, trigger: str) -> bool:
+        return (state.name, trigger) in self.lookup
+
+    def triggers_from(self, state: Enum) -> list[str]:
+        return sorted(t for (s, t) in self.lookup if s == state.name)
+
+    def is_transitional(self, state: Enum) -> bool:
+        return state.name in self.transitional
+
+
+def build(kind: str, states: type[Enum], table: Table, transitional: set[str]) -> Spec:
+    machine = Machine(
+        model=None,
+        states=[s.name for s in states],
+        transitions=[{"trigger": e, "source": f, "dest": t} for f, e, t in table],
+        initial=None,
+        auto_transitions=False,
+        name=kind,
+    )
+    # The lookup is read off the machine, not the table, so the guard is exactly what
+    # `transitions` would do (first matching transition wins; CloudStack keys are unique).
+    lookup: dict[tuple[str, str], str] = {}
+    for trigger, event in machine.events.items():
+        for source, transitions_ in event.transitions.items():
+            lookup.setdefault((source, trigger), transitions_[0].dest)
+    return Spec(kind, states, table, frozenset(transitional), machine, lookup)
+
+
+VOLUME = build(
+    "Volume",
+    VolumeState,
+    VOLUME_TABLE,
+    {
+        "Creating", "Migrating", "Snapshotting", "RevertSnapshotting", "Resizing",
+        "Expunging", "UploadOp", "Copying", "NotUploaded", "UploadInProgress",
+        "Attaching", "Restoring",
+    },
+)
+SNAPSHOT = build(
+    "Snapshot",
+    SnapshotState,
+    SNAPSHOT_TABLE,
+    {"Creating", "BackingUp", "Copying", "Destroying"},
+)
+OBJECT_IN_STORE = build(
+    "ObjectInDataStore",
+    ObjectInStoreState,
+    OBJECTINDATASTORE_TABLE,
+    {"Creating", "Creating2", "Copying", "Migrating", "Destroying"},
+)
+TEMPLATE = build("Template", TemplateState, TEMPLATE_TABLE, {"UploadInProgress"})
+
+SPECS: dict[str, Spec] = {
+    "volume": VOLUME,
+    "snapshot": SNAPSHOT,
+    "objectinstore": OBJECT_IN_STORE,
+    "template": TEMPLATE,
+}

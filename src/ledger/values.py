@@ -1,0 +1,240 @@
+"""Value types of the storage domain: CloudStack's enums, sizes and derived ids.
+
+States are plain `Enum`s (never `str, Enum`, which the JSON transcoder hands back as
+`str`), each with a `Transcoding` so events can carry them. Names are CloudStack's
+(`Volume.State`, `StoragePoolStatus`, `DataObjectInStore.State`, ...).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from enum import Enum
+from typing import Any
+
+from eventsourcing.persistence import Transcoding
+
+from ledger.errors import InvalidInput
+
+GiB = 1 << 30
+MiB = 1 << 20
+
+#: Namespace for ids derived from other ids (uuid5), so "the copy of template T on
+#: pool P" has one id whoever asks first, and concurrent requests collide in the store.
+STORCTL_NS = uuid.UUID("6f1d3a52-3b0e-4c8e-9d8e-5b1b2c3d4e5f")
+
+
+def derived_id(*parts: object) -> uuid.UUID:
+    return uuid.uuid5(STORCTL_NS, "/".join(str(p) for p in parts))
+
+
+class VolumeState(Enum):
+    Allocated = "Allocated"
+    Creating = "Creating"
+    Ready = "Ready"
+    Migrating = "Migrating"
+    Snapshotting = "Snapshotting"
+    RevertSnapshotting = "RevertSnapshotting"
+    Resizing = "Resizing"
+    Expunging = "Expunging"
+    Expunged = "Expunged"
+    Destroy = "Destroy"
+    Destroying = "Destroying"
+    UploadOp = "UploadOp"
+    Copying = "Copying"
+    Uploaded = "Uploaded"
+    NotUploaded = "NotUploaded"
+    UploadInProgress = "UploadInProgress"
+    UploadError = "UploadError"
+    UploadAbandoned = "UploadAbandoned"
+    Attaching = "Attaching"
+    Restoring = "Restoring"
+
+
+class SnapshotState(Enum):
+    Allocated = "Allocated"
+    Creating = "Creating"
+    CreatedOnPrimary = "CreatedOnPrimary"
+    BackingUp = "BackingUp"
+    BackedUp = "BackedUp"
+    Copying = "Copying"
+    Destroying = "Destroying"
+    Destroyed = "Destroyed"
+    Hidden = "Hidden"
+    Error = "Error"
+
+
+class ObjectInStoreState(Enum):
+    """CloudStack's `ObjectInDataStoreStateMachine.State`: one copy in one store."""
+
+    Allocated = "Allocated"
+    Creating2 = "Creating2"
+    Creating = "Creating"
+    Created = "Created"
+    Ready = "Ready"
+    Copying = "Copying"
+    Migrating = "Migrating"
+    Migrated = "Migrated"
+    Destroying = "Destroying"
+    Destroyed = "Destroyed"
+    Failed = "Failed"
+    Hidden = "Hidden"
+
+
+class TemplateState(Enum):
+    Active = "Active"
+    Inactive = "Inactive"
+    NotUploaded = "NotUploaded"
+    UploadInProgress = "UploadInProgress"
+    UploadError = "UploadError"
+    UploadAbandoned = "UploadAbandoned"
+
+
+class PoolStatus(Enum):
+    """CloudStack's `StoragePoolStatus`; only `Up` pools take new volumes."""
+
+    Initial = "Initial"
+    Initialized = "Initialized"
+    Creating = "Creating"
+    Attaching = "Attaching"
+    Up = "Up"
+    PrepareForMaintenance = "PrepareForMaintenance"
+    ErrorInMaintenance = "ErrorInMaintenance"
+    CancelMaintenance = "CancelMaintenance"
+    Maintenance = "Maintenance"
+    Disabled = "Disabled"
+    Removed = "Removed"
+
+
+class HostState(Enum):
+    Up = "Up"
+    Disabled = "Disabled"
+    Down = "Down"
+
+
+class VmState(Enum):
+    Stopped = "Stopped"
+    Running = "Running"
+    Destroyed = "Destroyed"
+    Expunging = "Expunging"
+
+
+class Scope(Enum):
+    ZONE = "ZONE"
+    CLUSTER = "CLUSTER"
+    HOST = "HOST"
+
+
+class PoolType(Enum):
+    Filesystem = "Filesystem"
+    SharedMountPoint = "SharedMountPoint"
+    NetworkFilesystem = "NetworkFilesystem"
+    Simulator = "Simulator"
+
+
+class Hypervisor(Enum):
+    KVM = "KVM"
+    Simulator = "Simulator"
+
+
+class VolumeType(Enum):
+    ROOT = "ROOT"
+    DATADISK = "DATADISK"
+
+
+class ImageFormat(Enum):
+    QCOW2 = "QCOW2"
+    RAW = "RAW"
+
+
+class DataObjectType(Enum):
+    TEMPLATE = "TEMPLATE"
+    SNAPSHOT = "SNAPSHOT"
+    VOLUME = "VOLUME"
+
+
+class StoreRole(Enum):
+    Primary = "Primary"
+    Image = "Image"
+
+
+class JobStatus(Enum):
+    pending = "pending"
+    succeeded = "succeeded"
+    failed = "failed"
+
+
+ALL_ENUMS: tuple[type[Enum], ...] = (
+    VolumeState,
+    SnapshotState,
+    ObjectInStoreState,
+    TemplateState,
+    PoolStatus,
+    HostState,
+    VmState,
+    Scope,
+    PoolType,
+    Hypervisor,
+    VolumeType,
+    ImageFormat,
+    DataObjectType,
+    StoreRole,
+    JobStatus,
+)
+
+
+class EnumAsValue(Transcoding):
+    """Stores a member as its value under a name that says which enum it is."""
+
+    def __init__(self, enum_type: type[Enum]) -> None:
+        self.type = enum_type
+        self.name = f"storctl.{enum_type.__name__}"
+
+    def encode(self, obj: Any) -> str:
+        return str(obj.value)
+
+    def decode(self, data: Any) -> Enum:
+        return self.type(data)
+
+
+def transcodings() -> list[Transcoding]:
+    return [EnumAsValue(e) for e in ALL_ENUMS]
+
+
+def parse_enum(enum_type: type[Enum], text: str, what: str) -> Any:
+    """Case-insensitive lookup by name or value, refusing with the choices named."""
+    for member in enum_type:
+        if text.lower() in (member.name.lower(), str(member.value).lower()):
+            return member
+    choices = ", ".join(m.name for m in enum_type)
+    raise InvalidInput(what, text, f"expected one of {choices}")
+
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(i?B?)?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "K": 1 << 10, "M": MiB, "G": GiB, "T": 1 << 40}
+
+
+def parse_size(text: str | int, minimum: int = MiB, what: str = "size") -> int:
+    """Sizes as operators type them: `10G`, `512M`, `10GiB` or bytes; G == GiB."""
+    if isinstance(text, int):
+        value = text
+    else:
+        m = _SIZE.match(text)
+        if not m:
+            raise InvalidInput(what, str(text), "expected bytes or a size like 10G, 512M")
+        number, unit = m.group(1), m.group(2).upper()
+        bytes_ = float(number) * _UNITS[unit]
+        if bytes_ != int(bytes_):
+            raise InvalidInput(what, str(text), "not a whole number of bytes")
+        value = int(bytes_)
+    if value < minimum:
+        raise InvalidInput(what, str(text), f"must be at least {format_size(minimum)}")
+    return value
+
+
+def format_size(n: int) -> str:
+    for unit, factor in (("TiB", 1 << 40), ("GiB", GiB), ("MiB", MiB), ("KiB", 1024)):
+        if abs(n) >= factor:
+            value = n / factor
+            return f"{value:.0f} {unit}" if value == int(value) else f"{value:.2f} {unit}"
+    return f"{n} B"
