@@ -79,7 +79,9 @@ class Duplicate(Refused):
 class IllegalTransition(Refused):
     """The state machine of `kind` has no `trigger` from `state`."""
 
-    def __init__(self, kind: str, id: str, state: str, trigger: str, why: str = "") -> None:
+    def __init__(
+        self, kind: str, id: str, state: str, trigger: str, why: str = ""
+    ) -> None:
         super().__init__(kind=kind, id=id, state=state, trigger=trigger, why=why)
 
     def message(self) -> str:
@@ -93,7 +95,9 @@ class CapacityExceeded(Refused):
         super().__init__(pool=pool, reason=reason)
 
     def message(self) -> str:
-        return f"pool {self.facts['pool']} refused the reservation: {self.facts['reason']}"
+        return (
+            f"pool {self.facts['pool']} refused the reservation: {self.facts['reason']}"
+        )
 
 
 class Conflict(Refused):

@@ -145,6 +145,7 @@ TEMPLATE_TABLE: Table = (
     ("UploadInProgress", "OperationTimeout", "UploadError"),
 )
 
+
 @dataclass(frozen=True)
 class Spec:
     """One kind's machine: the table, its `transitions.Machine`, and a lookup."""
@@ -183,7 +184,7 @@ def build(kind: str, states: type[Enum], table: Table, transitional: set[str]) -
         name=kind,
     )
     # The lookup is read off the machine, not the table, so the guard is exactly what
-    # `transitions` would do (first matching transition wins; CloudStack keys are unique).
+    # `transitions` would do (first match wins; CloudStack keys are unique).
     lookup: dict[tuple[str, str], str] = {}
     for trigger, event in machine.events.items():
         for source, transitions_ in event.transitions.items():
@@ -196,9 +197,18 @@ VOLUME = build(
     VolumeState,
     VOLUME_TABLE,
     {
-        "Creating", "Migrating", "Snapshotting", "RevertSnapshotting", "Resizing",
-        "Expunging", "UploadOp", "Copying", "NotUploaded", "UploadInProgress",
-        "Attaching", "Restoring",
+        "Creating",
+        "Migrating",
+        "Snapshotting",
+        "RevertSnapshotting",
+        "Resizing",
+        "Expunging",
+        "UploadOp",
+        "Copying",
+        "NotUploaded",
+        "UploadInProgress",
+        "Attaching",
+        "Restoring",
     },
 )
 SNAPSHOT = build(

@@ -221,7 +221,9 @@ def parse_size(text: str | int, minimum: int = MiB, what: str = "size") -> int:
     else:
         m = _SIZE.match(text)
         if not m:
-            raise InvalidInput(what, str(text), "expected bytes or a size like 10G, 512M")
+            raise InvalidInput(
+                what, str(text), "expected bytes or a size like 10G, 512M"
+            )
         number, unit = m.group(1), m.group(2).upper()
         bytes_ = float(number) * _UNITS[unit]
         if bytes_ != int(bytes_):
@@ -236,5 +238,7 @@ def format_size(n: int) -> str:
     for unit, factor in (("TiB", 1 << 40), ("GiB", GiB), ("MiB", MiB), ("KiB", 1024)):
         if abs(n) >= factor:
             value = n / factor
-            return f"{value:.0f} {unit}" if value == int(value) else f"{value:.2f} {unit}"
+            return (
+                f"{value:.0f} {unit}" if value == int(value) else f"{value:.2f} {unit}"
+            )
     return f"{n} B"

@@ -1,0 +1,125 @@
+"""The Snapshot aggregate (`snapshots`): a point-in-time copy of a volume.
+
+CloudStack's Snapshot machine: `Allocated → Creating → CreatedOnPrimary → BackingUp →
+BackedUp → Destroying → Destroyed`, `Error` on failure. The chain lives in
+`prev_snapshot_id` here and in the parent link of each store copy (`copies.py`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from ledger.base import Answered, Commandable, Ctx, Requested, StorctlAggregate
+from ledger.fsm import SNAPSHOT
+from ledger.values import SnapshotState
+
+
+class Snapshot(Commandable):
+    TOPIC = "storctl.Snapshot"
+    SPEC = SNAPSHOT
+    KIND = "Snapshot"
+
+    class Event(StorctlAggregate.Event):
+        TOPIC = "storctl.Snapshot.Event"
+
+    class Allocated(StorctlAggregate.Created, Event):
+        TOPIC = "storctl.Snapshot.Allocated"
+        name: str
+        volume_id: UUID
+        prev_snapshot_id: UUID | None
+        size: int
+
+    class CreateRequested(Requested, Event):
+        TOPIC = "storctl.Snapshot.CreateRequested"
+
+    class BackupRequested(Requested, Event):
+        TOPIC = "storctl.Snapshot.BackupRequested"
+
+    class DestroyRequested(Requested, Event):
+        TOPIC = "storctl.Snapshot.DestroyRequested"
+
+    class CreateAnswered(Answered, Event):
+        TOPIC = "storctl.Snapshot.CreateAnswered"
+        path: str | None
+        physical_size: int | None
+
+        def apply(self, aggregate: Any) -> None:
+            super().apply(aggregate)
+            if self.path is not None:
+                aggregate.path = self.path
+            if self.physical_size is not None:
+                aggregate.physical_size = self.physical_size
+
+    class BackupAnswered(CreateAnswered):
+        TOPIC = "storctl.Snapshot.BackupAnswered"
+
+    class DestroyAnswered(Answered, Event):
+        TOPIC = "storctl.Snapshot.DestroyAnswered"
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        volume_id: UUID,
+        prev_snapshot_id: UUID | None,
+        size: int,
+        actor: str,
+        job_id: str,
+        causation_id: str,
+    ) -> None:
+        self.name = name
+        self.volume_id = volume_id
+        self.prev_snapshot_id = prev_snapshot_id
+        self.size = size
+        self.state = SnapshotState.Allocated
+        self.pending: dict[str, Any] | None = None
+        self.last_answer: dict[str, Any] | None = None
+        self.path: str | None = None
+        self.physical_size = 0
+
+    @classmethod
+    def allocate(
+        cls,
+        ctx: Ctx,
+        name: str,
+        volume_id: UUID,
+        prev_snapshot_id: UUID | None,
+        size: int,
+    ) -> Snapshot:
+        return cls.create(
+            cls.Allocated,
+            ctx,
+            name=name,
+            volume_id=volume_id,
+            prev_snapshot_id=prev_snapshot_id,
+            size=size,
+        )
+
+    def request_create(self, ctx: Ctx, command: Any) -> None:
+        self.request(self.CreateRequested, ctx, "CreateRequested", command)
+
+    def request_backup(self, ctx: Ctx, command: Any) -> None:
+        self.request(self.BackupRequested, ctx, "BackupToSecondary", command)
+
+    def request_destroy(self, ctx: Ctx, command: Any | None) -> None:
+        self.request(self.DestroyRequested, ctx, "DestroyRequested", command)
+
+    def answer_step(self, ctx: Ctx, answer: Any) -> None:
+        data = (
+            (getattr(answer, "data", None) or getattr(answer, "newData", None))
+            if (answer.result)
+            else None
+        )
+        kind = self.pending["type"] if self.pending else ""
+        if kind == "DeleteCommand":
+            self.answer(self.DestroyAnswered, ctx, answer)
+            return
+        event = self.BackupAnswered if kind == "CopyCommand" else self.CreateAnswered
+        self.answer(
+            event,
+            ctx,
+            answer,
+            path=data.path if data else None,
+            physical_size=getattr(data, "physicalSize", None) if data else None,
+        )

@@ -1,0 +1,86 @@
+"""The VirtualMachine aggregate (`vm_instance`): only what storage needs of a VM.
+
+CloudStack's deployVirtualMachine is where a root volume comes from; storctl keeps the
+VM's name, zone, host and power state so that attach, detach and revert can ask
+whether it is running, as CloudStack does on KVM.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from ledger.base import Ctx, StorctlAggregate
+from ledger.errors import IllegalTransition
+from ledger.values import VmState
+
+_MOVES: dict[str, tuple[frozenset[VmState], VmState]] = {
+    "StartRequested": (frozenset({VmState.Stopped}), VmState.Running),
+    "StopRequested": (frozenset({VmState.Running}), VmState.Stopped),
+    "DestroyRequested": (
+        frozenset({VmState.Stopped, VmState.Running}),
+        VmState.Destroyed,
+    ),
+    "ExpungeRequested": (frozenset({VmState.Destroyed}), VmState.Expunging),
+}
+
+
+class VirtualMachine(StorctlAggregate):
+    TOPIC = "storctl.VirtualMachine"
+
+    class Event(StorctlAggregate.Event):
+        TOPIC = "storctl.VirtualMachine.Event"
+
+    class Deployed(StorctlAggregate.Created, Event):
+        TOPIC = "storctl.VirtualMachine.Deployed"
+        name: str
+        zone_id: str
+        host_id: UUID
+        template_id: UUID
+        root_volume_id: UUID
+
+    class StateChanged(Event):
+        TOPIC = "storctl.VirtualMachine.StateChanged"
+        trigger: str
+        from_state: VmState
+        to_state: VmState
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.state = self.to_state
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        zone_id: str,
+        host_id: UUID,
+        template_id: UUID,
+        root_volume_id: UUID,
+        actor: str,
+        job_id: str,
+        causation_id: str,
+    ) -> None:
+        self.name = name
+        self.zone_id = zone_id
+        self.host_id = host_id
+        self.template_id = template_id
+        self.root_volume_id = root_volume_id
+        self.state = VmState.Stopped
+
+    @classmethod
+    def deploy(cls, ctx: Ctx, id: UUID, **fields: Any) -> VirtualMachine:
+        return cls.create(cls.Deployed, ctx, id=id, **fields)
+
+    def change_state(self, ctx: Ctx, trigger: str) -> None:
+        sources, dest = _MOVES[trigger]
+        if self.state not in sources:
+            raise IllegalTransition(
+                "VirtualMachine", str(self.id), self.state.name, trigger
+            )
+        self.emit(
+            self.StateChanged,
+            ctx,
+            trigger=trigger,
+            from_state=self.state,
+            to_state=dest,
+        )

@@ -1,0 +1,321 @@
+"""The Volume aggregate (`volumes`): a disk, its pool, its file, and its state.
+
+States and triggers are CloudStack's `Volume.State` machine; every `...Requested`
+event carries the agent command it asks for, every `...Answered` event the answer,
+folded as `OperationSucceeded` / `OperationFailed`. CloudStack models a migration as a
+new row that takes the old uuid; here the one Volume records `PoolChanged`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from ledger.base import Answered, Commandable, Ctx, Requested, StorctlAggregate
+from ledger.commands import (
+    AttachCommand,
+    CopyCommand,
+    CreateObjectCommand,
+    DeleteCommand,
+    DettachCommand,
+)
+from ledger.errors import IllegalTransition
+from ledger.fsm import VOLUME
+from ledger.values import VolumeState, VolumeType
+
+
+class Volume(Commandable):
+    TOPIC = "storctl.Volume"
+    SPEC = VOLUME
+    KIND = "Volume"
+
+    class Event(StorctlAggregate.Event):
+        TOPIC = "storctl.Volume.Event"
+
+    class Allocated(StorctlAggregate.Created, Event):
+        TOPIC = "storctl.Volume.Allocated"
+        name: str
+        volume_type: VolumeType
+        size: int
+        zone_id: str
+        template_id: UUID | None
+        snapshot_id: UUID | None
+        vm_id: UUID | None
+        device_id: int | None
+        tags: list[str]
+
+    class AllocationDecided(Event):
+        """The allocator's decision: the request, every candidate and its verdict."""
+
+        TOPIC = "storctl.Volume.AllocationDecided"
+        request: dict[str, Any]
+        verdicts: list[dict[str, Any]]
+        chosen: UUID | None
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.decisions += 1
+
+    class PoolChanged(Event):
+        TOPIC = "storctl.Volume.PoolChanged"
+        from_pool_id: UUID | None
+        pool_id: UUID | None
+
+        def apply(self, aggregate: Any) -> None:
+            if self.from_pool_id is not None:
+                aggregate.last_pool_id = self.from_pool_id
+            aggregate.pool_id = self.pool_id
+
+    class CreateRequested(Requested, Event):
+        TOPIC = "storctl.Volume.CreateRequested"
+
+    class CopyRequested(Requested, Event):
+        TOPIC = "storctl.Volume.CopyRequested"
+
+    class AttachRequested(Requested, Event):
+        TOPIC = "storctl.Volume.AttachRequested"
+
+    class DetachRequested(Requested, Event):
+        TOPIC = "storctl.Volume.DetachRequested"
+
+    class DestroyRequested(Requested, Event):
+        TOPIC = "storctl.Volume.DestroyRequested"
+
+    class RecoverRequested(Requested, Event):
+        TOPIC = "storctl.Volume.RecoverRequested"
+
+    class ExpungeRequested(Requested, Event):
+        TOPIC = "storctl.Volume.ExpungeRequested"
+
+    class CreateAnswered(Answered, Event):
+        TOPIC = "storctl.Volume.CreateAnswered"
+        path: str | None
+        size: int | None
+
+        def apply(self, aggregate: Any) -> None:
+            super().apply(aggregate)
+            if self.path is not None:
+                aggregate.path = self.path
+            if self.size is not None:
+                aggregate.size = self.size
+
+    class CopyAnswered(CreateAnswered):
+        TOPIC = "storctl.Volume.CopyAnswered"
+
+    class AttachAnswered(Answered, Event):
+        TOPIC = "storctl.Volume.AttachAnswered"
+        vm_id: UUID | None
+        device_id: int | None
+
+        def apply(self, aggregate: Any) -> None:
+            super().apply(aggregate)
+            if self.answer["result"]:
+                aggregate.vm_id = self.vm_id
+                aggregate.device_id = self.device_id
+
+    class DetachAnswered(Answered, Event):
+        TOPIC = "storctl.Volume.DetachAnswered"
+
+        def apply(self, aggregate: Any) -> None:
+            super().apply(aggregate)
+            if self.answer["result"]:
+                aggregate.vm_id = None
+                aggregate.device_id = None
+
+    class ExpungeAnswered(Answered, Event):
+        TOPIC = "storctl.Volume.ExpungeAnswered"
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        volume_type: VolumeType,
+        size: int,
+        zone_id: str,
+        template_id: UUID | None,
+        snapshot_id: UUID | None,
+        vm_id: UUID | None,
+        device_id: int | None,
+        tags: list[str],
+        actor: str,
+        job_id: str,
+        causation_id: str,
+    ) -> None:
+        self.name = name
+        self.volume_type = volume_type
+        self.size = size
+        self.zone_id = zone_id
+        self.template_id = template_id
+        self.snapshot_id = snapshot_id
+        self.vm_id = vm_id
+        self.device_id = device_id
+        self.tags = list(tags)
+        self.state = VolumeState.Allocated
+        self.pending: dict[str, Any] | None = None
+        self.last_answer: dict[str, Any] | None = None
+        self.pool_id: UUID | None = None
+        self.last_pool_id: UUID | None = None
+        self.path: str | None = None
+        self.decisions = 0
+
+    @classmethod
+    def allocate(cls, ctx: Ctx, **fields: Any) -> Volume:
+        for key in ("template_id", "snapshot_id", "vm_id", "device_id"):
+            fields.setdefault(key, None)
+        fields.setdefault("tags", [])
+        return cls.create(cls.Allocated, ctx, **fields)
+
+    # ------------------------------------------------------------ placement
+
+    def record_decision(
+        self,
+        ctx: Ctx,
+        request: dict[str, Any],
+        verdicts: list[dict[str, Any]],
+        chosen: UUID | None,
+    ) -> None:
+        self.emit(
+            self.AllocationDecided,
+            ctx,
+            request=request,
+            verdicts=verdicts,
+            chosen=chosen,
+        )
+
+    def change_pool(self, ctx: Ctx, pool_id: UUID | None) -> None:
+        """Place the volume (or move it after a migration); capacity is the caller's."""
+        if self.state not in (VolumeState.Allocated, VolumeState.Migrating):
+            raise IllegalTransition(
+                self.KIND,
+                str(self.id),
+                self.state.name,
+                "PoolChanged",
+                why="only an Allocated or Migrating volume changes pool",
+            )
+        self.emit(self.PoolChanged, ctx, from_pool_id=self.pool_id, pool_id=pool_id)
+
+    # ------------------------------------------------------------ create
+
+    def request_create(self, ctx: Ctx, command: CreateObjectCommand) -> None:
+        self._require_pool("CreateRequested")
+        self.request(self.CreateRequested, ctx, "CreateRequested", command)
+
+    def request_copy(self, ctx: Ctx, command: CopyCommand, trigger: str) -> None:
+        """A CopyCommand to this volume: from a template (CreateRequested) or a
+        migration (MigrationRequested)."""
+        self._require_pool(trigger)
+        self.request(self.CopyRequested, ctx, trigger, command)
+
+    def answer_create(self, ctx: Ctx, answer: Any) -> None:
+        data = getattr(answer, "data", None) or getattr(answer, "newData", None)
+        event = (
+            self.CreateAnswered
+            if self.pending and self.pending["type"] == "CreateObjectCommand"
+            else self.CopyAnswered
+        )
+        self.answer(
+            event,
+            ctx,
+            answer,
+            path=data.path if answer.result and data else None,
+            size=data.size if answer.result and data and data.size else None,
+        )
+
+    # ------------------------------------------------------------ attach
+
+    def request_attach(self, ctx: Ctx, command: AttachCommand) -> None:
+        if self.vm_id is not None and self.volume_type is VolumeType.DATADISK:
+            raise IllegalTransition(
+                self.KIND,
+                str(self.id),
+                self.state.name,
+                "AttachRequested",
+                why=f"already attached to {self.vm_id}",
+            )
+        self.request(self.AttachRequested, ctx, "AttachRequested", command)
+
+    def answer_attach(
+        self, ctx: Ctx, answer: Any, vm_id: UUID, device_id: int | None
+    ) -> None:
+        self.answer(self.AttachAnswered, ctx, answer, vm_id=vm_id, device_id=device_id)
+
+    def request_detach(self, ctx: Ctx, command: DettachCommand) -> None:
+        """CloudStack's detach moves no state: the guard is Ready and attached."""
+        if self.state is not VolumeState.Ready or self.vm_id is None:
+            raise IllegalTransition(
+                self.KIND,
+                str(self.id),
+                self.state.name,
+                "DetachRequested",
+                why="only a Ready volume attached to a VM can be detached",
+            )
+        if self.volume_type is VolumeType.ROOT:
+            raise IllegalTransition(
+                self.KIND,
+                str(self.id),
+                self.state.name,
+                "DetachRequested",
+                why="a ROOT volume stays with its VM",
+            )
+        self.request(self.DetachRequested, ctx, "DetachRequested", command, self.state)
+
+    def answer_detach(self, ctx: Ctx, answer: Any) -> None:
+        self.answer(self.DetachAnswered, ctx, answer)
+
+    def answer_state(self, trigger: str) -> Any:
+        if self.pending and self.pending["type"] == "DettachCommand":
+            return self.state  # detach moves no state, success or not
+        return super().answer_state(trigger)
+
+    # ------------------------------------------------------------ destroy
+
+    def destroy(self, ctx: Ctx) -> None:
+        if self.vm_id is not None and self.volume_type is VolumeType.DATADISK:
+            raise IllegalTransition(
+                self.KIND,
+                str(self.id),
+                self.state.name,
+                "DestroyRequested",
+                why="attached to a VM: detach it first",
+            )
+        self.request(self.DestroyRequested, ctx, "DestroyRequested", None)
+
+    def recover(self, ctx: Ctx) -> None:
+        self.request(self.RecoverRequested, ctx, "RecoverRequested", None)
+
+    def request_expunge(self, ctx: Ctx, command: DeleteCommand | None) -> None:
+        """Expunge; with no file on primary (never created) there is no host work."""
+        self.request(self.ExpungeRequested, ctx, "ExpungingRequested", command)
+        if command is None:
+            self.emit(
+                self.ExpungeAnswered,
+                ctx,
+                answer={
+                    "type": "Answer",
+                    "commandId": None,
+                    "result": True,
+                    "details": "no file on primary storage",
+                },
+                trigger="OperationSucceeded",
+                from_state=self.state,
+                to_state=self.next("OperationSucceeded"),
+            )
+
+    def answer_expunge(self, ctx: Ctx, answer: Any) -> None:
+        self.answer(self.ExpungeAnswered, ctx, answer)
+
+    # ------------------------------------------------------------ helpers
+
+    def _require_pool(self, trigger: str) -> None:
+        if self.pool_id is None:
+            raise IllegalTransition(
+                self.KIND, str(self.id), self.state.name, trigger, why="no pool chosen"
+            )
+
+    @property
+    def counts_against_pool(self) -> bool:
+        """CloudStack counts a volume on its pool unless it is Destroy or gone."""
+        return self.state not in (
+            VolumeState.Destroy,
+            VolumeState.Expunging,
+            VolumeState.Expunged,
+        )
