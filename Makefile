@@ -1,0 +1,59 @@
+# storctl: the two commands that do everything on a fresh machine.
+#   make quickstart   set up, then run a real session on the embedded default
+#   make test         set up, then lint, type-check and run every test
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: quickstart test lint typecheck pytest bench setup qemu postgres clean
+
+setup: $(STAMP) qemu
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	@$(PY) -m pip install -q --upgrade pip >/dev/null
+	@$(PY) -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+qemu:
+	@if ! command -v qemu-img >/dev/null || ! command -v qemu-io >/dev/null; then \
+	  echo "qemu-img/qemu-io missing: installing qemu-utils with apt"; \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-utils >/dev/null) \
+	      || { echo "error: could not install qemu-utils; install it (apt-get install qemu-utils) and retry" >&2; exit 1; }; \
+	  elif command -v sudo >/dev/null; then \
+	    (sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-utils >/dev/null) \
+	      || { echo "error: could not install qemu-utils; install it and retry" >&2; exit 1; }; \
+	  else echo "error: qemu-img is missing and this user cannot run apt-get; install qemu-utils" >&2; exit 1; fi; \
+	fi
+
+postgres:
+	@if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then \
+	  echo "PostgreSQL is down: starting it"; \
+	  pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start \
+	    || { echo "error: could not start PostgreSQL on 127.0.0.1:5432" >&2; exit 1; }; \
+	  for i in $$(seq 1 30); do pg_isready -h 127.0.0.1 -p 5432 -q && break; sleep 1; done; \
+	fi
+
+quickstart: setup
+	@$(PY) examples/quickstart.py
+
+lint: setup
+	@$(VENV)/bin/ruff check src cli tests bench examples
+	@$(VENV)/bin/ruff format --check src cli tests bench examples
+
+typecheck: setup
+	@$(VENV)/bin/mypy
+
+pytest: setup postgres
+	@$(VENV)/bin/pytest -q
+
+test: lint typecheck pytest
+
+bench: setup postgres
+	@$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

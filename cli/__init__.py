@@ -1,0 +1,1 @@
+"""storctl's command line: click commands, one module per noun."""

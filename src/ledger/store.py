@@ -1,0 +1,106 @@
+"""Where the ledger lives: a database URL turned into eventsourcing's environment.
+
+`sqlite:///path/file.db`, a plain file path, or `postgresql://user@host:port/db`
+(`?schema=name` picks a schema, created when missing). The password never leaves this
+module: it goes to the driver, not into an event, a log line or an error message.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlparse
+
+from ledger.errors import InvalidInput
+
+
+@dataclass(frozen=True)
+class Database:
+    url: str
+    kind: str  # "sqlite" or "postgres"
+    env: dict[str, str]
+    path: Path | None = None
+    schema: str | None = None
+
+    @property
+    def display(self) -> str:
+        """The URL with any password masked, for messages."""
+        parsed = urlparse(self.url)
+        if parsed.password:
+            return self.url.replace(f":{parsed.password}@", ":***@")
+        return self.url
+
+
+def default_url() -> str:
+    if os.environ.get("STORCTL_DB"):
+        return os.environ["STORCTL_DB"]
+    data = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return str(Path(data) / "storctl" / "ledger.db")
+
+
+def parse_db(url: str | None) -> Database:
+    url = url or default_url()
+    if url.startswith(("postgresql://", "postgres://")):
+        return _postgres(url)
+    path_text = url[len("sqlite:///") - 1 :] if url.startswith("sqlite:///") else url
+    if url.startswith("sqlite://") and not url.startswith("sqlite:///"):
+        raise InvalidInput("--db", url, "expected sqlite:///path/file.db")
+    if "\0" in path_text or not path_text.strip():
+        raise InvalidInput("--db", url, "not a usable file path")
+    path = Path(path_text).expanduser()
+    env = {
+        "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+        "SQLITE_DBNAME": str(path),
+        "SQLITE_LOCK_TIMEOUT": "30",
+    }
+    return Database(url=url, kind="sqlite", env=env, path=path)
+
+
+def _postgres(url: str) -> Database:
+    parsed = urlparse(url)
+    dbname = parsed.path.lstrip("/") or "postgres"
+    query = parse_qs(parsed.query)
+    schema = query.get("schema", [None])[0]
+    env = {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "POSTGRES_DBNAME": dbname,
+        "POSTGRES_HOST": parsed.hostname or "127.0.0.1",
+        "POSTGRES_PORT": str(parsed.port or 5432),
+        "POSTGRES_USER": unquote(parsed.username or "postgres"),
+        "POSTGRES_PASSWORD": unquote(parsed.password or ""),
+        "POSTGRES_LOCK_TIMEOUT": "10",
+        "POSTGRES_POOL_SIZE": "4",
+        "POSTGRES_MAX_OVERFLOW": "4",
+    }
+    if schema:
+        if not schema.replace("_", "").isalnum():
+            raise InvalidInput("--db schema", schema, "letters, digits and _ only")
+        env["POSTGRES_SCHEMA"] = schema
+    return Database(url=url, kind="postgres", env=env, schema=schema)
+
+
+def prepare(db: Database) -> None:
+    """Make the place the store needs: the SQLite file's folder, the PG schema."""
+    if db.kind == "sqlite":
+        assert db.path is not None
+        db.path.parent.mkdir(parents=True, exist_ok=True)
+        return
+    if db.schema:
+        import psycopg  # noqa: PLC0415 - only PostgreSQL users pay for the import
+
+        with psycopg.connect(**pg_connect_args(db), autocommit=True) as conn:
+            conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{db.schema}"')
+
+
+def pg_connect_args(db: Database) -> dict[str, str]:
+    env = db.env
+    args = {
+        "dbname": env["POSTGRES_DBNAME"],
+        "host": env["POSTGRES_HOST"],
+        "port": env["POSTGRES_PORT"],
+        "user": env["POSTGRES_USER"],
+    }
+    if env.get("POSTGRES_PASSWORD"):
+        args["password"] = env["POSTGRES_PASSWORD"]
+    return args

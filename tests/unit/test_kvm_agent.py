@@ -1,0 +1,474 @@
+"""The KVM agent on real files: `qemu-img` and `qemu-io` against `tmp_path` stores.
+
+Scripted runners (`RecordedRunner`) stand in only where the real tool can't be made to
+fail on demand: a full disk, a hung command.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import http.server
+import json
+import os
+import select
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from executors.agents.kvm import KvmAgent
+from executors.runner import (
+    CommandTimedOut,
+    Completed,
+    RecordedRunner,
+    SubprocessRunner,
+)
+from ledger.commands import (
+    AttachCommand,
+    CopyCommand,
+    CreateObjectCommand,
+    DeleteCommand,
+    DettachCommand,
+    DiskTO,
+    DownloadCommand,
+    ImageStoreTO,
+    PrimaryDataStoreTO,
+    SnapshotObjectTO,
+    TemplateObjectTO,
+    VolumeObjectTO,
+)
+
+MiB = 1 << 20
+TMPL = "5c6a1d7e-0b7e-4f8e-9d0a-2f3c4b5a6d7e"
+VOL = "9e8d7c6b-5a4f-4e3d-8c2b-1a0f9e8d7c6b"
+INSTALL = f"template/tmpl/2/{TMPL}/{TMPL}.qcow2"
+
+
+def qemu_img(*args: str) -> str:
+    done = subprocess.run(
+        ["qemu-img", *args], capture_output=True, text=True, check=True
+    )
+    return done.stdout
+
+
+def info(path: Path) -> dict:
+    return json.loads(qemu_img("info", "--output=json", "-f", "qcow2", "-U", str(path)))
+
+
+def qemu_io(path: Path, command: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["qemu-io", "-f", "qcow2", "-c", command, str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def files_under(path: Path) -> set[Path]:
+    return {p for p in path.rglob("*") if not p.is_dir()}
+
+
+def image_store_dir(store: ImageStoreTO) -> Path:
+    return Path(store.uri.removeprefix("file://"))
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+class CountingRunner(SubprocessRunner):
+    """The real runner, keeping every argv so a test can count what ran."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+
+    def run(self, argv, *, timeout, on_progress=None):
+        self.calls.append(list(argv))
+        return super().run(argv, timeout=timeout, on_progress=on_progress)
+
+    def count(self, subcommand: str) -> int:
+        return sum(1 for argv in self.calls if argv[1] == subcommand)
+
+
+@pytest.fixture
+def image_store(tmp_path: Path) -> ImageStoreTO:
+    (tmp_path / "secondary").mkdir()
+    return ImageStoreTO("is-1", "secondary", f"file://{tmp_path / 'secondary'}")
+
+
+@pytest.fixture
+def pool(tmp_path: Path) -> PrimaryDataStoreTO:
+    (tmp_path / "pool1").mkdir()
+    return PrimaryDataStoreTO("p-1", "pool1", "Filesystem", str(tmp_path / "pool1"))
+
+
+@pytest.fixture
+def source(tmp_path: Path) -> Path:
+    """A 32 MiB qcow2 template whose first 64 KiB are 0xab."""
+    path = tmp_path / "src" / "tmpl.qcow2"
+    path.parent.mkdir()
+    qemu_img("create", "-f", "qcow2", str(path), str(32 * MiB))
+    assert qemu_io(path, "write -P 0xab 0 64k").returncode == 0
+    return path
+
+
+@pytest.fixture
+def runner() -> CountingRunner:
+    return CountingRunner()
+
+
+@pytest.fixture
+def agent(runner: CountingRunner) -> KvmAgent:
+    return KvmAgent(runner)
+
+
+def download(source_url: str, store: ImageStoreTO, **kw) -> DownloadCommand:
+    fields = {"format": "QCOW2", "name": "tmpl", "resourceType": "TEMPLATE"}
+    fields |= {"installPath": INSTALL, "store": store} | kw
+    return DownloadCommand(commandId="c-dl", url=source_url, **fields)
+
+
+def template_on(store, path: str | None = INSTALL) -> TemplateObjectTO:
+    return TemplateObjectTO(TMPL, "tmpl", "QCOW2", store, path=path)
+
+
+def volume_on(
+    store, size: int = 64 * MiB, uuid: str = VOL, path=None
+) -> VolumeObjectTO:
+    return VolumeObjectTO(uuid, "vol", "DATADISK", size, store, path=path)
+
+
+@pytest.fixture
+def cached_template(agent, source, image_store, pool) -> Path:
+    """The template downloaded and copied to the pool: the base of linked clones."""
+    assert agent.handle(download(source.as_uri(), image_store)).result
+    answer = agent.handle(
+        CopyCommand("c-cp", template_on(image_store), template_on(pool, None))
+    )
+    assert answer.result, answer.details
+    return Path(pool.path) / TMPL
+
+
+@pytest.mark.qemu
+class TestDownload:
+    def test_file_url_lands_at_install_path_with_sizes(
+        self, agent, source, image_store
+    ):
+        answer = agent.handle(download(source.as_uri(), image_store))
+        assert answer.result, answer.details
+        final = image_store_dir(image_store) / INSTALL
+        assert answer.installPath == INSTALL
+        assert answer.templateSize == 32 * MiB
+        assert answer.templatePhySicalSize == final.stat().st_size
+        assert (answer.downloadStatus, answer.downloadPct) == ("DOWNLOADED", 100)
+        assert answer.checkSum == f"sha256:{sha256(source)}"
+        assert files_under(final.parents[3]) == {final}  # no temporary left
+
+    @pytest.mark.parametrize("prefix", ["", "sha256:", "SHA256:"])
+    def test_matching_checksum_is_accepted(self, agent, source, image_store, prefix):
+        command = download(
+            source.as_uri(), image_store, checksum=prefix + sha256(source)
+        )
+        assert agent.handle(command).result
+
+    def test_wrong_checksum_fails_and_leaves_nothing(self, agent, source, image_store):
+        command = download(source.as_uri(), image_store, checksum="0" * 64)
+        answer = agent.handle(command)
+        assert not answer.result
+        assert "checksum mismatch: expected 0000" in answer.details
+        assert sha256(source) in answer.details
+        assert not list(image_store_dir(image_store).iterdir())
+
+    def test_raw_bytes_claimed_as_qcow2_are_refused(self, agent, tmp_path, image_store):
+        fake = tmp_path / "fake.qcow2"
+        fake.write_bytes(b"\0" * 4096)
+        answer = agent.handle(download(fake.as_uri(), image_store))
+        assert not answer.result
+        assert "not a valid qcow2 image" in answer.details
+        assert not files_under(tmp_path / "secondary")
+
+    def test_template_with_a_backing_file_is_refused(
+        self, agent, tmp_path, image_store
+    ):
+        evil = tmp_path / "evil.qcow2"
+        qemu_img("create", "-f", "qcow2", "-F", "raw", "-b", "/etc/hostname", str(evil))
+        answer = agent.handle(download(evil.as_uri(), image_store))
+        assert not answer.result
+        assert "backing file" in answer.details
+        assert not files_under(tmp_path / "secondary")
+
+    def test_http_url_is_fetched(self, agent, source, image_store):
+        with serving(source.parent) as base:
+            answer = agent.handle(
+                download(f"{base}/tmpl.qcow2", image_store, checksum=sha256(source))
+            )
+            missing = agent.handle(
+                download(f"{base}/nope.qcow2", image_store, installPath="t/nope.qcow2")
+            )
+        assert answer.result, answer.details
+        assert answer.templateSize == 32 * MiB
+        assert not missing.result
+        assert "HTTP 404" in missing.details
+        assert files_under(image_store_dir(image_store)) == {
+            image_store_dir(image_store) / INSTALL
+        }
+
+    def test_unknown_scheme_is_refused(self, agent, image_store):
+        answer = agent.handle(download("ftp://example.org/t.qcow2", image_store))
+        assert not answer.result
+        assert "url" in answer.details
+
+
+@contextlib.contextmanager
+def serving(directory: Path) -> Iterator[str]:
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, format, *args):
+            pass
+
+    handler = functools.partial(Quiet, directory=str(directory))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+@pytest.mark.qemu
+class TestTemplateAndClones:
+    def test_template_copy_to_pool_is_a_standalone_qcow2(
+        self, agent, source, image_store, pool
+    ):
+        assert agent.handle(download(source.as_uri(), image_store)).result
+        seen: list[float] = []
+        answer = agent.handle(
+            CopyCommand("c-cp", template_on(image_store), template_on(pool, None)),
+            on_progress=seen.append,
+        )
+        assert answer.result, answer.details
+        cached = Path(pool.path) / TMPL
+        assert answer.newData.path == TMPL
+        assert answer.newData.size == 32 * MiB
+        assert answer.newData.physicalSize == cached.stat().st_size
+        assert answer.newData.dataStore == pool
+        assert "backing-filename" not in info(cached)
+        assert seen
+        assert seen[-1] == 1.0
+        assert files_under(Path(pool.path)) == {cached}
+
+    def test_linked_clone_reads_the_template_through_its_backing_file(
+        self, agent, cached_template, pool
+    ):
+        answer = agent.handle(
+            CopyCommand("c-cl", template_on(pool, TMPL), volume_on(pool, 64 * MiB))
+        )
+        assert answer.result, answer.details
+        clone = Path(pool.path) / VOL
+        assert (answer.newData.path, answer.newData.size) == (VOL, 64 * MiB)
+        assert info(clone)["backing-filename"] == str(cached_template.resolve())
+        assert info(clone)["virtual-size"] == 64 * MiB
+        assert qemu_io(clone, "read -P 0xab 0 64k").returncode == 0
+        assert qemu_io(clone, "read -P 0xcd 0 64k").returncode != 0
+
+    def test_clone_is_never_smaller_than_its_template(
+        self, agent, cached_template, pool
+    ):
+        answer = agent.handle(
+            CopyCommand("c-cl", template_on(pool, TMPL), volume_on(pool, 1 * MiB))
+        )
+        assert answer.newData.size == 32 * MiB
+
+    def test_repeated_clone_answers_success_without_a_second_create(
+        self, agent, runner, cached_template, pool
+    ):
+        command = CopyCommand("c-cl", template_on(pool, TMPL), volume_on(pool))
+        first = agent.handle(command)
+        creates = runner.count("create")
+        second = agent.handle(command)
+        assert first.result
+        assert second == first
+        assert runner.count("create") == creates == 1
+
+    def test_volume_copy_to_another_pool_flattens_the_clone(
+        self, agent, cached_template, pool, tmp_path
+    ):
+        assert agent.handle(
+            CopyCommand("c-cl", template_on(pool, TMPL), volume_on(pool))
+        ).result
+        (tmp_path / "pool2").mkdir()
+        pool2 = PrimaryDataStoreTO(
+            "p-2", "pool2", "Filesystem", str(tmp_path / "pool2")
+        )
+        answer = agent.handle(
+            CopyCommand("c-mv", volume_on(pool, path=VOL), volume_on(pool2))
+        )
+        assert answer.result, answer.details
+        copy = tmp_path / "pool2" / VOL
+        assert answer.newData.path == VOL
+        assert answer.newData.size == 64 * MiB
+        assert "backing-filename" not in info(copy)
+        assert qemu_io(copy, "read -P 0xab 0 64k").returncode == 0
+
+
+@pytest.mark.qemu
+class TestVolumes:
+    def test_empty_volume_has_the_requested_virtual_size(self, agent, pool):
+        answer = agent.handle(CreateObjectCommand("c-1", volume_on(pool, 10 * MiB)))
+        assert answer.result, answer.details
+        assert (answer.data.path, answer.data.size) == (VOL, 10 * MiB)
+        assert info(Path(pool.path) / VOL)["virtual-size"] == 10 * MiB
+
+    def test_repeat_after_a_crash_removes_the_leftover_and_creates_once(
+        self, agent, runner, pool
+    ):
+        leftover = Path(pool.path) / f".{VOL}.part"
+        leftover.write_bytes(b"half-written")
+        command = CreateObjectCommand("c-1", volume_on(pool))
+        assert agent.handle(command).result
+        assert agent.handle(command).result
+        assert runner.count("create") == 1
+        assert files_under(Path(pool.path)) == {Path(pool.path) / VOL}
+
+    def test_delete_is_idempotent(self, agent, pool):
+        assert agent.handle(CreateObjectCommand("c-1", volume_on(pool))).result
+        command = DeleteCommand("c-2", volume_on(pool, path=VOL))
+        assert agent.handle(command).result
+        assert not (Path(pool.path) / VOL).exists()
+        assert agent.handle(command).result
+
+    def test_deleting_a_template_removes_its_emptied_directory(
+        self, agent, source, image_store, tmp_path
+    ):
+        assert agent.handle(download(source.as_uri(), image_store)).result
+        answer = agent.handle(DeleteCommand("c-3", template_on(image_store)))
+        assert answer.result, answer.details
+        assert not (tmp_path / "secondary" / INSTALL).parent.exists()
+        assert (tmp_path / "secondary" / "template").exists()  # only the leaf goes
+
+    @pytest.mark.parametrize("command_class", [AttachCommand, DettachCommand])
+    def test_attach_and_detach_check_the_disk(self, agent, pool, command_class):
+        disk = DiskTO(volume_on(pool, path=VOL), 1, None, "DATADISK")
+        missing = agent.handle(command_class("c-4", disk, "i-2-3-VM"))
+        assert not missing.result
+        assert VOL in missing.details
+        assert "not found" in missing.details
+        assert agent.handle(CreateObjectCommand("c-1", volume_on(pool))).result
+        answer = agent.handle(command_class("c-5", disk, "i-2-3-VM"))
+        assert answer.result
+        assert answer.disk == disk
+
+
+class TestFailures:
+    def test_full_disk_is_reported_as_insufficient_space(self, pool):
+        def full_disk(argv: list[str]) -> Completed:
+            Path(argv[-2]).write_bytes(b"partial")  # qemu-img got this far
+            return Completed(
+                1,
+                "",
+                f"qemu-img: {argv[-2]}: Could not resize: No space left on device\n",
+            )
+
+        answer = KvmAgent(RecordedRunner(full_disk)).handle(
+            CreateObjectCommand("c-1", volume_on(pool))
+        )
+        assert not answer.result
+        assert "insufficient space" in answer.details
+        assert "\n" not in answer.details
+        assert not files_under(Path(pool.path))
+
+    def test_timeout_becomes_a_failure_answer_and_cleans_up(self, pool):
+        def hangs(argv: list[str]) -> Completed:
+            Path(argv[-2]).write_bytes(b"partial")
+            raise CommandTimedOut(argv, 0.5)
+
+        answer = KvmAgent(RecordedRunner(hangs)).handle(
+            CreateObjectCommand("c-1", volume_on(pool), wait=30)
+        )
+        assert not answer.result
+        assert answer.details == "qemu-img create timed out after 30 s"
+        assert not files_under(Path(pool.path))
+
+    def test_progress_from_scripted_convert_output_reaches_the_caller(self):
+        runner = RecordedRunner(
+            lambda argv: Completed(0, "  (10.00/100%)\r  (55.50/100%)\r", "")
+        )
+        seen: list[float] = []
+        runner.run(["qemu-img", "convert"], timeout=1, on_progress=seen.append)
+        assert seen == [0.1, 0.555]
+        assert runner.calls == [["qemu-img", "convert"]]
+
+    @pytest.mark.parametrize(
+        "make",
+        [
+            lambda pool: CreateObjectCommand("c", volume_on(pool, uuid="../evil")),
+            lambda pool: CreateObjectCommand("c", volume_on(pool, uuid="/tmp/evil")),
+            lambda pool: DeleteCommand("c", volume_on(pool, path="../../etc/passwd")),
+            lambda pool: CopyCommand(
+                "c", template_on(pool, TMPL), volume_on(pool, uuid="../evil")
+            ),
+        ],
+    )
+    def test_a_name_escaping_the_pool_writes_nothing(self, tmp_path, pool, make):
+        before = files_under(tmp_path)
+        runner = RecordedRunner(lambda argv: Completed(0, "", ""))
+        answer = KvmAgent(runner).handle(make(pool))
+        assert not answer.result
+        assert "invalid path" in answer.details
+        assert runner.calls == []
+        assert files_under(tmp_path) == before
+
+    def test_install_path_escaping_the_image_store_writes_nothing(
+        self, tmp_path, source, image_store
+    ):
+        before = files_under(tmp_path)
+        answer = KvmAgent().handle(
+            download(source.as_uri(), image_store, installPath="../evil.qcow2")
+        )
+        assert not answer.result
+        assert files_under(tmp_path) == before
+
+    def test_unsupported_command_is_answered_not_raised(self, pool):
+        snapshot = SnapshotObjectTO("s-1", "snap", volume_on(pool), pool)
+        answer = KvmAgent(RecordedRunner(lambda argv: Completed(0, "", ""))).handle(
+            CreateObjectCommand("c-9", snapshot)
+        )
+        assert not answer.result
+        assert answer.details.startswith("unsupported command CreateObjectCommand")
+        assert answer.commandId == "c-9"
+
+
+class TestSubprocessRunner:
+    def test_output_and_return_code_come_back(self):
+        done = SubprocessRunner().run(
+            ["sh", "-c", "echo out; echo err >&2; exit 3"], timeout=10
+        )
+        assert done == Completed(3, "out\n", "err\n")
+
+    def test_timeout_kills_the_whole_process_group(self):
+        argv = ["sh", "-c", "sleep 30 & echo $!; wait"]
+        with pytest.raises(CommandTimedOut) as caught:
+            SubprocessRunner().run(argv, timeout=1.0)
+        assert caught.value.argv == argv
+        assert caught.value.timeout == 1.0
+        child = int(caught.value.stdout.split()[0])  # the backgrounded grandchild
+        assert exited(child)
+
+
+def exited(pid: int) -> bool:
+    """True once `pid` has exited (a zombie counts), waiting at most 10 s for it."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    try:
+        readable, _, _ = select.select([fd], [], [], 10)
+        return bool(readable)
+    finally:
+        os.close(fd)
