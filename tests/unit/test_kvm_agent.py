@@ -332,7 +332,11 @@ class TestVolumes:
         leftover.write_bytes(b"half-written")
         command = CreateObjectCommand("c-1", volume_on(pool))
         assert agent.handle(command).result
-        assert agent.handle(command).result
+        assert not leftover.exists()
+        leftover.write_bytes(b"from a run that crashed after another finished")
+        repeat = agent.handle(command)
+        assert repeat.result
+        assert repeat.data.size == 64 * MiB
         assert runner.count("create") == 1
         assert files_under(Path(pool.path)) == {Path(pool.path) / VOL}
 

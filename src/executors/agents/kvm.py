@@ -1,0 +1,466 @@
+"""The KVM agent's storage side: CloudStack's `KVMStorageProcessor` on directories.
+
+A primary pool is a directory (CloudStack mounts it at `/mnt/<pool uuid>`), an image
+store is another (CloudStack's NFS secondary, reached by the SSVM); TOs carry paths
+relative to those roots and every absolute path is built by `paths.contained`.
+
+Each operation is idempotent the way a retried agent command must be: its output has a
+deterministic name, is written under a temporary sibling name and renamed into place
+only once `qemu-img info` has read it. A repeat finds the finished file and answers
+success; a crash leaves at most a temporary file, which the repeat removes first.
+`handle` never raises: a failure is an answer with one line for the operator.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import os
+import re
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from executors import qemu
+from executors.paths import contained, pool_root, store_root
+from executors.runner import (
+    CommandTimedOut,
+    Completed,
+    ProgressCallback,
+    Runner,
+    SubprocessRunner,
+)
+from ledger.commands import (
+    DEFAULT_WAIT,
+    Answer,
+    AttachAnswer,
+    AttachCommand,
+    Command,
+    CopyCmdAnswer,
+    CopyCommand,
+    CreateObjectAnswer,
+    CreateObjectCommand,
+    DataTO,
+    DeleteCommand,
+    DettachAnswer,
+    DettachCommand,
+    DownloadAnswer,
+    DownloadCommand,
+    ImageStoreTO,
+    PrimaryDataStoreTO,
+    TemplateObjectTO,
+    VolumeObjectTO,
+    failure_for,
+)
+from ledger.errors import InvalidInput
+
+_CHUNK = 1 << 20
+_PREALLOCATION = {"THIN": "off", "SPARSE": "metadata", "FAT": "full"}
+_SHA256 = re.compile(r"(?:sha256:|\{sha-?256\})?([0-9a-f]{64})")
+
+
+class AgentFailure(Exception):
+    """An operation failed for a reason its message already states in full."""
+
+
+class KvmAgent:
+    """Answers storage commands for one KVM host, as CloudStack's agent does."""
+
+    def __init__(self, runner: Runner | None = None) -> None:
+        self.runner: Runner = runner if runner is not None else SubprocessRunner()
+
+    def handle(
+        self, command: Command, on_progress: ProgressCallback | None = None
+    ) -> Answer:
+        """The command's answer; any exception becomes `result=false` with why."""
+        wait = float(getattr(command, "wait", 0) or DEFAULT_WAIT)
+        try:
+            return _Job(self.runner, wait, on_progress).run(command)
+        except CommandTimedOut as exc:
+            what = " ".join(exc.argv[:2])
+            return failure_for(command, f"{what} timed out after {wait:g} s")
+        except (AgentFailure, InvalidInput) as exc:
+            return failure_for(command, _one_line(str(exc)))
+        except OSError as exc:
+            return failure_for(command, _one_line(_os_error(exc)))
+        except Exception as exc:  # a bug still becomes an answer, not a lost job
+            return failure_for(command, _one_line(f"{type(exc).__name__}: {exc}"))
+
+
+@dataclass
+class _Job:
+    """One command's run: its runner, its deadline (the command's `wait`)."""
+
+    runner: Runner
+    wait: float
+    on_progress: ProgressCallback | None
+    deadline: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.deadline = time.monotonic() + self.wait
+
+    def run(self, command: Command) -> Answer:
+        match command:
+            case DownloadCommand():
+                return self.download(command)
+            case CopyCommand(
+                srcTO=TemplateObjectTO(dataStore=ImageStoreTO()) as src,
+                destTO=TemplateObjectTO(dataStore=PrimaryDataStoreTO()) as dest,
+            ):
+                return self.copy_template_to_primary(command, src, dest)
+            case CopyCommand(
+                srcTO=TemplateObjectTO(dataStore=PrimaryDataStoreTO()) as src,
+                destTO=VolumeObjectTO(dataStore=PrimaryDataStoreTO()) as dest,
+            ):
+                return self.clone_from_base_template(command, src, dest)
+            case CopyCommand(
+                srcTO=VolumeObjectTO(dataStore=PrimaryDataStoreTO()) as src,
+                destTO=VolumeObjectTO(dataStore=PrimaryDataStoreTO()) as dest,
+            ):
+                return self.copy_volume_to_primary(command, src, dest)
+            case CreateObjectCommand(data=VolumeObjectTO() as volume):
+                return self.create_volume(command, volume)
+            case DeleteCommand(data=VolumeObjectTO() | TemplateObjectTO() as data):
+                return self.delete(command, data)
+            case AttachCommand() | DettachCommand():
+                return self.check_disk(command)
+        return failure_for(command, f"unsupported command {_describe(command)}")
+
+    # ------------------------------------------------------------ templates
+
+    def download(self, cmd: DownloadCommand) -> Answer:
+        """The SSVM's `DownloadCommand`: fetch, verify, then publish at installPath."""
+        root = store_root(cmd.store)
+        fmt = _format(cmd.format)
+        expected = _expected_sha256(cmd.checksum)
+        final = contained(root, cmd.installPath)
+        _remove(_temp_for(final))  # a crashed earlier run's leftover
+        if final.exists():
+            info = self.verify_template(final, fmt)
+            digest = _check_digest(expected, _sha256_of(final))
+        else:
+            base = root.resolve()
+            created = [p for p in final.parents if p != base and p.is_relative_to(base)]
+            created = [p for p in created if not p.exists()]
+            final.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                with _staged(final) as tmp:
+                    digest = _check_digest(expected, self.fetch(cmd.url, tmp))
+                    info = self.verify_template(tmp, fmt)
+            except BaseException:
+                for directory in created:  # innermost first
+                    with contextlib.suppress(OSError):
+                        directory.rmdir()
+                raise
+        return DownloadAnswer(
+            commandId=cmd.commandId,
+            result=True,
+            installPath=cmd.installPath,
+            templateSize=info.virtual_size,
+            templatePhySicalSize=final.stat().st_size,
+            downloadStatus="DOWNLOADED",
+            downloadPct=100,
+            checkSum=f"sha256:{digest}",
+        )
+
+    def fetch(self, url: str, dest: Path) -> str:
+        """Copy `url` (file, http, https; no shell, no curl) to `dest`; its sha256."""
+        parsed = urllib.parse.urlparse(url)
+        source: IO[bytes] | Any
+        if parsed.scheme == "file":
+            if parsed.netloc not in ("", "localhost"):
+                raise InvalidInput("url", url, "a file:// url must name a local path")
+            source = open(urllib.parse.unquote(parsed.path), "rb")  # noqa: SIM115
+            total = os.fstat(source.fileno()).st_size
+        elif parsed.scheme in ("http", "https"):
+            timeout = max(min(self.deadline - time.monotonic(), 300.0), 0.001)
+            try:
+                # The scheme was checked above, which is what S310 asks for.
+                source = urllib.request.urlopen(url, timeout=timeout)  # noqa: S310
+            except urllib.error.URLError as exc:
+                raise AgentFailure(_os_error(exc)) from exc
+            total = int(source.headers.get("Content-Length") or 0)
+        else:
+            raise InvalidInput("url", url, "only file, http and https are supported")
+        digest, done = hashlib.sha256(), 0
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        with source, os.fdopen(os.open(dest, flags, 0o644), "wb") as sink:
+            while chunk := source.read(_CHUNK):
+                if time.monotonic() > self.deadline:
+                    raise CommandTimedOut(["download", url], self.wait)
+                digest.update(chunk)
+                sink.write(chunk)
+                done += len(chunk)
+                if total and self.on_progress is not None:
+                    self.on_progress(min(done / total, 1.0))
+            sink.flush()
+            os.fsync(sink.fileno())
+        if total and done != total:
+            raise AgentFailure(f"download incomplete: got {done} of {total} bytes")
+        return digest.hexdigest()
+
+    def verify_template(self, path: Path, fmt: str) -> qemu.ImageInfo:
+        """Refuse a template that is not `fmt` or that points at a backing file."""
+        try:
+            info = self.info(path, fmt)
+        except AgentFailure as exc:
+            raise AgentFailure(f"not a valid {fmt} image: {exc}") from exc
+        if info.backing_file is not None:
+            # A template's backing file would be read from this host: refuse it.
+            raise AgentFailure(f"template has a backing file {info.backing_file!r}")
+        return info
+
+    def copy_template_to_primary(
+        self, cmd: CopyCommand, src: TemplateObjectTO, dest: TemplateObjectTO
+    ) -> Answer:
+        """`copyTemplateToPrimaryStorage`: the base image cache, named the uuid."""
+        source = _template_file(store_root(src.dataStore), src.path or src.uuid)
+        src_fmt = _format(src.format)
+        final = contained(pool_root(dest.dataStore), dest.uuid)
+        info = self.finished(final, "qcow2")
+        if info is None:
+            self.verify_template(source, src_fmt)
+            info = self.convert(source, src_fmt, final)
+        new = dest.replace(
+            path=dest.uuid,
+            format="QCOW2",
+            size=info.virtual_size,
+            physicalSize=final.stat().st_size,
+        )
+        return CopyCmdAnswer(commandId=cmd.commandId, result=True, newData=new)
+
+    # ------------------------------------------------------------ volumes
+
+    def clone_from_base_template(
+        self, cmd: CopyCommand, src: TemplateObjectTO, dest: VolumeObjectTO
+    ) -> Answer:
+        """`cloneVolumeFromBaseTemplate`: a qcow2 overlay on the cached template."""
+        name = src.path or src.uuid
+        base = contained(pool_root(src.dataStore), name)
+        final = contained(pool_root(dest.dataStore), dest.uuid)
+        if not base.is_file():
+            raise AgentFailure(f"base template {name} not found in {base.parent}")
+        size = max(dest.size, self.info(base, "qcow2").virtual_size)
+        info = self.finished(final, "qcow2", backing=str(base))
+        if info is None:
+            with _staged(final) as tmp:
+                self.qemu(qemu.create_argv(tmp, "qcow2", size, base, "qcow2"))
+                info = self.info(tmp, "qcow2")
+        new = dest.replace(path=dest.uuid, size=info.virtual_size, format="QCOW2")
+        return CopyCmdAnswer(commandId=cmd.commandId, result=True, newData=new)
+
+    def copy_volume_to_primary(
+        self, cmd: CopyCommand, src: VolumeObjectTO, dest: VolumeObjectTO
+    ) -> Answer:
+        """`copyVolumeFromPrimaryToPrimary`: a full, flattened copy (migration)."""
+        source = self.existing_volume(src)
+        final = contained(pool_root(dest.dataStore), dest.uuid)
+        if final == source:
+            raise AgentFailure(f"source and destination are the same file {final}")
+        info = self.finished(final, "qcow2")
+        if info is None:
+            info = self.convert(source, _format(src.format), final)
+        new = dest.replace(path=dest.uuid, size=info.virtual_size, format="QCOW2")
+        return CopyCmdAnswer(commandId=cmd.commandId, result=True, newData=new)
+
+    def create_volume(self, cmd: CreateObjectCommand, volume: VolumeObjectTO) -> Answer:
+        """`createVolume`: an empty disk of the requested virtual size."""
+        fmt = _format(volume.format)
+        prealloc = _PREALLOCATION.get(volume.provisioningType)
+        if prealloc is None:
+            raise InvalidInput("provisioning type", volume.provisioningType, "unknown")
+        final = contained(pool_root(volume.dataStore), volume.uuid)
+        info = self.finished(final, fmt)
+        if info is not None and info.virtual_size < volume.size:
+            raise AgentFailure(
+                f"{final} exists with {info.virtual_size} bytes, not {volume.size}"
+            )
+        if info is None:
+            with _staged(final) as tmp:
+                self.qemu(
+                    qemu.create_argv(tmp, fmt, volume.size, preallocation=prealloc)
+                )
+                info = self.info(tmp, fmt)
+        data = volume.replace(path=volume.uuid, size=info.virtual_size)
+        return CreateObjectAnswer(commandId=cmd.commandId, result=True, data=data)
+
+    def delete(
+        self, cmd: DeleteCommand, data: VolumeObjectTO | TemplateObjectTO
+    ) -> Answer:
+        """`deleteVolume` and template deletion: already gone counts as done."""
+        root = store_root(data.dataStore).resolve()
+        target = contained(root, data.path or data.uuid)
+        if target.is_dir() and isinstance(data, TemplateObjectTO):
+            for child in target.iterdir():  # a template directory holds files only
+                child.unlink()
+            target.rmdir()
+        else:
+            _remove(_temp_for(target))
+            _remove(target)
+            if isinstance(data, TemplateObjectTO) and target.parent != root:
+                with contextlib.suppress(OSError):  # only if now empty
+                    target.parent.rmdir()
+        return Answer(commandId=cmd.commandId, result=True)
+
+    def check_disk(self, cmd: AttachCommand | DettachCommand) -> Answer:
+        """Attach/detach without libvirt: only the disk's readability is checked."""
+        self.existing_volume(cmd.disk.data)
+        answer = AttachAnswer if isinstance(cmd, AttachCommand) else DettachAnswer
+        return answer(commandId=cmd.commandId, result=True, disk=cmd.disk)
+
+    # ------------------------------------------------------------ helpers
+
+    def existing_volume(self, volume: VolumeObjectTO) -> Path:
+        """The volume's file, checked to exist and to be readable by `qemu-img`."""
+        name = volume.path or volume.uuid
+        path = contained(pool_root(volume.dataStore), name)
+        if not path.is_file():
+            raise AgentFailure(f"volume file {name} not found in {path.parent}")
+        self.info(path, _format(volume.format))
+        return path
+
+    def convert(self, source: Path, src_fmt: str, final: Path) -> qemu.ImageInfo:
+        """A standalone qcow2 copy of `source` at `final`, with progress reported."""
+        with _staged(final) as tmp:
+            self.qemu(qemu.convert_argv(source, tmp, src_fmt, "qcow2"), progress=True)
+            return self.info(tmp, "qcow2")
+
+    def finished(
+        self, final: Path, fmt: str, backing: str | None = None
+    ) -> qemu.ImageInfo | None:
+        """The info of `final` if an earlier run finished it; None if never made."""
+        _remove(_temp_for(final))  # a crashed earlier run's leftover
+        if not final.exists():
+            return None
+        try:
+            info = self.info(final, fmt)
+        except AgentFailure as exc:
+            raise AgentFailure(f"{final} exists but is unreadable: {exc}") from exc
+        if info.backing_file != backing:
+            raise AgentFailure(
+                f"{final} exists with backing file {info.backing_file!r}, "
+                f"expected {backing!r}"
+            )
+        return info
+
+    def info(self, path: Path, fmt: str) -> qemu.ImageInfo:
+        return qemu.parse_info(self.qemu(qemu.info_argv(path, fmt)).stdout)
+
+    def qemu(self, argv: list[str], *, progress: bool = False) -> Completed:
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            raise CommandTimedOut(argv, self.wait)
+        callback = self.on_progress if progress else None
+        done = self.runner.run(argv, timeout=remaining, on_progress=callback)
+        if done.returncode != 0:
+            raise AgentFailure(_qemu_failure(argv, done.stderr))
+        return done
+
+
+@contextlib.contextmanager
+def _staged(final: Path) -> Iterator[Path]:
+    """A temporary sibling of `final`, renamed over it only if the block succeeds."""
+    tmp = _temp_for(final)
+    _remove(tmp)
+    try:
+        yield tmp
+        os.replace(tmp, final)
+    except BaseException:
+        _remove(tmp)
+        raise
+
+
+def _temp_for(final: Path) -> Path:
+    return final.with_name(f".{final.name}.part")
+
+
+def _remove(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+
+
+def _template_file(root: Path, name: str) -> Path:
+    """CloudStack's rule: a template path naming a directory means its first qcow2."""
+    path = contained(root, name)
+    if path.is_dir():
+        found = sorted(child.name for child in path.glob("*.qcow2"))
+        if not found:
+            raise AgentFailure(f"no .qcow2 file in template directory {path}")
+        path = contained(root, name, found[0])
+    if not path.is_file():
+        raise AgentFailure(f"template file {path} not found")
+    return path
+
+
+def _format(image_format: str) -> str:
+    """Only what a KVM pool holds; VHD or VMDK would need a conversion step first."""
+    if image_format.upper() not in ("QCOW2", "RAW"):
+        raise InvalidInput("image format", image_format, "only QCOW2 and RAW")
+    return qemu.qemu_format(image_format)
+
+
+def _expected_sha256(checksum: str | None) -> str | None:
+    if not checksum:
+        return None
+    match = _SHA256.fullmatch(checksum.strip().lower())
+    if match is None:
+        raise InvalidInput("checksum", checksum, "expected sha256: and 64 hex digits")
+    return match.group(1)
+
+
+def _check_digest(expected: str | None, actual: str) -> str:
+    if expected is not None and expected != actual:
+        raise AgentFailure(f"checksum mismatch: expected {expected}, got {actual}")
+    return actual
+
+
+def _sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as source:
+        while chunk := source.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _qemu_failure(argv: list[str], stderr: str) -> str:
+    lines = [line.removeprefix("qemu-img: ") for line in stderr.splitlines() if line]
+    why = lines[-1] if lines else "no message"
+    what = " ".join(argv[:2])
+    if "No space left on device" in stderr or "Disk quota exceeded" in stderr:
+        return f"insufficient space: {what} failed: {why}"
+    return f"{what} failed: {why}"
+
+
+def _os_error(exc: OSError) -> str:
+    if isinstance(exc, urllib.error.HTTPError):
+        return f"download failed: HTTP {exc.code} {exc.reason}"
+    if isinstance(exc, urllib.error.URLError):
+        return f"download failed: {exc.reason}"
+    where = f": {exc.filename}" if exc.filename else ""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"insufficient space: {exc.strerror}{where}"
+    return f"{exc.strerror or exc}{where}"
+
+
+def _describe(command: Command) -> str:
+    if isinstance(command, CopyCommand):
+        return f"CopyCommand {_where(command.srcTO)} -> {_where(command.destTO)}"
+    if isinstance(command, CreateObjectCommand | DeleteCommand):
+        return f"{command.kind} for {_where(command.data)}"
+    return command.kind
+
+
+def _where(data: DataTO) -> str:
+    store = data.dataStore.role if data.dataStore is not None else "no store"
+    return f"{data.objectType} on {store}"
+
+
+def _one_line(text: str) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= 500 else line[:497] + "..."
