@@ -189,6 +189,7 @@ class AttachCommand(Command):
     disk: DiskTO
     vmName: str
     wait: int = DEFAULT_WAIT
+    vmId: str | None = None  # storctl: which VM record the answer attaches to
 
 
 @dataclass(frozen=True)

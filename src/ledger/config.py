@@ -17,19 +17,35 @@ CONFIG_ID = derived_id("configuration")
 
 #: key -> (default, type, description); the defaults are CloudStack's.
 DEFAULTS: dict[str, tuple[Any, type, str]] = {
-    "storage.overprovisioning.factor": (2.0, float, "multiplier of capacity for thin pools"),
+    "storage.overprovisioning.factor": (
+        2.0,
+        float,
+        "multiplier of capacity for thin pools",
+    ),
     "pool.storage.allocated.capacity.disablethreshold": (
-        0.85, float, "allocated share above which a pool is skipped"
+        0.85,
+        float,
+        "allocated share above which a pool is skipped",
     ),
     "pool.storage.capacity.disablethreshold": (
-        0.85, float, "used (physical) share above which a pool is skipped"
+        0.85,
+        float,
+        "used (physical) share above which a pool is skipped",
     ),
     "vm.allocation.algorithm": ("random", str, "pool ordering"),
     "copy.volume.wait": (10800, int, "seconds a volume copy may take"),
-    "primary.storage.download.wait": (10800, int, "seconds a template copy to primary may take"),
+    "primary.storage.download.wait": (
+        10800,
+        int,
+        "seconds a template copy to primary may take",
+    ),
     "backup.snapshot.wait": (21600, int, "seconds a snapshot backup may take"),
     "create.private.template.from.volume.wait": (10800, int, "template from volume"),
-    "create.private.template.from.snapshot.wait": (10800, int, "template from snapshot"),
+    "create.private.template.from.snapshot.wait": (
+        10800,
+        int,
+        "template from snapshot",
+    ),
     "wait": (1800, int, "seconds any other command may take"),
     "snapshot.delta.max": (16, int, "deltas before the next full snapshot"),
     "custom.diskoffering.size.min": (1 << 20, int, "smallest volume size in bytes"),
@@ -37,8 +53,12 @@ DEFAULTS: dict[str, tuple[Any, type, str]] = {
 }
 
 ALGORITHMS = (
-    "random", "firstfit", "userdispersing", "firstfitleastconsumed",
-    "userconcentratedpod_random", "userconcentratedpod_firstfit",
+    "random",
+    "firstfit",
+    "userdispersing",
+    "firstfitleastconsumed",
+    "userconcentratedpod_random",
+    "userconcentratedpod_firstfit",
 )
 
 

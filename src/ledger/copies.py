@@ -55,6 +55,24 @@ class DataObjectInStore(Commandable):
 
         TOPIC = "storctl.DataObjectInStore.Hidden"
 
+    class WaiterAdded(Event):
+        """A volume waits for this copy (a template being cached on a pool)."""
+
+        TOPIC = "storctl.DataObjectInStore.WaiterAdded"
+        volume_id: UUID
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.waiters.append(str(self.volume_id))
+
+    class WaitersServed(Event):
+        TOPIC = "storctl.DataObjectInStore.WaitersServed"
+        volume_ids: list[str]
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.waiters = [
+                w for w in aggregate.waiters if w not in self.volume_ids
+            ]
+
     class CopyAnswered(Answered, Event):
         TOPIC = "storctl.DataObjectInStore.CopyAnswered"
         install_path: str | None
@@ -104,6 +122,7 @@ class DataObjectInStore(Commandable):
         self.size: int | None = None
         self.physical_size: int | None = None
         self.error: str | None = None
+        self.waiters: list[str] = []
 
     @classmethod
     def allocate(
@@ -167,6 +186,22 @@ class DataObjectInStore(Commandable):
 
     def answer_destroy(self, ctx: Ctx, answer: Any) -> None:
         self.answer(self.DestroyAnswered, ctx, answer)
+
+    def add_waiter(self, ctx: Ctx, volume_id: UUID) -> None:
+        if str(volume_id) not in self.waiters:
+            self.emit(self.WaiterAdded, ctx, volume_id=volume_id)
+
+    def serve_waiters(self, ctx: Ctx) -> list[UUID]:
+        served = list(self.waiters)
+        if served:
+            self.emit(self.WaitersServed, ctx, volume_ids=served)
+        return [UUID(w) for w in served]
+
+    def fold_answer(self, ctx: Ctx, answer: Any) -> None:
+        if self.pending and self.pending["type"] == "DeleteCommand":
+            self.answer_destroy(ctx, answer)
+        else:
+            self.answer_copy(ctx, answer)
 
     @property
     def is_ready(self) -> bool:

@@ -51,6 +51,12 @@ class NameClaim(StorctlAggregate):
         self.object_id = object_id
         self.released = False
 
+    def release(self, ctx: Ctx) -> None:
+        self.emit(self.Released, ctx)
+
+    def reclaim(self, ctx: Ctx, object_id: UUID) -> None:
+        self.emit(self.Reclaimed, ctx, object_id=object_id)
+
     @classmethod
     def claim(cls, ctx: Ctx, kind: str, name: str, object_id: UUID) -> NameClaim:
         return cls.create(

@@ -28,6 +28,7 @@ from ledger.copies import DataObjectInStore
 from ledger.errors import (
     Conflict,
     Duplicate,
+    IllegalTransition,
     InvalidInput,
     NotFound,
     StorctlError,
@@ -36,13 +37,13 @@ from ledger.host import Host
 from ledger.image_store import ImageStore
 from ledger.job import Job
 from ledger.names import NameClaim, claim_id
+from ledger.operations import Operations
 from ledger.pool import StoragePool
 from ledger.snapshot import Snapshot
 from ledger.template import Template
 from ledger.values import (
     HostState,
     Hypervisor,
-    ImageFormat,
     PoolType,
     Scope,
     transcodings,
@@ -71,7 +72,7 @@ KIND_NAMES: dict[type[Aggregate], str] = {
 }
 
 
-class Ledger(Application[UUID]):
+class Ledger(Operations, Application[UUID]):
     """storctl's write side. Snapshots keep long-lived aggregates quick to load."""
 
     name = "storctl"
@@ -170,22 +171,29 @@ class Ledger(Application[UUID]):
     # ------------------------------------------------------------ registration
 
     def _claim(self, ctx: Ctx, kind: str, name: str, obj_id: UUID) -> NameClaim:
-        if not name or name != name.strip() or len(name) > 255 or any(
-            c in name for c in "\0\n\r"
+        if (
+            not name
+            or name != name.strip()
+            or len(name) > 255
+            or any(c in name for c in "\0\n\r")
         ):
             raise InvalidInput(f"{kind} name", name, "1-255 printable characters")
         existing = self.find(NameClaim, claim_id(kind, name))
-        if existing is not None and not existing.released:
+        if existing is None:
+            return NameClaim.claim(ctx, kind, name, obj_id)
+        if not existing.released:
             raise Duplicate(kind, name)
-        return NameClaim.claim(ctx, kind, name, obj_id)
+        existing.reclaim(ctx, obj_id)  # the name of a deleted object is free again
+        return existing
 
     def _zone_for_update(self, ctx: Ctx, name: str) -> Zone:
         if not name or any(c in name for c in "\0\n\r/"):
             raise InvalidInput("zone", name, "a plain name")
         return self.zone(name) or Zone.open(ctx, name)
 
-    def _save_new(self, ctx: Ctx, kind: str, name: str, obj: Aggregate,
-                  *others: Aggregate) -> None:
+    def _save_new(
+        self, ctx: Ctx, kind: str, name: str, obj: Aggregate, *others: Aggregate
+    ) -> None:
         claim = self._claim(ctx, kind, name, obj.id)
         try:
             self.save(obj, claim, *others)
@@ -236,7 +244,9 @@ class Ledger(Application[UUID]):
         if capacity <= 0:
             raise InvalidInput("capacity", str(capacity), "must be positive")
         if overprovision is not None and not 0 < overprovision <= 100:
-            raise InvalidInput("overprovision", str(overprovision), "a factor in (0, 100]")
+            raise InvalidInput(
+                "overprovision", str(overprovision), "a factor in (0, 100]"
+            )
         if not path or "\0" in path or "\n" in path:
             raise InvalidInput("path", path, "a directory path")
         clean_tags = _tags(tags)
@@ -253,17 +263,29 @@ class Ledger(Application[UUID]):
                 host_id, cluster_id = host_agg.id, host_agg.cluster_id
             elif scope is Scope.CLUSTER:
                 if not cluster:
-                    raise InvalidInput("cluster", "", "a cluster-scope pool needs --cluster")
+                    raise InvalidInput(
+                        "cluster", "", "a cluster-scope pool needs --cluster"
+                    )
                 if zone_agg is None or cluster not in zone_agg.clusters:
-                    raise NotFound("cluster", f"{cluster} (no host of zone {zone} in it)")
+                    raise NotFound(
+                        "cluster", f"{cluster} (no host of zone {zone} in it)"
+                    )
                 cluster_id = cluster
             elif zone_agg is None:
                 raise NotFound("zone", f"{zone} (no host registered in it)")
             assert zone_agg is not None
             pool = StoragePool.register(
-                ctx, name=name, zone_id=zone, cluster_id=cluster_id, host_id=host_id,
-                scope=scope, pool_type=pool_type, path=path, capacity=capacity,
-                overprovision=overprovision, tags=clean_tags,
+                ctx,
+                name=name,
+                zone_id=zone,
+                cluster_id=cluster_id,
+                host_id=host_id,
+                scope=scope,
+                pool_type=pool_type,
+                path=path,
+                capacity=capacity,
+                overprovision=overprovision,
+                tags=clean_tags,
             )
             zone_agg.add_pool(ctx, pool.id)
             claim = self._claim(ctx, "pool", name, pool.id)
@@ -279,6 +301,47 @@ class Ledger(Application[UUID]):
             pool = self.resolve(StoragePool, ref)
             pool.change_status(ctx, trigger)
             return [pool]
+
+        return self.atomic(decide, what=f"pool {ref}")[0]  # type: ignore[return-value]
+
+    def pool_maintenance(self, ctx: Ctx, ref: str, *, enable: bool) -> StoragePool:
+        """CloudStack's PrepareForMaintenance then Maintenance; or cancel it.
+
+        storctl's pools hold no running VMs to stop, so preparation completes in the
+        same save; no allocation lands on the pool from the first event on."""
+
+        def decide() -> list[Aggregate]:
+            pool = self.resolve(StoragePool, ref)
+            if enable:
+                pool.change_status(ctx, "PrepareForMaintenance")
+                pool.change_status(ctx, "MaintenanceReached")
+            else:
+                pool.change_status(ctx, "CancelMaintenance")
+            return [pool]
+
+        return self.atomic(decide, what=f"pool {ref}")[0]  # type: ignore[return-value]
+
+    def delete_pool(self, ctx: Ctx, ref: str) -> StoragePool:
+        """Only a pool in Maintenance that holds nothing can go (CloudStack's rule)."""
+
+        def decide() -> list[Aggregate]:
+            pool = self.resolve(StoragePool, ref)
+            if pool.reservations:
+                raise IllegalTransition(
+                    "StoragePool",
+                    str(pool.id),
+                    pool.status.name,
+                    "Remove",
+                    why=f"{len(pool.reservations)} volumes or template copies on it",
+                )
+            pool.change_status(ctx, "Remove")
+            zone_agg = self.zone(pool.zone_id)
+            claim = self.find(NameClaim, claim_id("pool", pool.name))
+            if zone_agg is not None and str(pool.id) in zone_agg.pools:
+                zone_agg.remove_pool(ctx, pool.id)
+            if claim is not None:
+                claim.release(ctx)
+            return [pool, zone_agg, claim]
 
         return self.atomic(decide, what=f"pool {ref}")[0]  # type: ignore[return-value]
 
@@ -306,20 +369,6 @@ class Ledger(Application[UUID]):
             return [config]
 
         return self.atomic(decide, what=f"config {key}")[0]  # type: ignore[return-value]
-
-    def register_template(
-        self, ctx: Ctx, *, name: str, url: str, fmt: ImageFormat, zone: str,
-        checksum: str | None = None,
-    ) -> tuple[Template, Job]:
-        zone_agg = self.zone(zone)
-        if zone_agg is None or not zone_agg.stores:
-            raise NotFound("image store", f"in zone {zone}")
-        template = Template.register(
-            ctx, name=name, zone_id=zone, url=url, format=fmt, checksum=checksum
-        )
-        job = Job.submit(ctx, "template.register", "template", template.id)
-        self._save_new(ctx, "template", name, template, job)
-        return template, job
 
 
 def _tags(tags: list[str] | None) -> list[str]:

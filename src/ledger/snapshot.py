@@ -105,6 +105,9 @@ class Snapshot(Commandable):
     def request_destroy(self, ctx: Ctx, command: Any | None) -> None:
         self.request(self.DestroyRequested, ctx, "DestroyRequested", command)
 
+    def fold_answer(self, ctx: Ctx, answer: Any) -> None:
+        self.answer_step(ctx, answer)
+
     def answer_step(self, ctx: Ctx, answer: Any) -> None:
         data = (
             (getattr(answer, "data", None) or getattr(answer, "newData", None))

@@ -87,7 +87,7 @@ def prepare(db: Database) -> None:
         db.path.parent.mkdir(parents=True, exist_ok=True)
         return
     if db.schema:
-        import psycopg  # noqa: PLC0415 - only PostgreSQL users pay for the import
+        import psycopg
 
         with psycopg.connect(**pg_connect_args(db), autocommit=True) as conn:
             conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{db.schema}"')

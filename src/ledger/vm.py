@@ -48,6 +48,21 @@ class VirtualMachine(StorctlAggregate):
         def apply(self, aggregate: Any) -> None:
             aggregate.state = self.to_state
 
+    class DeviceReserved(Event):
+        TOPIC = "storctl.VirtualMachine.DeviceReserved"
+        volume_id: UUID
+        device_id: int
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.devices[str(self.volume_id)] = self.device_id
+
+    class DeviceFreed(Event):
+        TOPIC = "storctl.VirtualMachine.DeviceFreed"
+        volume_id: UUID
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.devices.pop(str(self.volume_id), None)
+
     def __init__(
         self,
         *,
@@ -66,10 +81,24 @@ class VirtualMachine(StorctlAggregate):
         self.template_id = template_id
         self.root_volume_id = root_volume_id
         self.state = VmState.Stopped
+        self.devices: dict[str, int] = {str(root_volume_id): 0}
 
     @classmethod
     def deploy(cls, ctx: Ctx, id: UUID, **fields: Any) -> VirtualMachine:
         return cls.create(cls.Deployed, ctx, id=id, **fields)
+
+    def reserve_device(self, ctx: Ctx, volume_id: UUID) -> int:
+        """The next free device id (0 is the root disk), as CloudStack numbers them."""
+        if str(volume_id) in self.devices:
+            return self.devices[str(volume_id)]
+        used = set(self.devices.values())
+        device = next(d for d in range(1, 64) if d not in used and d != 3)  # 3: CD-ROM
+        self.emit(self.DeviceReserved, ctx, volume_id=volume_id, device_id=device)
+        return device
+
+    def free_device(self, ctx: Ctx, volume_id: UUID) -> None:
+        if str(volume_id) in self.devices:
+            self.emit(self.DeviceFreed, ctx, volume_id=volume_id)
 
     def change_state(self, ctx: Ctx, trigger: str) -> None:
         sources, dest = _MOVES[trigger]

@@ -303,6 +303,23 @@ class Volume(Commandable):
     def answer_expunge(self, ctx: Ctx, answer: Any) -> None:
         self.answer(self.ExpungeAnswered, ctx, answer)
 
+    def fold_answer(self, ctx: Ctx, answer: Any) -> None:
+        """Record any answer to the pending command, by the command it answers."""
+        kind = self.pending["type"] if self.pending else ""
+        if kind == "AttachCommand":
+            assert self.pending is not None
+            disk = self.pending["disk"]
+            vm_id = UUID(self.pending["vmId"]) if self.pending.get("vmId") else None
+            self.answer(
+                self.AttachAnswered, ctx, answer, vm_id=vm_id, device_id=disk["diskSeq"]
+            )
+        elif kind == "DettachCommand":
+            self.answer_detach(ctx, answer)
+        elif kind == "DeleteCommand":
+            self.answer_expunge(ctx, answer)
+        else:
+            self.answer_create(ctx, answer)
+
     # ------------------------------------------------------------ helpers
 
     def _require_pool(self, trigger: str) -> None:

@@ -58,7 +58,9 @@ class Zone(StorctlAggregate):
         def apply(self, aggregate: Any) -> None:
             aggregate.stores.append(str(self.store_id))
 
-    def __init__(self, *, name: str, actor: str, job_id: str, causation_id: str) -> None:
+    def __init__(
+        self, *, name: str, actor: str, job_id: str, causation_id: str
+    ) -> None:
         self.name = name
         self.hosts: dict[str, str] = {}
         self.pools: list[str] = []

@@ -1,0 +1,64 @@
+"""What every command shares: the database, the output format, the actor, the ledger.
+
+The ledger is opened on first use, so `--help` and argument errors never touch the
+database, and a refused command leaves a missing database file missing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import click
+
+from ledger.base import Ctx
+from ledger.service import Ledger
+from ledger.store import Database, parse_db, prepare
+
+
+@dataclass
+class AppContext:
+    db_url: str | None
+    output: str
+    actor: str | None
+    run_async: bool
+    _ledger: Ledger | None = field(default=None, repr=False)
+
+    @property
+    def db(self) -> Database:
+        return parse_db(self.db_url)
+
+    @property
+    def ledger(self) -> Ledger:
+        if self._ledger is None:
+            db = self.db
+            prepare(db)
+            self._ledger = Ledger(env=db.env)
+        return self._ledger
+
+    def ctx(self) -> Ctx:
+        return Ctx.new(self.actor)
+
+    def catch_up(self) -> None:
+        """Bring the projected tables up to the head before reading them."""
+        from projections.runner import catch_up
+
+        catch_up(self.ledger)
+
+    def reader(self) -> Any:
+        from projections.queries import reader
+
+        self.catch_up()
+        return reader(self.ledger)
+
+    def close(self) -> None:
+        if self._ledger is not None:
+            self._ledger.close()
+            self._ledger = None
+
+
+def app(ctx: click.Context | None = None) -> AppContext:
+    ctx = ctx or click.get_current_context()
+    obj = ctx.find_object(AppContext)
+    assert obj is not None, "storctl's group sets the context"
+    return obj

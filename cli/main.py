@@ -1,0 +1,137 @@
+"""The `storctl` group: global options, lazy nouns, and where errors become exits.
+
+Exit codes (CLI.md): 0 done; 1 a bug (traceback); 2 refused, nothing written; 3 the
+operation ran and failed, the failure recorded. Noun modules are imported only when
+their command runs, so `storctl --help` starts about as fast as Python itself.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from typing import Any
+
+import click
+
+#: noun -> (module, short help). Help text lives here so listing needs no import.
+NOUNS: dict[str, tuple[str, str]] = {
+    "host": ("cli.host", "Hypervisor hosts: the endpoints that run agent commands."),
+    "pool": ("cli.pool", "Primary storage pools and their capacity."),
+    "store": ("cli.store", "Image stores (secondary storage)."),
+    "template": ("cli.template", "Templates: register, list, delete."),
+    "vm": ("cli.vm", "Virtual machines, as far as storage needs them."),
+    "volume": (
+        "cli.volume",
+        "Volumes: create, attach, detach, delete, recover, expunge.",
+    ),
+    "job": ("cli.job", "Async jobs: every operation is one."),
+    "executor": (
+        "cli.executor",
+        "Run the followers (workflows, dispatcher, projections).",
+    ),
+    "projection": ("cli.projection", "Projected tables: status and rebuild."),
+    "fsm": ("cli.fsm", "CloudStack's state machines: tables and pictures."),
+    "config": ("cli.config", "Global configuration keys (CloudStack's defaults)."),
+    "simulator": ("cli.simulator", "Fault injection on simulator hosts."),
+}
+
+
+class ExitError(click.ClickException):
+    """A `StorctlError` on its way out: one line on stderr, the tree's exit code."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"storctl: {self.format_message()}", err=True)
+
+
+class StorctlGroup(click.Group):
+    """Loads nouns lazily and translates the error tree in one place."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *NOUNS])
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in NOUNS:
+            module = importlib.import_module(NOUNS[name][0])
+            cmd: click.Command = module.cli
+            return cmd
+        return super().get_command(ctx, name)
+
+    def format_commands(
+        self, ctx: click.Context, formatter: click.HelpFormatter
+    ) -> None:
+        rows = [(name, NOUNS[name][1]) for name in sorted(NOUNS)]
+        rows += [
+            (name, (cmd.get_short_help_str(60)))
+            for name, cmd in sorted(self.commands.items())
+        ]
+        with formatter.section("Commands"):
+            formatter.write_dl(sorted(rows))
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from ledger.errors import StorctlError
+
+        try:
+            return super().invoke(ctx)
+        except StorctlError as exc:
+            raise ExitError(str(exc), exc.exit_code) from exc
+
+
+@click.group(cls=StorctlGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--db",
+    envvar="STORCTL_DB",
+    metavar="URL",
+    help="sqlite:///path/file.db, a file path, or postgresql://user@host:port/db "
+    "[env STORCTL_DB; default $XDG_DATA_HOME/storctl/ledger.db]",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Choice(["table", "json", "csv"]),
+    default=None,
+    help="Output format (default: table on a terminal, json otherwise).",
+)
+@click.option("--actor", metavar="NAME", help="Who is asking (default: login name).")
+@click.option(
+    "--async",
+    "run_async",
+    is_flag=True,
+    help='Operations return {"jobid": ...} at once instead of waiting.',
+)
+@click.version_option("0.1.0", prog_name="storctl")
+@click.pass_context
+def cli(
+    ctx: click.Context,
+    db: str | None,
+    output: str | None,
+    actor: str | None,
+    run_async: bool,  # noqa: FBT001 - click passes flags positionally
+) -> None:
+    """Event-sourced CloudStack storage: pools, templates, volumes, snapshots.
+
+    Every change is an append-only event guarded by CloudStack's state machines;
+    the tables you know (volumes, storage_pool, ...) are projections of them.
+
+    \b
+    Example:
+      storctl --db /tmp/lab.db host add kvm-01 --zone z1 --cluster c1
+      storctl --db /tmp/lab.db pool add gold --zone z1 --cluster c1 \\
+              --path /srv/gold --capacity 100G
+      storctl --db /tmp/lab.db -o json pool list
+    """
+    from cli.context import AppContext
+
+    if output is None:
+        output = "table" if sys.stdout.isatty() else "json"
+    ctx.obj = AppContext(db_url=db, output=output, actor=actor, run_async=run_async)
+    ctx.call_on_close(ctx.obj.close)
+
+
+def main() -> None:
+    os.environ.setdefault("PYTHONIOENCODING", "utf-8")
+    cli(prog_name="storctl")

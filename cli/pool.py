@@ -1,0 +1,224 @@
+"""`storctl pool`: primary storage pools (CloudStack's `storage_pool`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from cli.context import app
+from cli.output import emit
+from ledger.values import PoolType, Scope, parse_enum, parse_size
+
+COLUMNS = [
+    "id",
+    "name",
+    "zoneid",
+    "clusterid",
+    "scope",
+    "type",
+    "state",
+    "disksizetotal",
+    "disksizeallocated",
+    "overprovisionfactor",
+    "tags",
+    "path",
+]
+
+
+@click.group()
+def cli() -> None:
+    """Primary storage pools: where volumes live, and what they may hold.
+
+    \b
+    Example:
+      storctl pool add gold --zone z1 --cluster c1 --path /srv/gold --capacity 100G
+      storctl pool maintenance enable gold
+    """
+
+
+@cli.command("add")
+@click.argument("name")
+@click.option("--zone", required=True, help="Zone of the pool.")
+@click.option(
+    "--path", "path", required=True, help="The pool's directory (mount point)."
+)
+@click.option("--capacity", required=True, help="Size, e.g. 100G, 512M, or bytes.")
+@click.option(
+    "--scope",
+    type=click.Choice(["zone", "cluster", "host"], case_sensitive=False),
+    default="cluster",
+    show_default=True,
+    help="Who can reach the pool.",
+)
+@click.option("--cluster", help="Cluster (cluster scope).")
+@click.option("--host", help="Host id or name (host scope: local storage).")
+@click.option(
+    "--type",
+    "pool_type",
+    type=click.Choice(
+        ["filesystem", "sharedmountpoint", "networkfilesystem", "simulator"],
+        case_sensitive=False,
+    ),
+    default="filesystem",
+    show_default=True,
+    help="CloudStack's StoragePoolType.",
+)
+@click.option(
+    "--tags", default="", help="Storage tags, comma separated (e.g. ssd,fast)."
+)
+@click.option(
+    "--overprovision",
+    type=float,
+    default=None,
+    help="Over-provisioning factor for this pool "
+    "(default: storage.overprovisioning.factor).",
+)
+def add(
+    name: str,
+    zone: str,
+    path: str,
+    capacity: str,
+    scope: str,
+    cluster: str | None,
+    host: str | None,
+    pool_type: str,
+    tags: str,
+    overprovision: float | None,
+) -> None:
+    """Register a primary storage pool.
+
+    \b
+    Example:
+      storctl pool add gold --zone z1 --cluster c1 --path /srv/gold \\
+              --capacity 100G --tags ssd --overprovision 1
+    """
+    a = app()
+    size = parse_size(capacity, minimum=1, what="capacity")
+    pool = a.ledger.register_pool(
+        a.ctx(),
+        name=name,
+        zone=zone,
+        path=str(Path(path).expanduser().absolute()),
+        capacity=size,
+        scope=parse_enum(Scope, scope, "scope"),
+        pool_type=parse_enum(PoolType, pool_type, "type"),
+        cluster=cluster,
+        host=host,
+        tags=[t for t in tags.split(",") if t.strip()],
+        overprovision=overprovision,
+    )
+    _show(str(pool.id))
+
+
+@cli.command("list")
+@click.option("--zone", help="Only pools of this zone.")
+def list_(zone: str | None) -> None:
+    """List pools with their capacity.
+
+    \b
+    Example:
+      storctl -o json pool list --zone z1
+    """
+    from projections.queries import list_pools
+
+    a = app()
+    with a.reader() as r:
+        emit(a.output, list_pools(r, zone=zone), COLUMNS)
+
+
+@cli.command("show")
+@click.argument("ref", metavar="ID")
+def show(ref: str) -> None:
+    """Show one pool, by id or name.
+
+    \b
+    Example:
+      storctl pool show gold
+    """
+    _show(ref)
+
+
+@cli.command("disable")
+@click.argument("ref", metavar="ID")
+def disable(ref: str) -> None:
+    """Disable a pool: no new volumes, never a migration target; its volumes work on.
+
+    \b
+    Example:
+      storctl pool disable gold
+    """
+    a = app()
+    _show(str(a.ledger.change_pool_status(a.ctx(), ref, "Disable").id))
+
+
+@cli.command("enable")
+@click.argument("ref", metavar="ID")
+def enable(ref: str) -> None:
+    """Enable a disabled pool.
+
+    \b
+    Example:
+      storctl pool enable gold
+    """
+    a = app()
+    _show(str(a.ledger.change_pool_status(a.ctx(), ref, "Enable").id))
+
+
+@cli.group("maintenance")
+def maintenance() -> None:
+    """PrepareForMaintenance -> Maintenance, and back.
+
+    \b
+    Example:
+      storctl pool maintenance enable gold
+      storctl pool maintenance cancel gold
+    """
+
+
+@maintenance.command("enable")
+@click.argument("ref", metavar="ID")
+def maintenance_enable(ref: str) -> None:
+    """Put a pool in maintenance: no allocation lands on it.
+
+    \b
+    Example:
+      storctl pool maintenance enable gold
+    """
+    a = app()
+    _show(str(a.ledger.pool_maintenance(a.ctx(), ref, enable=True).id))
+
+
+@maintenance.command("cancel")
+@click.argument("ref", metavar="ID")
+def maintenance_cancel(ref: str) -> None:
+    """Bring a pool back from maintenance to Up.
+
+    \b
+    Example:
+      storctl pool maintenance cancel gold
+    """
+    a = app()
+    _show(str(a.ledger.pool_maintenance(a.ctx(), ref, enable=False).id))
+
+
+@cli.command("delete")
+@click.argument("ref", metavar="ID")
+def delete(ref: str) -> None:
+    """Remove a pool in maintenance that holds no volume.
+
+    \b
+    Example:
+      storctl pool delete gold
+    """
+    a = app()
+    pool = a.ledger.delete_pool(a.ctx(), ref)
+    _show(str(pool.id))
+
+
+def _show(ref: str) -> None:
+    from projections.queries import find
+
+    a = app()
+    with a.reader() as r:
+        emit(a.output, find(r, "pool", ref), COLUMNS)

@@ -1,0 +1,657 @@
+"""Operations on templates, VMs and volumes: the first step of each, synchronously.
+
+Each operation checks everything an operator can get wrong (refused, exit 2, nothing
+written), then saves the new objects, the job and the first request in one atomic
+save. What follows an agent's answer is the workflows' business (`workflows.py`).
+The seed's call chain, deployVirtualMachine → allocate → createVolumeFromTemplate →
+choose a pool → copy the template to primary → clone, starts here.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate
+
+from ledger import transfer
+from ledger.allocators import Decision, PoolView, Request, allocate
+from ledger.base import Ctx
+from ledger.commands import (
+    AttachCommand,
+    CopyCommand,
+    CreateObjectCommand,
+    DeleteCommand,
+    DettachCommand,
+    DownloadCommand,
+)
+from ledger.copies import DataObjectInStore, copy_id
+from ledger.errors import IllegalTransition, InvalidInput, NotFound
+from ledger.host import Host
+from ledger.image_store import ImageStore
+from ledger.job import Job
+from ledger.pool import StoragePool
+from ledger.template import Template
+from ledger.values import (
+    DataObjectType,
+    HostState,
+    ImageFormat,
+    ObjectInStoreState,
+    StoreRole,
+    VmState,
+    VolumeState,
+    VolumeType,
+)
+from ledger.vm import VirtualMachine
+from ledger.volume import Volume
+
+if TYPE_CHECKING:
+    from ledger.service import Ledger
+
+
+def no_pool_message(decision: Decision) -> str:
+    return (
+        "Unable to find suitable primary storage "
+        f"({decision.summary()}; `storctl why` shows the decision)"
+    )
+
+
+class Operations:
+    """Mixed into `Ledger`; `self` is the Application."""
+
+    # ------------------------------------------------------------ settings
+
+    def _threshold(self: Ledger) -> float:
+        return float(
+            self.settings().get("pool.storage.allocated.capacity.disablethreshold")
+        )
+
+    def _factor(self: Ledger) -> float:
+        return float(self.settings().get("storage.overprovisioning.factor"))
+
+    def _wait(self: Ledger, key: str) -> int:
+        return int(self.settings().get(key))
+
+    # ------------------------------------------------------------ placement
+
+    def pool_views(
+        self: Ledger, zone_id: str, template_id: UUID | None
+    ) -> list[PoolView]:
+        zone = self.zone(zone_id)
+        if zone is None:
+            return []
+        views = []
+        factor = self._factor()
+        for pid in zone.pools:
+            pool = self.load(StoragePool, UUID(pid))
+            has_template = False
+            if template_id is not None:
+                copy = self.find(DataObjectInStore, copy_id(template_id, pool.id))
+                has_template = copy is not None and str(copy.id) in pool.reservations
+            views.append(
+                PoolView(
+                    id=str(pool.id),
+                    name=pool.name,
+                    scope=pool.scope,
+                    zone_id=pool.zone_id,
+                    cluster_id=pool.cluster_id,
+                    host_id=str(pool.host_id) if pool.host_id else None,
+                    status=pool.status,
+                    tags=tuple(pool.tags),
+                    capacity=pool.capacity,
+                    allocated=pool.allocated,
+                    factor=pool.factor(factor),
+                    volumes=len(pool.reservations),
+                    has_template=has_template,
+                )
+            )
+        return views
+
+    def place(
+        self: Ledger,
+        ctx: Ctx,
+        volume: Volume,
+        request: Request,
+        template: Template | None = None,
+    ) -> tuple[Decision, StoragePool | None]:
+        """Choose a pool, record the decision, reserve, and move the volume onto it."""
+        views = self.pool_views(volume.zone_id, template.id if template else None)
+        algorithm = str(self.settings().get("vm.allocation.algorithm"))
+        decision = allocate(
+            request, views, self._threshold(), algorithm, seed=volume.id.int & 0xFFFF
+        )
+        chosen = UUID(decision.chosen) if decision.chosen else None
+        volume.record_decision(ctx, request.as_dict(), decision.verdict_dicts(), chosen)
+        if chosen is None:
+            return decision, None
+        pool = self.load(StoragePool, chosen)
+        pool.reserve(
+            ctx, str(volume.id), volume.size, self._threshold(), self._factor()
+        )
+        volume.change_pool(ctx, pool.id)
+        return decision, pool
+
+    def ready_image_copy(
+        self: Ledger, template: Template
+    ) -> tuple[ImageStore, DataObjectInStore] | None:
+        zone = self.zone(template.zone_id)
+        for sid in zone.stores if zone else []:
+            copy = self.find(DataObjectInStore, copy_id(template.id, UUID(sid)))
+            if copy is not None and copy.is_ready:
+                return self.load(ImageStore, UUID(sid)), copy
+        return None
+
+    def ensure_template_on_pool(
+        self: Ledger, ctx: Ctx, volume: Volume, pool: StoragePool, template: Template
+    ) -> list[Aggregate]:
+        """CloudStack's createBaseImageAsync then clone: copy the template to the pool
+        once (a `template_spool_ref` row), and clone it for every volume."""
+        cid = copy_id(template.id, pool.id)
+        copy = self.find(DataObjectInStore, cid)
+        if copy is not None and copy.is_ready:
+            self.request_clone(ctx, volume, pool, template, copy)
+            return []
+        if copy is None:
+            copy = DataObjectInStore.allocate(
+                ctx, DataObjectType.TEMPLATE, template.id, pool.id, StoreRole.Primary
+            )
+        if copy.pending is None:
+            source = self.ready_image_copy(template)
+            if source is None:
+                raise InvalidInput(
+                    "template", template.name, "not downloaded to an image store"
+                )
+            store, image_copy = source
+            pool.reserve(
+                ctx, str(cid), template.size, self._threshold(), self._factor()
+            )
+            copy.request_copy(
+                ctx,
+                CopyCommand(
+                    commandId=transfer.command_id(ctx.causation_id, cid, "copy"),
+                    srcTO=transfer.template_to(
+                        template, transfer.image_to(store), image_copy.install_path
+                    ),
+                    destTO=transfer.template_to(
+                        template, transfer.primary_to(pool), None
+                    ),
+                    wait=self._wait("primary.storage.download.wait"),
+                ),
+            )
+        copy.add_waiter(ctx, volume.id)
+        return [copy]
+
+    def request_clone(
+        self: Ledger,
+        ctx: Ctx,
+        volume: Volume,
+        pool: StoragePool,
+        template: Template,
+        copy: DataObjectInStore,
+    ) -> None:
+        volume.request_copy(
+            ctx,
+            CopyCommand(
+                commandId=transfer.command_id(ctx.causation_id, volume.id, "clone"),
+                srcTO=transfer.template_to(
+                    template, transfer.primary_to(pool), copy.install_path
+                ),
+                destTO=transfer.volume_to(volume, pool),
+                wait=self._wait("copy.volume.wait"),
+            ),
+            "CreateRequested",
+        )
+
+    def request_create(
+        self: Ledger, ctx: Ctx, volume: Volume, pool: StoragePool
+    ) -> None:
+        volume.request_create(
+            ctx,
+            CreateObjectCommand(
+                commandId=transfer.command_id(ctx.causation_id, volume.id, "create"),
+                data=transfer.volume_to(volume, pool),
+                wait=self._wait("wait"),
+            ),
+        )
+
+    # ------------------------------------------------------------ templates
+
+    def register_template(
+        self: Ledger,
+        ctx: Ctx,
+        *,
+        name: str,
+        url: str,
+        fmt: ImageFormat,
+        zone: str,
+        checksum: str | None = None,
+    ) -> Job:
+        """Register, and ask every image store of the zone to download it."""
+        if not url.startswith(("file://", "http://", "https://")):
+            raise InvalidInput("url", url, "expected file://, http:// or https://")
+        zone_agg = self.zone(zone)
+        if zone_agg is None or not zone_agg.stores:
+            raise NotFound("image store", f"in zone {zone}")
+        template = Template.register(
+            ctx, name=name, zone_id=zone, url=url, format=fmt, checksum=checksum
+        )
+        job = Job.submit(ctx, "template.register", "template", template.id)
+        copies: list[Aggregate] = []
+        for sid in zone_agg.stores:
+            store = self.load(ImageStore, UUID(sid))
+            copy = DataObjectInStore.allocate(
+                ctx, DataObjectType.TEMPLATE, template.id, store.id, StoreRole.Image
+            )
+            copy.request_download(
+                ctx,
+                DownloadCommand(
+                    commandId=transfer.command_id(
+                        ctx.causation_id, copy.id, "download"
+                    ),
+                    url=url,
+                    format=fmt.value,
+                    name=name,
+                    resourceType="TEMPLATE",
+                    installPath=transfer.template_install_path(template),
+                    store=transfer.image_to(store),
+                    checksum=checksum,
+                    wait=self._wait("primary.storage.download.wait"),
+                ),
+            )
+            copies.append(copy)
+        self._save_new(ctx, "template", name, template, job, *copies)
+        return job
+
+    def delete_template(self: Ledger, ctx: Ctx, ref: str) -> Job:
+        """Remove the template and its image-store copies; pool copies stay until
+        storage cleanup, since linked clones still read them."""
+
+        def decide() -> list[Aggregate | None]:
+            template = self.resolve(Template, ref)
+            template.delete(ctx)
+            job = Job.submit(ctx, "template.delete", "template", template.id)
+            out: list[Aggregate | None] = [template, job]
+            zone = self.zone(template.zone_id)
+            pending = False
+            for sid in zone.stores if zone else []:
+                copy = self.find(DataObjectInStore, copy_id(template.id, UUID(sid)))
+                if copy is None or copy.state is ObjectInStoreState.Destroyed:
+                    continue
+                if copy.pending is not None:
+                    raise IllegalTransition(
+                        "Template",
+                        str(template.id),
+                        copy.state.name,
+                        "DeleteRequested",
+                        why="a download is still running",
+                    )
+                store = self.load(ImageStore, UUID(sid))
+                copy.request_destroy(
+                    ctx,
+                    DeleteCommand(
+                        commandId=transfer.command_id(
+                            ctx.causation_id, copy.id, "delete"
+                        ),
+                        data=transfer.template_to(
+                            template, transfer.image_to(store), copy.install_path
+                        ),
+                    )
+                    if copy.install_path
+                    else None,
+                )
+                pending = pending or copy.install_path is not None
+                out.append(copy)
+            if not pending:
+                job.succeed(ctx)
+            claim = self.find_claim("template", template.name)
+            if claim is not None:
+                claim.release(ctx)
+            out.append(claim)
+            return out
+
+        return self._job_of(self.atomic(decide, what=f"template delete {ref}"))
+
+    # ------------------------------------------------------------ VMs
+
+    def pick_host(self: Ledger, zone: str, ref: str | None) -> Host:
+        if ref is not None:
+            host = self.resolve(Host, ref)
+            if host.zone_id != zone:
+                raise InvalidInput("host", ref, f"not in zone {zone}")
+            if host.state is not HostState.Up:
+                raise InvalidInput("host", ref, f"is {host.state.name}")
+            return host
+        zone_agg = self.zone(zone)
+        hosts = [self.load(Host, UUID(h)) for h in (zone_agg.hosts if zone_agg else {})]
+        up = sorted((h for h in hosts if h.state is HostState.Up), key=lambda h: h.name)
+        if not up:
+            raise NotFound("Up host", f"in zone {zone}")
+        return up[0]
+
+    def deploy_vm(
+        self: Ledger,
+        ctx: Ctx,
+        *,
+        name: str,
+        template_ref: str,
+        zone: str,
+        host_ref: str | None = None,
+        root_size: int | None = None,
+        tags: list[str] | None = None,
+    ) -> Job:
+        template = self.resolve(Template, template_ref)
+        if template.removed:
+            raise NotFound("template", template_ref)
+        if template.zone_id != zone:
+            raise InvalidInput("template", template_ref, f"not in zone {zone}")
+        if self.ready_image_copy(template) is None:
+            raise InvalidInput(
+                "template", template.name, "is not ready (still downloading?)"
+            )
+        if root_size is not None and root_size < template.size:
+            raise InvalidInput(
+                "root size",
+                str(root_size),
+                f"smaller than the template ({template.size})",
+            )
+        host = self.pick_host(zone, host_ref)
+        vm_id, volume_id = uuid.uuid4(), uuid.uuid4()
+
+        def decide() -> list[Aggregate | None]:
+            volume = Volume.create(
+                Volume.Allocated,
+                ctx,
+                id=volume_id,
+                name=f"ROOT-{name}",
+                volume_type=VolumeType.ROOT,
+                size=root_size or template.size,
+                zone_id=zone,
+                template_id=template.id,
+                snapshot_id=None,
+                vm_id=vm_id,
+                device_id=0,
+                tags=list(tags or []),
+            )
+            vm = VirtualMachine.deploy(
+                ctx,
+                id=vm_id,
+                name=name,
+                zone_id=zone,
+                host_id=host.id,
+                template_id=template.id,
+                root_volume_id=volume_id,
+            )
+            claim = self._claim(ctx, "vm", name, vm_id)
+            job = Job.submit(
+                ctx, "vm.deploy", "vm", vm_id, {"volume_id": str(volume_id)}
+            )
+            request = Request(
+                size=volume.size,
+                zone_id=zone,
+                cluster_id=host.cluster_id,
+                host_id=str(host.id),
+                tags=tuple(tags or ()),
+                template_size=template.size,
+            )
+            decision, pool = self.place(ctx, volume, request, template)
+            out: list[Aggregate | None] = [volume, vm, claim, job, pool]
+            if pool is None:
+                job.fail(ctx, no_pool_message(decision))
+                return out
+            out += self.ensure_template_on_pool(ctx, volume, pool, template)
+            return out
+
+        return self._job_of(self.atomic(decide, what=f"vm deploy {name}"))
+
+    def vm_power(self: Ledger, ctx: Ctx, ref: str, trigger: str) -> VirtualMachine:
+        def decide() -> list[Aggregate | None]:
+            vm = self.resolve(VirtualMachine, ref)
+            vm.change_state(ctx, trigger)
+            return [vm]
+
+        return self.atomic(decide, what=f"vm {ref}")[0]  # type: ignore[return-value]
+
+    # ------------------------------------------------------------ volumes
+
+    def create_volume(
+        self: Ledger,
+        ctx: Ctx,
+        *,
+        name: str,
+        zone: str,
+        size: int,
+        pool_ref: str | None = None,
+        tags: list[str] | None = None,
+    ) -> Job:
+        """CloudStack's createVolume: without a pool the volume stays Allocated
+        until it is attached; with `--pool` it is created there at once."""
+        if not name or len(name) > 255 or any(c in name for c in "\0\n\r"):
+            raise InvalidInput("volume name", name, "1-255 printable characters")
+        minimum = int(self.settings().get("custom.diskoffering.size.min"))
+        if size < minimum:
+            raise InvalidInput(
+                "size", str(size), f"below custom.diskoffering.size.min {minimum}"
+            )
+        if self.zone(zone) is None:
+            raise NotFound("zone", zone)
+        pool_id = self.resolve(StoragePool, pool_ref).id if pool_ref else None
+        volume_id = uuid.uuid4()
+
+        def decide() -> list[Aggregate | None]:
+            volume = Volume.create(
+                Volume.Allocated,
+                ctx,
+                id=volume_id,
+                name=name,
+                volume_type=VolumeType.DATADISK,
+                size=size,
+                zone_id=zone,
+                template_id=None,
+                snapshot_id=None,
+                vm_id=None,
+                device_id=None,
+                tags=list(tags or []),
+            )
+            job = Job.submit(ctx, "volume.create", "volume", volume_id)
+            if pool_id is None:
+                job.succeed(ctx, {"state": volume.state.name})
+                return [volume, job]
+            request = Request(
+                size=size, zone_id=zone, tags=tuple(tags or ()), pool_id=str(pool_id)
+            )
+            decision, pool = self.place(ctx, volume, request)
+            if pool is None:
+                job.fail(ctx, no_pool_message(decision))
+                return [volume, job]
+            self.request_create(ctx, volume, pool)
+            return [volume, job, pool]
+
+        return self._job_of(self.atomic(decide, what=f"volume create {name}"))
+
+    def attach_volume(self: Ledger, ctx: Ctx, volume_id: UUID, vm_ref: str) -> Job:
+        def decide() -> list[Aggregate | None]:
+            volume = self.load(Volume, volume_id)
+            vm = self.resolve(VirtualMachine, vm_ref)
+            if volume.volume_type is not VolumeType.DATADISK:
+                raise IllegalTransition(
+                    "Volume",
+                    str(volume.id),
+                    volume.state.name,
+                    "AttachRequested",
+                    why="only data disks attach",
+                )
+            if vm.state in (VmState.Destroyed, VmState.Expunging):
+                raise IllegalTransition(
+                    "VirtualMachine", str(vm.id), vm.state.name, "AttachRequested"
+                )
+            if volume.zone_id != vm.zone_id:
+                raise InvalidInput(
+                    "vm", vm_ref, f"not in the volume's zone {volume.zone_id}"
+                )
+            if volume.vm_id is not None:
+                raise IllegalTransition(
+                    "Volume",
+                    str(volume.id),
+                    volume.state.name,
+                    "AttachRequested",
+                    why=f"attached to {volume.vm_id}",
+                )
+            job = Job.submit(
+                ctx, "volume.attach", "volume", volume.id, {"vm_id": str(vm.id)}
+            )
+            if volume.state is VolumeState.Allocated and volume.pool_id is None:
+                host = self.load(Host, vm.host_id)
+                request = Request(
+                    size=volume.size,
+                    zone_id=volume.zone_id,
+                    cluster_id=host.cluster_id,
+                    host_id=str(host.id),
+                    tags=tuple(volume.tags),
+                )
+                decision, pool = self.place(ctx, volume, request)
+                if pool is None:
+                    job.fail(ctx, no_pool_message(decision))
+                    return [volume, job]
+                self.request_create(ctx, volume, pool)
+                return [volume, job, pool]
+            if volume.state is not VolumeState.Ready:
+                volume.next(
+                    "AttachRequested"
+                )  # raises IllegalTransition with the state
+            return [volume, job, vm, *self.request_attach(ctx, volume, vm)]
+
+        return self._job_of(self.atomic(decide, what="volume attach"))
+
+    def request_attach(
+        self: Ledger, ctx: Ctx, volume: Volume, vm: VirtualMachine
+    ) -> list[Aggregate]:
+        assert volume.pool_id is not None
+        pool = self.load(StoragePool, volume.pool_id)
+        device = vm.reserve_device(ctx, volume.id)
+        volume.request_attach(
+            ctx,
+            AttachCommand(
+                commandId=transfer.command_id(ctx.causation_id, volume.id, "attach"),
+                disk=transfer.disk_to(volume, pool, device, vm.name),
+                vmName=vm.name,
+                vmId=str(vm.id),
+                wait=self._wait("wait"),
+            ),
+        )
+        return []
+
+    def detach_volume(self: Ledger, ctx: Ctx, volume_id: UUID) -> Job:
+        def decide() -> list[Aggregate | None]:
+            volume = self.load(Volume, volume_id)
+            if volume.vm_id is None or volume.pool_id is None:
+                raise IllegalTransition(
+                    "Volume",
+                    str(volume.id),
+                    volume.state.name,
+                    "DetachRequested",
+                    why="not attached",
+                )
+            vm = self.load(VirtualMachine, volume.vm_id)
+            pool = self.load(StoragePool, volume.pool_id)
+            job = Job.submit(
+                ctx, "volume.detach", "volume", volume.id, {"vm_id": str(vm.id)}
+            )
+            volume.request_detach(
+                ctx,
+                DettachCommand(
+                    commandId=transfer.command_id(
+                        ctx.causation_id, volume.id, "detach"
+                    ),
+                    disk=transfer.disk_to(volume, pool, volume.device_id, vm.name),
+                    vmName=vm.name,
+                    wait=self._wait("wait"),
+                ),
+            )
+            return [volume, job]
+
+        return self._job_of(self.atomic(decide, what="volume detach"))
+
+    def delete_volume(self: Ledger, ctx: Ctx, volume_id: UUID) -> Job:
+        """Destroy (recoverable) a created volume; a never-created one is expunged,
+        since there is no file to keep (CloudStack's rule)."""
+
+        def decide() -> list[Aggregate | None]:
+            volume = self.load(Volume, volume_id)
+            job = Job.submit(ctx, "volume.delete", "volume", volume.id)
+            pool = self.load(StoragePool, volume.pool_id) if volume.pool_id else None
+            volume.destroy(ctx)
+            if volume.path is None:
+                volume.request_expunge(ctx, None)  # nothing on primary to keep
+            if pool is not None:
+                pool.release(ctx, str(volume.id))
+            job.succeed(ctx, {"state": volume.state.name})
+            return [volume, job, pool]
+
+        return self._job_of(self.atomic(decide, what="volume delete"))
+
+    def recover_volume(self: Ledger, ctx: Ctx, volume_id: UUID) -> Job:
+        def decide() -> list[Aggregate | None]:
+            volume = self.load(Volume, volume_id)
+            volume.recover(ctx)
+            job = Job.submit(ctx, "volume.recover", "volume", volume.id)
+            pool = self.load(StoragePool, volume.pool_id) if volume.pool_id else None
+            if pool is not None:
+                pool.reserve(
+                    ctx, str(volume.id), volume.size, self._threshold(), self._factor()
+                )
+            job.succeed(ctx, {"state": volume.state.name})
+            return [volume, job, pool]
+
+        return self._job_of(self.atomic(decide, what="volume recover"))
+
+    def expunge_volume(self: Ledger, ctx: Ctx, volume_id: UUID) -> Job:
+        def decide() -> list[Aggregate | None]:
+            volume = self.load(Volume, volume_id)
+            job = Job.submit(ctx, "volume.expunge", "volume", volume.id)
+            pool = self.load(StoragePool, volume.pool_id) if volume.pool_id else None
+            if volume.state is VolumeState.Allocated:
+                volume.destroy(ctx)
+                if pool is not None:
+                    pool.release(ctx, str(volume.id))
+            if volume.path is None or pool is None:
+                volume.request_expunge(ctx, None)
+                job.succeed(ctx, {"state": volume.state.name})
+            else:
+                volume.request_expunge(
+                    ctx,
+                    DeleteCommand(
+                        commandId=transfer.command_id(
+                            ctx.causation_id, volume.id, "delete"
+                        ),
+                        data=transfer.volume_to(volume, pool),
+                        wait=self._wait("wait"),
+                    ),
+                )
+            return [volume, job, pool]
+
+        return self._job_of(self.atomic(decide, what="volume expunge"))
+
+    # ------------------------------------------------------------ answers
+
+    def record_answer(
+        self: Ledger, ctx: Ctx, object_id: UUID, answer: Any, tracking: Any = None
+    ) -> list[Aggregate]:
+        """Fold an agent's answer on the object that asked (exactly once per request:
+        an answer for a command no longer pending is refused as stale)."""
+
+        def decide() -> list[Aggregate | None]:
+            obj: Any = self.repository.get(object_id)
+            obj.fold_answer(ctx, answer)
+            return [obj]
+
+        return self.atomic(decide, tracking=tracking, what="answer")
+
+    @staticmethod
+    def _job_of(saved: list[Any]) -> Job:
+        return next(a for a in saved if isinstance(a, Job))
+
+    def find_claim(self: Ledger, kind: str, name: str) -> Any:
+        from ledger.names import NameClaim, claim_id
+
+        return self.find(NameClaim, claim_id(kind, name))
