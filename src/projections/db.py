@@ -1,0 +1,152 @@
+"""One SQL surface over both dialects, and the value conversions the tables use.
+
+Handlers and queries write SQL once with `?` placeholders; `Db` rewrites them to
+psycopg's `%s` on PostgreSQL. Rows come back as plain dicts on both. No CloudStack
+table of its own: this is the plumbing under every table of the read side.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from enum import Enum
+from functools import lru_cache
+from typing import Any
+from uuid import UUID
+
+from projections.schema import Dialect
+
+
+@lru_cache(maxsize=1024)
+def adapt(sql: str, dialect: Dialect) -> str:
+    """`?` placeholders to the dialect's style (literal `%` escaped for psycopg)."""
+    if dialect == "sqlite":
+        return sql
+    return sql.replace("%", "%%").replace("?", "%s")
+
+
+class Db:
+    """A cursor inside one transaction, with the dialect it speaks.
+
+    `position` is the notification id of the event being applied (handlers use it
+    for CloudStack-style integer ids); `copies` caches which ref table holds a copy
+    within the transaction.
+    """
+
+    def __init__(self, cursor: Any, dialect: Dialect) -> None:
+        self.cursor = cursor
+        self.dialect = dialect
+        self.position = 0
+        self.copies: dict[str, str | None] = {}
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self.cursor.execute(adapt(sql, self.dialect), tuple(params))
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        rows = [tuple(r) for r in rows]
+        if rows:
+            self.cursor.executemany(adapt(sql, self.dialect), rows)
+
+    def all(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        self.execute(sql, params)
+        return [dict(row) for row in self.cursor.fetchall()]
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> dict[str, Any] | None:
+        self.execute(sql, params)
+        row = self.cursor.fetchone()
+        return dict(row) if row is not None else None
+
+    def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        row = self.one(sql, params)
+        return next(iter(row.values())) if row else None
+
+    # ------------------------------------------------------------ writes
+
+    def insert(self, table: str, row: dict[str, Any], key: str | None = None) -> None:
+        """INSERT, or with `key` an upsert (ON CONFLICT (key) DO UPDATE)."""
+        cols = tuple(row)
+        self.execute(_insert_sql(table, cols, key), [row[c] for c in cols])
+
+    def update(self, table: str, key: str, key_value: Any, **values: Any) -> None:
+        cols = tuple(values)
+        self.execute(
+            _update_sql(table, key, cols), [*(values[c] for c in cols), key_value]
+        )
+
+
+@lru_cache(maxsize=512)
+def _insert_sql(table: str, cols: tuple[str, ...], key: str | None) -> str:
+    sql = (
+        f"INSERT INTO {table} ({', '.join(cols)}) "
+        f"VALUES ({', '.join('?' for _ in cols)})"
+    )
+    if key is None:
+        return sql
+    rest = [c for c in cols if c != key]
+    sets = ", ".join(f"{c} = excluded.{c}" for c in rest)
+    return f"{sql} ON CONFLICT ({key}) DO UPDATE SET {sets}"
+
+
+@lru_cache(maxsize=512)
+def _update_sql(table: str, key: str, cols: tuple[str, ...]) -> str:
+    sets = ", ".join(f"{c} = ?" for c in cols)
+    return f"UPDATE {table} SET {sets} WHERE {key} = ?"
+
+
+# ---------------------------------------------------------------- values
+
+
+def iso(moment: datetime) -> str:
+    """ISO 8601 UTC with microseconds and `Z`: sortable as text."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def text(value: Any) -> str | None:
+    """A column value as text: enums by value, uuids canonical, None kept."""
+    if value is None:
+        return None
+    if isinstance(value, Enum):
+        return str(value.value)
+    return str(value)
+
+
+_SECRET_KEYS = re.compile(r"pass(word|wd)?|secret|token|credential", re.IGNORECASE)
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]+:)[^@/\s]+@")
+
+
+def redact(value: Any) -> Any:
+    """Drop anything that looks like a password: by key name, or inside a URL."""
+    if isinstance(value, dict):
+        return {
+            k: "***" if _SECRET_KEYS.search(str(k)) else redact(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [redact(v) for v in value]
+    if isinstance(value, str):
+        return _URL_PASSWORD.sub(r"\1***@", value)
+    return value
+
+
+def _default(obj: Any) -> Any:
+    if isinstance(obj, Enum):
+        return obj.value
+    if isinstance(obj, UUID | Decimal):
+        return str(obj)
+    if isinstance(obj, datetime):
+        return iso(obj)
+    if isinstance(obj, set | frozenset):
+        return sorted(obj, key=str)
+    raise TypeError(f"not JSON-simple: {type(obj).__name__}")
+
+
+def to_json(value: Any) -> str:
+    """Canonical JSON text (sorted keys), secrets redacted."""
+    return json.dumps(
+        redact(json.loads(json.dumps(value, default=_default))),
+        sort_keys=True,
+        separators=(",", ":"),
+    )

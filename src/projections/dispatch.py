@@ -1,0 +1,60 @@
+"""The event -> table dispatch: one `singledispatch` function over event classes.
+
+Each family module (`infra`, `templates`, `volumes`, `jobs`) registers its handlers
+on `project`. Every `...Requested` / `...Answered` event (the state machine steps of
+`Commandable` aggregates) first goes to `step`, which routes by aggregate class to
+the family that owns that aggregate's table (`volumes.state`, `snapshots.status`,
+the `*_ref` tables' `state`). Events nobody registered (zones, name claims, the
+allocator's decision) change no table: the journal (`journal.py`) records every
+event whatever its class. No CloudStack table of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import singledispatch
+from typing import Any
+
+from ledger.base import Answered, Requested
+from projections.db import Db
+
+Step = Callable[[Any, Db], None]
+
+#: aggregate class name -> handler of its Requested/Answered steps
+STEPS: dict[str, Step] = {}
+
+
+def aggregate_name(event: object) -> str:
+    """The aggregate class an event belongs to (events are nested classes)."""
+    return type(event).__qualname__.split(".")[0]
+
+
+@singledispatch
+def project(event: object, db: Db) -> None:
+    """Apply one event to the tables (journal aside). Unknown events: no table."""
+
+
+@project.register
+def _requested(event: Requested, db: Db) -> None:
+    step(event, db)
+
+
+@project.register
+def _answered(event: Answered, db: Db) -> None:
+    step(event, db)
+
+
+def step(event: Requested | Answered, db: Db) -> None:
+    handler = STEPS.get(aggregate_name(event))
+    if handler is not None:
+        handler(event, db)
+
+
+def on_steps(aggregate: str) -> Callable[[Step], Step]:
+    """Register the Requested/Answered handler of one aggregate class."""
+
+    def register(handler: Step) -> Step:
+        STEPS[aggregate] = handler
+        return handler
+
+    return register

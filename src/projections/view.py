@@ -1,0 +1,184 @@
+"""The projection view: the tables and the follower's tracking row, in one store.
+
+`SQLiteProjectionView` and `PostgresProjectionView` are eventsourcing tracking
+recorders built on the Ledger's own datastore (`ledger.factory.tracking_recorder`),
+so a batch of events becomes table rows *and* the "projections" tracking row in one
+transaction: a crash loses or doubles nothing. On SQLite the tracking table is the
+library's shared `tracking` (one row per follower); on PostgreSQL it is the
+Ledger's `<name>_tracking` in the Ledger's schema. The tables themselves are
+described in `schema.py` (CloudStack's `volumes`, `storage_pool`, ...).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any, ClassVar, Protocol
+from weakref import WeakKeyDictionary
+
+from eventsourcing.application import Application
+from eventsourcing.persistence import Tracking
+from eventsourcing.postgres import (
+    PostgresDatastore,
+    PostgresFactory,
+    PostgresTrackingRecorder,
+)
+from eventsourcing.sqlite import SQLiteDatastore, SQLiteFactory, SQLiteTrackingRecorder
+from psycopg.sql import SQL, Composed, Identifier
+
+# Importing the family modules registers their handlers on `project`.
+from projections import infra, templates, volumes  # noqa: F401
+from projections.db import Db
+from projections.dispatch import project
+from projections.journal import append, journal_row
+from projections.schema import TABLE_NAMES, Dialect, postgres_ddl, sqlite_ddl
+
+#: the name of this follower's tracking row
+APPLICATION_NAME = "projections"
+
+
+class View(Protocol):
+    dialect: ClassVar[Dialect]
+
+    def view_transaction(self, *, commit: bool) -> AbstractContextManager[Db]: ...
+
+    def record_tracking(self, db: Db, tracking: Tracking) -> None: ...
+
+    def max_tracking_id(self, application_name: str) -> int | None: ...
+
+    def reset(self) -> None: ...
+
+
+class SQLiteProjectionView(SQLiteTrackingRecorder):
+    dialect: ClassVar[Dialect] = "sqlite"
+
+    def __init__(self, datastore: SQLiteDatastore, **kwargs: Any) -> None:
+        super().__init__(datastore, **kwargs)
+
+    def construct_create_table_statements(self) -> list[str]:
+        return [*super().construct_create_table_statements(), *sqlite_ddl()]
+
+    @contextmanager
+    def view_transaction(self, *, commit: bool) -> Iterator[Db]:
+        with self.datastore.transaction(commit=commit) as cursor:
+            yield Db(cursor, self.dialect)
+
+    def record_tracking(self, db: Db, tracking: Tracking) -> None:
+        self._insert_tracking(db.cursor, tracking)
+
+    def reset(self) -> None:
+        """Drop and recreate the tables; forget this follower's position."""
+        with self.datastore.transaction(commit=True) as cursor:
+            for name in TABLE_NAMES:
+                cursor.execute(f"DROP TABLE IF EXISTS {name}")
+            for statement in self.create_table_statements:
+                cursor.execute(statement)
+            cursor.execute(
+                "DELETE FROM tracking WHERE application_name = ?", (APPLICATION_NAME,)
+            )
+
+
+class PostgresProjectionView(PostgresTrackingRecorder):
+    dialect: ClassVar[Dialect] = "postgres"
+
+    def __init__(self, datastore: PostgresDatastore, **kwargs: Any) -> None:
+        super().__init__(datastore, **kwargs)
+        schema = Identifier(self.datastore.schema)
+        self.ddl: list[Composed] = [
+            SQL(template).format(schema)  # type: ignore[arg-type]
+            for template, _ in postgres_ddl()
+        ]
+        self.sql_create_statements.extend(self.ddl)
+        self.search_path = SQL("SET LOCAL search_path TO {0}").format(schema)
+
+    @contextmanager
+    def view_transaction(self, *, commit: bool) -> Iterator[Db]:
+        with self.datastore.transaction(commit=commit) as cursor:
+            if not commit:  # one consistent snapshot for every query of a reader
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            cursor.execute(self.search_path)
+            yield Db(cursor, self.dialect)
+
+    def record_tracking(self, db: Db, tracking: Tracking) -> None:
+        self._insert_tracking(db.cursor, tracking)
+
+    def reset(self) -> None:
+        """Drop and recreate the tables; forget this follower's position."""
+        schema = Identifier(self.datastore.schema)
+        with self.datastore.transaction(commit=True) as cursor:
+            for name in TABLE_NAMES:
+                cursor.execute(
+                    SQL("DROP TABLE IF EXISTS {0}.{1}").format(schema, Identifier(name))
+                )
+            for statement in self.ddl:
+                cursor.execute(statement)
+            cursor.execute(
+                SQL("DELETE FROM {0}.{1} WHERE application_name = %s").format(
+                    schema, Identifier(self.tracking_table_name)
+                ),
+                (APPLICATION_NAME,),
+            )
+
+
+_VIEWS: WeakKeyDictionary[Application[Any], View] = WeakKeyDictionary()
+
+
+def view_for(ledger: Application[Any]) -> View:
+    """The projection view on `ledger`'s datastore (tables created on first use)."""
+    cached = _VIEWS.get(ledger)
+    if cached is not None:
+        return cached
+    factory = ledger.factory
+    view: View
+    if isinstance(factory, SQLiteFactory):
+        lite = factory.tracking_recorder(SQLiteProjectionView)
+        if not isinstance(lite, SQLiteProjectionView):  # pragma: no cover
+            raise TypeError(type(lite).__name__)
+        view = lite
+    elif isinstance(factory, PostgresFactory):
+        view = factory.tracking_recorder(PostgresProjectionView)
+    else:
+        raise TypeError(
+            f"projections need SQLite or PostgreSQL, not {type(factory).__name__}"
+        )
+    _VIEWS[ledger] = view
+    return view
+
+
+def apply_batch(view: View, items: Sequence[tuple[int, Any]], last_id: int) -> None:
+    """Apply (position, event) pairs and record `last_id`, all in one transaction."""
+    with view.view_transaction(commit=True) as db:
+        rows = []
+        for position, event in items:
+            db.position = position
+            rows.append(journal_row(position, event))
+            project(event, db)
+        append(db, rows)
+        view.record_tracking(db, Tracking(APPLICATION_NAME, last_id))
+
+
+class Reader:
+    """Read-only access to the tables, inside one read transaction."""
+
+    def __init__(self, db: Db) -> None:
+        self._db = db
+
+    @property
+    def dialect(self) -> Dialect:
+        return self._db.dialect
+
+    def all(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        return self._db.all(sql, params)
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> dict[str, Any] | None:
+        return self._db.one(sql, params)
+
+    def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self._db.scalar(sql, params)
+
+
+@contextmanager
+def reader(ledger: Application[Any]) -> Iterator[Reader]:
+    """`with reader(ledger) as r: list_pools(r)`; the tables as last caught up."""
+    with view_for(ledger).view_transaction(commit=False) as db:
+        yield Reader(db)
