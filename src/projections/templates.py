@@ -18,7 +18,7 @@ from ledger.base import Answered, Requested
 from ledger.copies import DataObjectInStore
 from ledger.template import Template
 from ledger.values import DataObjectType, StoreRole, TemplateState
-from projections.db import Db, iso, text
+from projections.db import Db, iso, redact, text
 from projections.dispatch import on_steps, project
 
 REF_TABLES = ("template_store_ref", "template_spool_ref", "snapshot_store_ref")
@@ -47,7 +47,7 @@ def _template_registered(event: Template.Registered, db: Db) -> None:
             "uuid": str(event.originator_id),
             "name": event.name,
             "format": text(event.format),
-            "url": event.url,
+            "url": redact(event.url),
             "checksum": event.checksum,
             "size": 0,
             "physical_size": 0,

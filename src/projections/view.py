@@ -146,15 +146,20 @@ def view_for(ledger: Application[Any]) -> View:
 
 
 def apply_batch(view: View, items: Sequence[tuple[int, Any]], last_id: int) -> None:
-    """Apply (position, event) pairs and record `last_id`, all in one transaction."""
+    """Apply (position, event) pairs and record `last_id`, all in one transaction.
+
+    The tracking row is written first: it takes the write lock at once (no stale
+    SQLite read snapshot to upgrade), and a follower that lost the race to this
+    position fails there with `IntegrityError` before doing any work.
+    """
     with view.view_transaction(commit=True) as db:
+        view.record_tracking(db, Tracking(APPLICATION_NAME, last_id))
         rows = []
         for position, event in items:
             db.position = position
             rows.append(journal_row(position, event))
             project(event, db)
         append(db, rows)
-        view.record_tracking(db, Tracking(APPLICATION_NAME, last_id))
 
 
 class Reader:

@@ -1,0 +1,421 @@
+"""The read side: tables, journal, tracking, rebuild and crash safety on both stores.
+
+Every test runs on a fresh SQLite file and on a fresh PostgreSQL schema (never
+skipped: the PostgreSQL cases fail when the server is down).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from eventsourcing.persistence import IntegrityError
+
+from ledger.base import Ctx
+from ledger.commands import CreateObjectAnswer, DownloadAnswer, VolumeObjectTO
+from ledger.copies import DataObjectInStore, copy_id
+from ledger.errors import Ambiguous, NotFound
+from ledger.host import Host
+from ledger.pool import StoragePool
+from ledger.service import Ledger
+from ledger.snapshot import Snapshot
+from ledger.store import parse_db, pg_connect_args, prepare
+from ledger.values import (
+    DataObjectType,
+    GiB,
+    HostState,
+    Hypervisor,
+    ImageFormat,
+    PoolType,
+    Scope,
+    StoreRole,
+    VolumeType,
+)
+from ledger.volume import Volume
+from projections import queries as q
+from projections import view as view_module
+from projections.runner import catch_up, position, rebuild, status
+from projections.schema import BY_NAME, TABLE_NAMES
+from projections.view import reader, view_for
+
+PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
+SECRET = "s3cr3t-pw"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ledger]:
+    if request.param == "sqlite":
+        url = str(tmp_path / "ledger.db")
+    else:
+        url = f"{PG_URL}?schema=t_{uuid.uuid4().hex[:12]}"
+    db = parse_db(url)
+    prepare(db)
+    ledger = Ledger(env=db.env)
+    try:
+        yield ledger
+    finally:
+        ledger.close()
+        if db.kind == "postgres":
+            with psycopg.connect(**pg_connect_args(db), autocommit=True) as conn:
+                conn.execute(f'DROP SCHEMA IF EXISTS "{db.schema}" CASCADE')
+
+
+def ctx() -> Ctx:
+    return Ctx.new("alice")
+
+
+def populate(app: Ledger) -> dict[str, Any]:
+    """Hosts, pools, a store, a template, volumes, a VM, a snapshot and its copy."""
+    ids: dict[str, Any] = {}
+    host = app.register_host(ctx(), "kvm1", "z1", "c1", Hypervisor.KVM)
+    app.set_host_state(ctx(), "kvm1", HostState.Disabled)
+    app.set_host_state(ctx(), "kvm1", HostState.Up)
+    p1 = app.register_pool(
+        ctx(), name="p1", zone="z1", path="/srv/p1", capacity=10 * GiB,
+        scope=Scope.CLUSTER, pool_type=PoolType.Filesystem, cluster="c1",
+        tags=["ssd", "fast"],
+    )  # fmt: skip
+    p2 = app.register_pool(
+        ctx(), name="p2", zone="z1", path="/srv/p2", capacity=20 * GiB,
+        scope=Scope.ZONE, pool_type=PoolType.Filesystem, overprovision=1.5,
+    )  # fmt: skip
+    store = app.register_store(ctx(), "s1", "z1", "/srv/s1")
+    app.set_config(ctx(), "storage.overprovisioning.factor", "3.0")
+    job = app.register_template(
+        ctx(), name="t1", url=f"https://ops:{SECRET}@images.example/t1.qcow2",
+        fmt=ImageFormat.QCOW2, zone="z1",
+    )  # fmt: skip
+    template_id = job.object_id
+    image_copy = app.load(DataObjectInStore, copy_id(template_id, store.id))
+    assert image_copy.pending is not None
+    app.record_answer(
+        ctx(), image_copy.id,
+        DownloadAnswer(
+            commandId=image_copy.pending["commandId"], result=True,
+            installPath="template/tmpl/t1.qcow2", templateSize=GiB,
+            templatePhySicalSize=GiB // 4, downloadStatus="DOWNLOADED", downloadPct=100,
+        ),
+    )  # fmt: skip
+    v1_job = app.create_volume(ctx(), name="v1", zone="z1", size=GiB, pool_ref="p1")
+    v1 = app.load(Volume, v1_job.object_id)
+    assert v1.pending is not None
+    app.record_answer(
+        ctx(), v1.id,
+        CreateObjectAnswer(
+            commandId=v1.pending["commandId"], result=True,
+            data=VolumeObjectTO(
+                uuid=str(v1.id), name="v1", volumeType="DATADISK", size=GiB,
+                dataStore=None, path="v1-file", format="QCOW2",
+            ),
+        ),
+    )  # fmt: skip
+    app.create_volume(ctx(), name="dup", zone="z1", size=GiB)
+    app.create_volume(ctx(), name="dup", zone="z1", size=2 * GiB)
+    failed = app.create_volume(
+        ctx(), name="big", zone="z1", size=500 * GiB, pool_ref="p1"
+    )
+    vm_job = app.deploy_vm(ctx(), name="vm1", template_ref="t1", zone="z1")
+    # A volume placed on p1, then moved to p2 (capacity follows).
+    c = ctx()
+    mover = Volume.allocate(
+        c, name="mover", volume_type=VolumeType.DATADISK, size=GiB, zone_id="z1"
+    )
+    pool1 = app.load(StoragePool, p1.id)
+    pool1.reserve(c, str(mover.id), GiB, 0.85, 2.0)
+    mover.change_pool(c, p1.id)
+    app.save(mover, pool1)
+    pool1, pool2 = app.load(StoragePool, p1.id), app.load(StoragePool, p2.id)
+    pool1.release(c, str(mover.id))
+    pool2.reserve(c, str(mover.id), GiB, 0.85, 1.5)
+    mover.change_pool(c, p2.id)
+    app.save(mover, pool1, pool2)
+    # A snapshot of v1 and its copy on p1.
+    snap = Snapshot.allocate(
+        c, name="snap1", volume_id=v1.id, prev_snapshot_id=None, size=GiB
+    )
+    snap_copy = DataObjectInStore.allocate(
+        c, DataObjectType.SNAPSHOT, snap.id, p1.id, StoreRole.Primary
+    )
+    app.save(snap, snap_copy)
+    app.change_pool_status(ctx(), "p2", "Disable")
+    ids.update(
+        host=str(host.id), p1=str(p1.id), p2=str(p2.id), store=str(store.id),
+        template=str(template_id), v1=str(v1.id), mover=str(mover.id),
+        snap=str(snap.id), snap_copy=str(snap_copy.id), failed_job=str(failed.id),
+        vm=str(vm_job.object_id), image_copy=str(image_copy.id),
+    )  # fmt: skip
+    return ids
+
+
+def dump(app: Ledger) -> dict[str, list[dict[str, Any]]]:
+    """Every projected table, fully, in key order."""
+    with reader(app) as r:
+        return {
+            name: r.all(f"SELECT * FROM {name} ORDER BY {', '.join(BY_NAME[name].key)}")
+            for name in TABLE_NAMES
+        }
+
+
+def journal_count(app: Ledger) -> int:
+    with reader(app) as r:
+        return int(r.scalar("SELECT COUNT(*) AS n FROM event_journal"))
+
+
+def notification_count(app: Ledger) -> int:
+    return len(app.recorder.select_notifications(start=None, limit=1_000_000))
+
+
+# ---------------------------------------------------------------- tables
+
+
+def test_tables_hold_the_objects_with_cli_field_names(app: Ledger) -> None:
+    ids = populate(app)
+    catch_up(app)
+    with reader(app) as r:
+        pools = {p["name"]: p for p in q.list_pools(r)}
+        assert set(pools["p1"]) == {
+            "id", "name", "zoneid", "clusterid", "hostid", "scope", "type", "path",
+            "state", "disksizetotal", "disksizeallocated", "disksizeused",
+            "overprovisionfactor", "tags",
+        }  # fmt: skip
+        p1, p2 = pools["p1"], pools["p2"]
+        assert (p1["id"], p1["zoneid"], p1["clusterid"], p1["scope"]) == (
+            ids["p1"], "z1", "c1", "CLUSTER",
+        )  # fmt: skip
+        assert p1["tags"] == ["fast", "ssd"]
+        assert p1["disksizetotal"] == 10 * GiB
+        assert p1["disksizeallocated"] == GiB  # v1 (the mover's GiB was released)
+        assert p1["overprovisionfactor"] == 3.0  # the configured factor, changed later
+        assert (p2["state"], p2["overprovisionfactor"]) == ("Disabled", 1.5)
+        assert p2["disksizeallocated"] == GiB  # the mover
+        assert q.list_pools(r, zone="nowhere") == []
+
+        assert q.list_hosts(r) == [
+            {"id": ids["host"], "name": "kvm1", "zoneid": "z1", "clusterid": "c1",
+             "hypervisor": "KVM", "state": "Up"}
+        ]  # fmt: skip
+        assert q.list_stores(r) == [
+            {"id": ids["store"], "name": "s1", "zoneid": "z1", "providername": "NFS",
+             "path": "/srv/s1", "readonly": False}
+        ]  # fmt: skip
+        (template,) = q.list_templates(r)
+        assert template["isready"] is True
+        assert (template["id"], template["format"]) == (ids["template"], "QCOW2")
+        assert SECRET not in str(template["url"])
+
+        v1 = q.find(r, "volume", "v1")
+        assert v1 == q.find(r, "volume", ids["v1"])
+        assert (v1["state"], v1["storage"], v1["storageid"]) == (
+            "Ready",
+            "p1",
+            ids["p1"],
+        )
+        assert (v1["path"], v1["type"], v1["size"]) == ("v1-file", "DATADISK", GiB)
+        mover = q.find(r, "volume", "mover")
+        assert (mover["storage"], mover["state"]) == ("p2", "Allocated")
+        assert (
+            r.scalar("SELECT last_pool_id FROM volumes WHERE uuid = ?", [ids["mover"]])
+            == ids["p1"]
+        )
+        assert [v["name"] for v in q.list_volumes(r, state="READY")] == ["v1"]
+        assert {v["name"] for v in q.list_volumes(r, pool="p1")} == {"v1", "ROOT-vm1"}
+        (root,) = q.list_volumes(r, vm="vm1")
+        assert (root["type"], root["deviceid"], root["virtualmachineid"]) == (
+            "ROOT", 0, ids["vm"],
+        )  # fmt: skip
+        with pytest.raises(Ambiguous):
+            q.find(r, "volume", "dup")
+        with pytest.raises(NotFound):
+            q.find(r, "pool", "p9")
+
+        (vm,) = q.list_vms(r)
+        assert (vm["name"], vm["hostid"], vm["state"]) == (
+            "vm1",
+            ids["host"],
+            "Stopped",
+        )
+        (snap,) = q.list_snapshots(r, volume="v1")
+        assert (snap["id"], snap["state"], snap["volumeid"]) == (
+            ids["snap"], "Allocated", ids["v1"],
+        )  # fmt: skip
+
+        jobs = {j["jobid"]: j for j in q.list_jobs(r)}
+        assert jobs[ids["failed_job"]]["status"] == "failed"
+        assert "suitable primary storage" in jobs[ids["failed_job"]]["error"]
+        assert {j["status"] for j in jobs.values()} == {
+            "pending",
+            "succeeded",
+            "failed",
+        }
+        assert q.find(r, "job", ids["failed_job"])["cmd"] == "volume.create"
+
+        store_ref = r.one(
+            "SELECT * FROM template_store_ref WHERE id = ?", [ids["image_copy"]]
+        )
+        assert store_ref is not None
+        assert store_ref["state"] == "Ready"
+        assert store_ref["download_state"] == "DOWNLOADED"
+        assert store_ref["download_pct"] == 100
+        assert (store_ref["size"], store_ref["physical_size"]) == (GiB, GiB // 4)
+        spool = r.all("SELECT * FROM template_spool_ref")
+        assert [(s["pool_id"], s["download_state"]) for s in spool] == [
+            (ids["p1"], "DOWNLOAD_IN_PROGRESS")
+        ]
+        snap_ref = r.one(
+            "SELECT * FROM snapshot_store_ref WHERE id = ?", [ids["snap_copy"]]
+        )
+        assert snap_ref is not None
+        assert snap_ref["snapshot_id"] == ids["snap"]
+        assert snap_ref["volume_id"] == ids["v1"]
+        assert snap_ref["store_role"] == "Primary"
+
+
+def test_journal_has_every_event_once_with_states_and_no_password(app: Ledger) -> None:
+    ids = populate(app)
+    catch_up(app)
+    assert journal_count(app) == notification_count(app)
+    with reader(app) as r:
+        history = q.list_events(r, object_id=ids["v1"])
+        assert [e["event"] for e in history] == [
+            "Allocated", "AllocationDecided", "PoolChanged", "CreateRequested",
+            "CreateAnswered",
+        ]  # fmt: skip
+        created = history[3]
+        assert (created["fromstate"], created["tostate"]) == ("Allocated", "Creating")
+        assert created["details"]["command"]["type"] == "CreateObjectCommand"
+        assert history[4]["details"]["answer"]["result"] is True
+        assert {e["actor"] for e in history} == {"alice"}
+        assert history[0]["jobid"] == history[3]["jobid"]
+        status_rows = q.list_events(r, event="StatusChanged")
+        assert [(e["fromstate"], e["tostate"]) for e in status_rows] == [
+            ("Up", "Disabled")
+        ]
+        host_rows = q.list_events(r, object_id=ids["host"], event="StateChanged")
+        assert [(e["fromstate"], e["tostate"]) for e in host_rows] == [
+            ("Up", "Disabled"), ("Disabled", "Up"),
+        ]  # fmt: skip
+        assert (
+            r.scalar(
+                "SELECT COUNT(*) AS n FROM event_journal WHERE details LIKE ?",
+                [f"%{SECRET}%"],
+            )
+            == 0
+        )
+        decided = q.list_events(r, event="AllocationDecided")
+        assert decided
+        assert all(e["details"]["verdicts"] for e in decided)
+
+
+# ---------------------------------------------------------------- tracking
+
+
+def test_catch_up_twice_writes_nothing_new(app: Ledger) -> None:
+    populate(app)
+    applied = catch_up(app)
+    assert applied == notification_count(app) > 0
+    before = dump(app)
+    assert catch_up(app) == 0
+    assert dump(app) == before
+    app.set_host_state(ctx(), "kvm1", HostState.Disabled)
+    assert catch_up(app) == 1
+    assert journal_count(app) == applied + 1
+    with reader(app) as r:
+        assert q.find(r, "host", "kvm1")["state"] == "Disabled"
+
+
+def test_status_shows_lag_until_caught_up(app: Ledger) -> None:
+    populate(app)
+    head = app.recorder.max_notification_id()
+    assert status(app) == {"position": 0, "head": head, "lag": head}
+    catch_up(app, batch=7, stop=10)
+    assert status(app) == {"position": 10, "head": head, "lag": head - 10}
+    catch_up(app, batch=7)
+    assert status(app) == {"position": head, "head": head, "lag": 0}
+
+
+def test_small_batches_equal_a_fresh_rebuild(app: Ledger) -> None:
+    populate(app)
+    catch_up(app, batch=3)
+    app.change_pool_status(ctx(), "p2", "Enable")
+    catch_up(app, batch=2)
+    incremental, at = dump(app), position(app)
+    assert incremental["event_journal"]
+    assert incremental["volumes"]
+    assert rebuild(app) == notification_count(app)
+    assert position(app) == at
+    assert dump(app) == incremental
+
+
+def test_a_crash_midway_leaves_no_partial_batch(
+    app: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    populate(app)
+    first_five = app.recorder.select_notifications(start=None, limit=5)
+    fifth = first_five[-1].id
+    catch_up(app, stop=fifth)
+    as_of_fifth = dump(app)
+    view_for(app).reset()
+    assert dump(app) == {name: [] for name in TABLE_NAMES}
+
+    real = view_module.project
+    calls = 0
+
+    def crashing(event: object, db: Any) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 8:  # the third event of the second batch
+            raise RuntimeError("crash")
+        real(event, db)
+
+    monkeypatch.setattr(view_module, "project", crashing)
+    with pytest.raises(RuntimeError, match="crash"):
+        catch_up(app, batch=5)
+    assert position(app) == fifth
+    assert dump(app) == as_of_fifth
+    monkeypatch.undo()
+
+    catch_up(app, batch=5)
+    after_crash = dump(app)
+    rebuild(app)
+    assert dump(app) == after_crash
+
+
+def test_ids_with_gaps_are_followed(app: Ledger) -> None:
+    """A lost race rolls back its save (PostgreSQL burns the ids): nothing is
+    skipped or waited for."""
+    populate(app)
+    catch_up(app)
+    c = ctx()
+    first = app.resolve(Host, "kvm1")
+    second = app.resolve(Host, "kvm1")
+    first.set_state(c, HostState.Disabled)
+    second.set_state(c, HostState.Down)
+    app.save(first)
+    with pytest.raises(IntegrityError):
+        app.save(second)
+    app.set_host_state(ctx(), "kvm1", HostState.Up)
+    ids = [n.id for n in app.recorder.select_notifications(start=None, limit=10_000)]
+    if view_for(app).dialect == "postgres":
+        assert ids[-1] - ids[-2] == 2  # the rolled-back save burnt an id
+    assert catch_up(app) == 2
+    assert journal_count(app) == notification_count(app)
+    with reader(app) as r:
+        assert q.find(r, "host", "kvm1")["state"] == "Up"
+    assert status(app)["lag"] == 0
+
+
+def test_a_follower_that_lost_the_race_changes_nothing(app: Ledger) -> None:
+    """Two followers read the same position; the second one's batch is refused whole."""
+    populate(app)
+    notifications = app.recorder.select_notifications(start=None, limit=10)
+    late = [(n.id, app.mapper.to_domain_event(n)) for n in notifications]
+    catch_up(app)
+    before = dump(app)
+    with pytest.raises(IntegrityError):
+        view_module.apply_batch(view_for(app), late, notifications[-1].id)
+    assert dump(app) == before
+    assert catch_up(app) == 0
