@@ -46,10 +46,16 @@ class AppContext:
         catch_up(self.ledger)
 
     def reader(self) -> Any:
-        from projections.queries import reader
+        from projections.view import reader
 
         self.catch_up()
         return reader(self.ledger)
+
+    def engine(self) -> Any:
+        from cli.progress import ProgressBar
+        from executors.engine import Engine
+
+        return Engine(self.ledger, self.db, on_progress=ProgressBar.shared().update)
 
     def close(self) -> None:
         if self._ledger is not None:
@@ -62,3 +68,26 @@ def app(ctx: click.Context | None = None) -> AppContext:
     obj = ctx.find_object(AppContext)
     assert obj is not None, "storctl's group sets the context"
     return obj
+
+
+def operate(a: AppContext, job: Any, show: Any = None) -> Any:
+    """Finish an operation the way CLI.md says: `--async` prints the job id at once;
+    otherwise drive the engine until the job settles, showing progress on a terminal,
+    and exit 3 with the recorded reason when it failed."""
+    from ledger.errors import OperationFailed
+    from ledger.values import JobStatus
+
+    if a.run_async:
+        from cli.output import emit
+
+        emit("json" if a.output == "table" else a.output, {"jobid": str(job.id)})
+        return None
+    if not job.settled:
+        job = a.engine().drive(job.id)
+    else:
+        a.catch_up()
+    if job.status is JobStatus.failed:
+        raise OperationFailed(str(job.id), job.error or "failed")
+    if show is not None:
+        show()
+    return job

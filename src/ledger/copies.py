@@ -60,9 +60,10 @@ class DataObjectInStore(Commandable):
 
         TOPIC = "storctl.DataObjectInStore.WaiterAdded"
         volume_id: UUID
+        waiter_job_id: str
 
         def apply(self, aggregate: Any) -> None:
-            aggregate.waiters.append(str(self.volume_id))
+            aggregate.waiters[str(self.volume_id)] = self.waiter_job_id
 
     class WaitersServed(Event):
         TOPIC = "storctl.DataObjectInStore.WaitersServed"
@@ -122,7 +123,7 @@ class DataObjectInStore(Commandable):
         self.size: int | None = None
         self.physical_size: int | None = None
         self.error: str | None = None
-        self.waiters: list[str] = []
+        self.waiters: dict[str, str] = {}  # volume id -> the job it belongs to
 
     @classmethod
     def allocate(
@@ -189,13 +190,16 @@ class DataObjectInStore(Commandable):
 
     def add_waiter(self, ctx: Ctx, volume_id: UUID) -> None:
         if str(volume_id) not in self.waiters:
-            self.emit(self.WaiterAdded, ctx, volume_id=volume_id)
+            self.emit(
+                self.WaiterAdded, ctx, volume_id=volume_id, waiter_job_id=ctx.job_id
+            )
 
-    def serve_waiters(self, ctx: Ctx) -> list[UUID]:
-        served = list(self.waiters)
+    def serve_waiters(self, ctx: Ctx) -> list[tuple[UUID, str]]:
+        """The waiting volumes with their jobs, and no longer waiting."""
+        served = list(self.waiters.items())
         if served:
-            self.emit(self.WaitersServed, ctx, volume_ids=served)
-        return [UUID(w) for w in served]
+            self.emit(self.WaitersServed, ctx, volume_ids=[v for v, _ in served])
+        return [(UUID(v), job) for v, job in served]
 
     def fold_answer(self, ctx: Ctx, answer: Any) -> None:
         if self.pending and self.pending["type"] == "DeleteCommand":

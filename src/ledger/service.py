@@ -39,6 +39,7 @@ from ledger.job import Job
 from ledger.names import NameClaim, claim_id
 from ledger.operations import Operations
 from ledger.pool import StoragePool
+from ledger.simulator import SimulatorPlan, plan_id
 from ledger.snapshot import Snapshot
 from ledger.template import Template
 from ledger.values import (
@@ -69,6 +70,7 @@ KIND_NAMES: dict[type[Aggregate], str] = {
     DataObjectInStore: "copy",
     Zone: "zone",
     Config: "config",
+    SimulatorPlan: "simulator plan",
 }
 
 
@@ -144,6 +146,8 @@ class Ledger(Operations, Application[UUID]):
         returns in one transaction, deciding again after a lost race."""
         for _ in range(RETRIES):
             aggregates = [a for a in decide() if a is not None]
+            if not any(a.pending_events for a in aggregates):
+                return []  # nothing decided: nothing to save, not even tracking
             try:
                 self.save_tracked(aggregates, tracking)
             except IntegrityError:
@@ -361,6 +365,69 @@ class Ledger(Operations, Application[UUID]):
             except IntegrityError:
                 continue
         raise Conflict(f"store add {name}")
+
+    def configure_simulator(
+        self,
+        ctx: Ctx,
+        host_ref: str,
+        command: str,
+        mode: str,
+        *,
+        details: str = "",
+        delay: float = 0.0,
+        count: int | None = None,
+    ) -> SimulatorPlan:
+        def decide() -> list[Aggregate]:
+            host = self.resolve(Host, host_ref)
+            if host.hypervisor is not Hypervisor.Simulator:
+                raise InvalidInput("host", host_ref, "is not a simulator host")
+            plan = self.find(SimulatorPlan, plan_id(host.id)) or SimulatorPlan.start(
+                ctx, host.id
+            )
+            plan.configure(ctx, command, mode, details, delay, count)
+            return [plan]
+
+        return self.atomic(decide, what="simulator configure")[0]  # type: ignore[return-value]
+
+    def clear_simulator(self, ctx: Ctx, host_ref: str | None) -> list[str]:
+        """Clear the plans of one simulator host, or of all; the names cleared."""
+        cleared: list[str] = []
+
+        def decide() -> list[Aggregate]:
+            cleared.clear()
+            if host_ref is not None:
+                hosts = [self.resolve(Host, host_ref)]
+            else:
+                hosts = [
+                    self.load(Host, UUID(h))
+                    for zone_id in self.zone_names()
+                    for h in self.load(Zone, zone_id).hosts
+                ]
+            out: list[Aggregate] = []
+            for host in hosts:
+                plan = self.find(SimulatorPlan, plan_id(host.id))
+                if plan is not None and plan.faults:
+                    plan.clear(ctx)
+                    out.append(plan)
+                    cleared.append(host.name)
+            return out
+
+        self.atomic(decide, what="simulator clear")
+        return cleared
+
+    def zone_names(self) -> list[UUID]:
+        """Every zone's id, from the log (zones are few and never removed)."""
+        topic = "storctl.Zone.Opened"
+        ids: list[UUID] = []
+        start: int | None = None
+        while True:
+            notes = self.recorder.select_notifications(
+                start=start, limit=1000, topics=[topic], inclusive_of_start=False
+            )
+            if not notes:
+                return ids
+            ids += [n.originator_id for n in notes]  # type: ignore[misc]
+            start = notes[-1].id
 
     def set_config(self, ctx: Ctx, key: str, value: str) -> Config:
         def decide() -> list[Aggregate]:

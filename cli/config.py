@@ -1,0 +1,70 @@
+"""`storctl config`: CloudStack's global configuration keys, each change an event."""
+
+from __future__ import annotations
+
+import click
+
+from cli.context import app
+from cli.output import emit
+from ledger.config import DEFAULTS
+
+
+@click.group()
+def cli() -> None:
+    """Global configuration (CloudStack's keys and defaults).
+
+    \b
+    Example:
+      storctl config set storage.overprovisioning.factor 1
+      storctl config get pool.storage.allocated.capacity.disablethreshold
+    """
+
+
+def _row(key: str, value: object) -> dict[str, object]:
+    default, _, description = DEFAULTS[key]
+    return {"name": key, "value": value, "default": default, "description": description}
+
+
+@cli.command("list")
+def list_() -> None:
+    """List every key with its value and CloudStack's default.
+
+    \b
+    Example:
+      storctl config list
+    """
+    a = app()
+    settings = a.ledger.settings()
+    emit(
+        a.output,
+        [_row(k, settings.get(k)) for k in sorted(DEFAULTS)],
+        ["name", "value", "default", "description"],
+    )
+
+
+@cli.command("get")
+@click.argument("key")
+def get(key: str) -> None:
+    """Show one key.
+
+    \b
+    Example:
+      storctl config get vm.allocation.algorithm
+    """
+    a = app()
+    emit(a.output, _row(key, a.ledger.settings().get(key)))
+
+
+@cli.command("set")
+@click.argument("key")
+@click.argument("value")
+def set_(key: str, value: str) -> None:
+    """Set one key (recorded as an event with the previous value).
+
+    \b
+    Example:
+      storctl config set vm.allocation.algorithm firstfit
+    """
+    a = app()
+    config = a.ledger.set_config(a.ctx(), key, value)
+    emit(a.output, _row(key, config.get(key)))

@@ -1,0 +1,51 @@
+"""`storctl projection`: the projected tables' position, lag and rebuild."""
+
+from __future__ import annotations
+
+import click
+
+from cli.context import app
+from cli.output import emit, say
+
+
+@click.group()
+def cli() -> None:
+    """Projected tables (volumes, storage_pool, ...): status and rebuild.
+
+    \b
+    Example:
+      storctl projection status
+      storctl projection rebuild
+    """
+
+
+@cli.command("status")
+def status() -> None:
+    """Where the projections are in the log, and how far behind.
+
+    \b
+    Example:
+      storctl -o json projection status
+    """
+    from projections.runner import status as projection_status
+
+    a = app()
+    emit(a.output, projection_status(a.ledger))
+
+
+@cli.command("rebuild")
+def rebuild() -> None:
+    """Drop every projected table and rebuild it from the events.
+
+    \b
+    Example:
+      storctl projection rebuild
+    """
+    from projections.runner import rebuild as projection_rebuild
+
+    a = app()
+    n = projection_rebuild(a.ledger)
+    say(f"rebuilt from {n} events")
+    from projections.runner import status as projection_status
+
+    emit(a.output, projection_status(a.ledger))

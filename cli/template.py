@@ -1,0 +1,109 @@
+"""`storctl template`: templates (`vm_template`, `template_store_ref`)."""
+
+from __future__ import annotations
+
+import click
+
+from cli.context import app, operate
+from cli.output import emit
+from ledger.values import ImageFormat, parse_enum
+
+COLUMNS = ["id", "name", "format", "size", "physicalsize", "state", "isready", "zoneid"]
+
+
+@click.group()
+def cli() -> None:
+    """Templates: disk images VMs are deployed from.
+
+    \b
+    Example:
+      storctl template register tiny --url file:///srv/img/tiny.qcow2 \\
+              --format qcow2 --zone z1
+    """
+
+
+@cli.command("register")
+@click.argument("name")
+@click.option("--url", required=True, help="file://, http:// or https:// URL.")
+@click.option(
+    "--format",
+    "fmt",
+    required=True,
+    type=click.Choice(["qcow2", "raw"], case_sensitive=False),
+    help="Image format.",
+)
+@click.option("--zone", required=True, help="Zone whose image stores download it.")
+@click.option("--checksum", help="SHA256 of the file (checked after download).")
+def register(name: str, url: str, fmt: str, zone: str, checksum: str | None) -> None:
+    """Register a template; every image store of the zone downloads it.
+
+    \b
+    Example:
+      storctl template register tiny --url file:///srv/img/tiny.qcow2 \\
+              --format qcow2 --zone z1 --checksum 3b1f...
+    """
+    a = app()
+    if checksum is not None:
+        digest = checksum.lower().removeprefix("sha256:")
+        if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+            from ledger.errors import InvalidInput
+
+            raise InvalidInput("checksum", checksum, "expected a SHA256 hex digest")
+    job = a.ledger.register_template(
+        a.ctx(),
+        name=name,
+        url=url,
+        fmt=parse_enum(ImageFormat, fmt, "format"),
+        zone=zone,
+        checksum=checksum,
+    )
+    operate(a, job, lambda: _show(str(job.object_id)))
+
+
+@cli.command("list")
+def list_() -> None:
+    """List templates.
+
+    \b
+    Example:
+      storctl template list
+    """
+    from projections.queries import list_templates
+
+    a = app()
+    with a.reader() as r:
+        emit(a.output, list_templates(r), COLUMNS)
+
+
+@cli.command("show")
+@click.argument("ref", metavar="ID")
+def show(ref: str) -> None:
+    """Show one template, by id or name.
+
+    \b
+    Example:
+      storctl template show tiny
+    """
+    _show(ref)
+
+
+@cli.command("delete")
+@click.argument("ref", metavar="ID")
+def delete(ref: str) -> None:
+    """Delete a template and its image-store copies.
+
+    \b
+    Example:
+      storctl template delete tiny
+    """
+    a = app()
+    job = a.ledger.delete_template(a.ctx(), ref)
+    operate(a, job, lambda: _show(str(job.object_id)))
+
+
+def _show(ref: str) -> None:
+    from projections.queries import find
+
+    a = app()
+    with a.reader() as r:
+        emit(a.output, find(r, "template", ref), COLUMNS)

@@ -1,0 +1,217 @@
+"""Workflows: the policy that decides the next step of an operation from each answer.
+
+CloudStack chains callbacks (`createVolumeFromBaseImageCallback`, ...); here each
+`...Answered` event is followed by a decision: the next request, the compensation of a
+failure (release the reservation, put the volume back where CloudStack's table says),
+or the settling of the job. The decisions are pure over the event and the aggregates
+they load; the follower (`executors.engine`) saves what they return, with its tracking
+record, in one transaction.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate
+
+from ledger.base import Ctx
+from ledger.copies import DataObjectInStore
+from ledger.errors import StorctlError
+from ledger.job import Job
+from ledger.pool import StoragePool
+from ledger.template import Template
+from ledger.values import StoreRole, VmState
+from ledger.vm import VirtualMachine
+from ledger.volume import Volume
+
+if TYPE_CHECKING:
+    from ledger.service import Ledger
+
+Decided = list[Aggregate | None]
+
+
+def context_of(event: Any) -> Ctx:
+    """The follow-up keeps the actor and job, and names the event that caused it."""
+    return Ctx(
+        actor=event.actor,
+        job_id=event.job_id,
+        causation_id=f"{event.originator_id}/{event.originator_version}",
+    )
+
+
+class Workflows:
+    """Decides what follows each answer. Returns the aggregates to save (maybe none)."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+
+    def decide(self, event: Any) -> Decided:
+        handler = {
+            DataObjectInStore.DownloadAnswered: self.template_downloaded,
+            DataObjectInStore.CopyAnswered: self.template_cached,
+            DataObjectInStore.DestroyAnswered: self.copy_destroyed,
+            Volume.CreateAnswered: self.volume_created,
+            Volume.CopyAnswered: self.volume_created,
+            Volume.AttachAnswered: self.volume_attached,
+            Volume.DetachAnswered: self.volume_detached,
+            Volume.ExpungeAnswered: self.volume_expunged,
+        }.get(type(event))
+        if handler is None:
+            return []
+        return handler(event, context_of(event))
+
+    # ------------------------------------------------------------ helpers
+
+    def _job(self, event: Any) -> Job | None:
+        try:
+            job = self.ledger.find(Job, UUID(event.job_id))
+        except ValueError:
+            return None
+        return job if job is not None and not job.settled else None
+
+    @staticmethod
+    def _ok(event: Any) -> bool:
+        return bool(event.answer["result"])
+
+    @staticmethod
+    def _details(event: Any) -> str:
+        return str(event.answer.get("details") or "the agent answered result=false")
+
+    # ------------------------------------------------------------ templates
+
+    def template_downloaded(self, event: Any, ctx: Ctx) -> Decided:
+        copy = self.ledger.load(DataObjectInStore, event.originator_id)
+        template = self.ledger.load(Template, copy.object_id)
+        job = self._job(event)
+        out: Decided = []
+        if self._ok(event) and copy.size and template.size != copy.size:
+            template.record_size(ctx, copy.size, copy.physical_size or 0)
+            out.append(template)
+        if job is not None and job.cmd == "template.register":
+            if self._ok(event):
+                job.succeed(ctx, {"templateid": str(template.id), "size": copy.size})
+            else:
+                job.fail(ctx, f"download failed: {self._details(event)}")
+            out.append(job)
+        return out
+
+    def template_cached(self, event: Any, ctx: Ctx) -> Decided:
+        """The template's copy on a pool answered: clone for every waiting volume, or
+        give their reservations back and fail their jobs."""
+        copy = self.ledger.load(DataObjectInStore, event.originator_id)
+        if copy.store_role is not StoreRole.Primary:
+            return []
+        pool = self.ledger.load(StoragePool, copy.store_id)
+        template = self.ledger.load(Template, copy.object_id)
+        out: Decided = [copy, pool]
+        if not self._ok(event):
+            pool.release(ctx, str(copy.id))
+        for volume_id, job_id in copy.serve_waiters(ctx):
+            volume = self.ledger.load(Volume, volume_id)
+            vctx = Ctx(ctx.actor, job_id, ctx.causation_id)
+            if self._ok(event):
+                self.ledger.request_clone(vctx, volume, pool, template, copy)
+                out.append(volume)
+            else:
+                out += self._undo_placement(
+                    vctx,
+                    volume,
+                    pool,
+                    f"copying the template to pool {pool.name} failed: "
+                    f"{self._details(event)}",
+                )
+        return out
+
+    def copy_destroyed(self, event: Any, ctx: Ctx) -> Decided:
+        job = self._job(event)
+        if job is None:
+            return []
+        if self._ok(event):
+            job.succeed(ctx)
+        else:
+            job.fail(ctx, self._details(event))
+        return [job]
+
+    # ------------------------------------------------------------ volumes
+
+    def _undo_placement(
+        self, ctx: Ctx, volume: Volume, pool: StoragePool, error: str
+    ) -> Decided:
+        """CloudStack's failed create: the volume back to Allocated without a pool,
+        its reservation released, the job failed with the agent's words."""
+        pool.release(ctx, str(volume.id))
+        volume.change_pool(ctx, None)
+        out: Decided = [volume, pool]
+        job = self.ledger.find(Job, UUID(ctx.job_id))
+        if job is not None and not job.settled:
+            job.fail(ctx, error)
+            out.append(job)
+        return out
+
+    def volume_created(self, event: Any, ctx: Ctx) -> Decided:
+        volume = self.ledger.load(Volume, event.originator_id)
+        job = self._job(event)
+        if not self._ok(event):
+            if volume.pool_id is None or event.trigger != "OperationFailed":
+                return []
+            pool = self.ledger.load(StoragePool, volume.pool_id)
+            return self._undo_placement(ctx, volume, pool, self._details(event))
+        if job is None:
+            return []
+        if job.cmd == "volume.attach":
+            vm = self.ledger.load(VirtualMachine, UUID(job.params["vm_id"]))
+            try:
+                self.ledger.request_attach(ctx, volume, vm)
+            except StorctlError as exc:
+                job.fail(ctx, str(exc))
+                return [job]
+            return [volume, vm]
+        if job.cmd == "vm.deploy":
+            vm = self.ledger.load(VirtualMachine, job.object_id)
+            if vm.state is VmState.Stopped:
+                vm.change_state(ctx, "StartRequested")
+            job.succeed(ctx, {"vmid": str(vm.id), "volumeid": str(volume.id)})
+            return [vm, job]
+        job.succeed(ctx, {"volumeid": str(volume.id), "state": volume.state.name})
+        return [job]
+
+    def volume_attached(self, event: Any, ctx: Ctx) -> Decided:
+        job = self._job(event)
+        out: Decided = []
+        if not self._ok(event) and job is not None and "vm_id" in job.params:
+            vm = self.ledger.load(VirtualMachine, UUID(job.params["vm_id"]))
+            vm.free_device(ctx, event.originator_id)
+            out.append(vm)
+        if job is not None:
+            if self._ok(event):
+                job.succeed(ctx, {"volumeid": str(event.originator_id)})
+            else:
+                job.fail(ctx, self._details(event))
+            out.append(job)
+        return out
+
+    def volume_detached(self, event: Any, ctx: Ctx) -> Decided:
+        job = self._job(event)
+        out: Decided = []
+        if self._ok(event) and job is not None and "vm_id" in job.params:
+            vm = self.ledger.load(VirtualMachine, UUID(job.params["vm_id"]))
+            vm.free_device(ctx, event.originator_id)
+            out.append(vm)
+        if job is not None:
+            if self._ok(event):
+                job.succeed(ctx)
+            else:
+                job.fail(ctx, self._details(event))
+            out.append(job)
+        return out
+
+    def volume_expunged(self, event: Any, ctx: Ctx) -> Decided:
+        job = self._job(event)
+        if job is None:
+            return []
+        if self._ok(event):
+            job.succeed(ctx, {"state": event.to_state.name})
+        else:
+            job.fail(ctx, self._details(event))
+        return [job]
