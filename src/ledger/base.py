@@ -142,7 +142,7 @@ class Commandable(StorctlAggregate):
                 str(self.id),
                 self.state.name,
                 trigger,
-                why=f"{self.pending['type']} {self.pending['commandId']} is pending",
+                why=f"{self.pending['kind']} {self.pending['commandId']} is pending",
             )
         dest = to_state if to_state is not None else self.next(trigger)
         self.emit(

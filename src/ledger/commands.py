@@ -28,7 +28,8 @@ _REGISTRY: dict[str, type[Wire]] = {}
 
 
 class Wire:
-    """Base of every command, answer and TO: a tagged, JSON-simple dict codec."""
+    """Base of every command, answer and TO: a dict codec tagged by `kind` (not
+    `type`: CloudStack's `DiskTO` has a field of that name)."""
 
     kind: ClassVar[str]
 
@@ -38,7 +39,7 @@ class Wire:
         _REGISTRY[cls.__name__] = cls
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"type": self.kind}
+        out: dict[str, Any] = {"kind": self.kind}
         for f in dataclasses.fields(self):  # type: ignore[arg-type]
             out[f.name] = _encode(getattr(self, f.name))
         return out
@@ -58,7 +59,7 @@ def _encode(value: Any) -> Any:
 
 
 def _decode(value: Any) -> Any:
-    if isinstance(value, dict) and "type" in value and value["type"] in _REGISTRY:
+    if isinstance(value, dict) and value.get("kind") in _REGISTRY:
         return from_dict(value)
     if isinstance(value, list):
         return [_decode(v) for v in value]
@@ -66,7 +67,7 @@ def _decode(value: Any) -> Any:
 
 
 def from_dict(data: dict[str, Any]) -> Any:
-    cls = _REGISTRY[data["type"]]
+    cls = _REGISTRY[data["kind"]]
     names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     return cls(**{k: _decode(v) for k, v in data.items() if k in names})
 

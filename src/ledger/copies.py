@@ -156,7 +156,7 @@ class DataObjectInStore(Commandable):
         self.request(self.CreateRequested, ctx, "CreateOnlyRequested", command)
 
     def answer_copy(self, ctx: Ctx, answer: Any) -> None:
-        kind = self.pending["type"] if self.pending else ""
+        kind = self.pending["kind"] if self.pending else ""
         event = {
             "DownloadCommand": self.DownloadAnswered,
             "CreateObjectCommand": self.CreateAnswered,
@@ -202,7 +202,7 @@ class DataObjectInStore(Commandable):
         return [(UUID(v), job) for v, job in served]
 
     def fold_answer(self, ctx: Ctx, answer: Any) -> None:
-        if self.pending and self.pending["type"] == "DeleteCommand":
+        if self.pending and self.pending["kind"] == "DeleteCommand":
             self.answer_destroy(ctx, answer)
         else:
             self.answer_copy(ctx, answer)

@@ -114,7 +114,7 @@ class Snapshot(Commandable):
             if (answer.result)
             else None
         )
-        kind = self.pending["type"] if self.pending else ""
+        kind = self.pending["kind"] if self.pending else ""
         if kind == "DeleteCommand":
             self.answer(self.DestroyAnswered, ctx, answer)
             return

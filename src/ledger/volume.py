@@ -209,7 +209,7 @@ class Volume(Commandable):
         data = getattr(answer, "data", None) or getattr(answer, "newData", None)
         event = (
             self.CreateAnswered
-            if self.pending and self.pending["type"] == "CreateObjectCommand"
+            if self.pending and self.pending["kind"] == "CreateObjectCommand"
             else self.CopyAnswered
         )
         self.answer(
@@ -262,7 +262,7 @@ class Volume(Commandable):
         self.answer(self.DetachAnswered, ctx, answer)
 
     def answer_state(self, trigger: str) -> Any:
-        if self.pending and self.pending["type"] == "DettachCommand":
+        if self.pending and self.pending["kind"] == "DettachCommand":
             return self.state  # detach moves no state, success or not
         return super().answer_state(trigger)
 
@@ -290,7 +290,7 @@ class Volume(Commandable):
                 self.ExpungeAnswered,
                 ctx,
                 answer={
-                    "type": "Answer",
+                    "kind": "Answer",
                     "commandId": None,
                     "result": True,
                     "details": "no file on primary storage",
@@ -305,7 +305,7 @@ class Volume(Commandable):
 
     def fold_answer(self, ctx: Ctx, answer: Any) -> None:
         """Record any answer to the pending command, by the command it answers."""
-        kind = self.pending["type"] if self.pending else ""
+        kind = self.pending["kind"] if self.pending else ""
         if kind == "AttachCommand":
             assert self.pending is not None
             disk = self.pending["disk"]
