@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import Enum
 from functools import lru_cache
@@ -101,7 +101,9 @@ def _update_sql(table: str, key: str, cols: tuple[str, ...]) -> str:
 
 def iso(moment: datetime) -> str:
     """ISO 8601 UTC with microseconds and `Z`: sortable as text."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if moment.utcoffset() != _ZERO:
+        moment = moment.astimezone(UTC)
+    return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def text(value: Any) -> str | None:
@@ -113,40 +115,36 @@ def text(value: Any) -> str | None:
     return str(value)
 
 
+_ZERO = timedelta(0)
 _SECRET_KEYS = re.compile(r"pass(word|wd)?|secret|token|credential", re.IGNORECASE)
 _URL_PASSWORD = re.compile(r"(://[^:/@\s]+:)[^@/\s]+@")
 
 
 def redact(value: Any) -> Any:
-    """Drop anything that looks like a password: by key name, or inside a URL."""
+    """A JSON-simple copy of `value` without anything that looks like a password
+    (by key name, or inside a URL); enums, uuids, times and decimals as text."""
+    if isinstance(value, str):
+        return _URL_PASSWORD.sub(r"\1***@", value) if "@" in value else value
+    if value is None or isinstance(value, bool | int | float):
+        return value
     if isinstance(value, dict):
         return {
-            k: "***" if _SECRET_KEYS.search(str(k)) else redact(v)
+            str(k): "***" if _SECRET_KEYS.search(str(k)) else redact(v)
             for k, v in value.items()
         }
     if isinstance(value, list | tuple):
         return [redact(v) for v in value]
-    if isinstance(value, str):
-        return _URL_PASSWORD.sub(r"\1***@", value)
-    return value
-
-
-def _default(obj: Any) -> Any:
-    if isinstance(obj, Enum):
-        return obj.value
-    if isinstance(obj, UUID | Decimal):
-        return str(obj)
-    if isinstance(obj, datetime):
-        return iso(obj)
-    if isinstance(obj, set | frozenset):
-        return sorted(obj, key=str)
-    raise TypeError(f"not JSON-simple: {type(obj).__name__}")
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, UUID | Decimal):
+        return str(value)
+    if isinstance(value, datetime):
+        return iso(value)
+    if isinstance(value, set | frozenset):
+        return sorted((redact(v) for v in value), key=str)
+    raise TypeError(f"not JSON-simple: {type(value).__name__}")
 
 
 def to_json(value: Any) -> str:
     """Canonical JSON text (sorted keys), secrets redacted."""
-    return json.dumps(
-        redact(json.loads(json.dumps(value, default=_default))),
-        sort_keys=True,
-        separators=(",", ":"),
-    )
+    return json.dumps(redact(value), sort_keys=True, separators=(",", ":"))

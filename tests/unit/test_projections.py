@@ -286,7 +286,8 @@ def test_journal_has_every_event_once_with_states_and_no_password(app: Ledger) -
         ]  # fmt: skip
         created = history[3]
         assert (created["fromstate"], created["tostate"]) == ("Allocated", "Creating")
-        assert created["details"]["command"]["type"] == "CreateObjectCommand"
+        assert created["details"]["command"]["data"]["size"] == GiB
+        assert "CreateObjectCommand" in str(created["details"]["command"])
         assert history[4]["details"]["answer"]["result"] is True
         assert {e["actor"] for e in history} == {"alice"}
         assert history[0]["jobid"] == history[3]["jobid"]
