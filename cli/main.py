@@ -40,9 +40,9 @@ NOUNS: dict[str, tuple[str, str]] = {
 class ExitError(click.ClickException):
     """A `StorctlError` on its way out: one line on stderr, the tree's exit code."""
 
-    def __init__(self, message: str, exit_code: int) -> None:
+    def __init__(self, message: str, code: int) -> None:
         super().__init__(message)
-        self.exit_code = exit_code
+        self.exit_code = code  # type: ignore[misc]
 
     def show(self, file: Any = None) -> None:
         click.echo(f"storctl: {self.format_message()}", err=True)

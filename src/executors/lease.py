@@ -71,26 +71,31 @@ class Leases:
     @contextlib.contextmanager
     def _tx(self) -> Iterator[Any]:
         if self.db.kind == "sqlite":
-            assert self.db.path is not None
-            conn = sqlite3.connect(self.db.path, timeout=30, isolation_level=None)
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                cur = conn.cursor()
-                yield _SqliteCursor(cur)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            finally:
-                conn.close()
+            yield from self._sqlite_tx()
         else:
-            import psycopg
+            yield from self._pg_tx()
 
-            with psycopg.connect(**pg_connect_args(self.db)) as conn:
-                if self.db.schema:
-                    conn.execute(f'SET search_path TO "{self.db.schema}"')
-                with conn.transaction():
-                    yield conn.cursor()
+    def _sqlite_tx(self) -> Iterator[Any]:
+        assert self.db.path is not None
+        conn = sqlite3.connect(self.db.path, timeout=30, isolation_level=None)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            yield _SqliteCursor(conn.cursor())
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        finally:
+            conn.close()
+
+    def _pg_tx(self) -> Iterator[Any]:
+        import psycopg
+
+        with psycopg.connect(**pg_connect_args(self.db)) as pg:
+            if self.db.schema:
+                pg.execute(f'SET search_path TO "{self.db.schema}"')
+            with pg.transaction():
+                yield pg.cursor()
 
     def _select(self, cur: Any, name: str) -> Holder | None:
         lock = "" if self.db.kind == "sqlite" else " FOR UPDATE"

@@ -188,7 +188,7 @@ def build(kind: str, states: type[Enum], table: Table, transitional: set[str]) -
     lookup: dict[tuple[str, str], str] = {}
     for trigger, event in machine.events.items():
         for source, transitions_ in event.transitions.items():
-            lookup.setdefault((source, trigger), transitions_[0].dest)
+            lookup.setdefault((source, trigger), str(transitions_[0].dest))
     return Spec(kind, states, table, frozenset(transitional), machine, lookup)
 
 

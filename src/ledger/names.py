@@ -36,6 +36,16 @@ class NameClaim(StorctlAggregate):
         def apply(self, aggregate: Any) -> None:
             aggregate.released = True
 
+    class Reclaimed(Event):
+        """A released name taken again by a new object."""
+
+        TOPIC = "storctl.NameClaim.Reclaimed"
+        object_id: UUID
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.object_id = self.object_id
+            aggregate.released = False
+
     def __init__(
         self,
         *,

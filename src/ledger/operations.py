@@ -10,7 +10,7 @@ choose a pool → copy the template to primary → clone, starts here.
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate
@@ -27,6 +27,7 @@ from ledger.commands import (
     DownloadCommand,
 )
 from ledger.copies import DataObjectInStore, copy_id
+from ledger.core import LedgerCore
 from ledger.errors import IllegalTransition, InvalidInput, NotFound
 from ledger.host import Host
 from ledger.image_store import ImageStore
@@ -46,9 +47,6 @@ from ledger.values import (
 from ledger.vm import VirtualMachine
 from ledger.volume import Volume
 
-if TYPE_CHECKING:
-    from ledger.service import Ledger
-
 
 def no_pool_message(decision: Decision) -> str:
     return (
@@ -57,27 +55,25 @@ def no_pool_message(decision: Decision) -> str:
     )
 
 
-class Operations:
-    """Mixed into `Ledger`; `self` is the Application."""
+class Operations(LedgerCore):
+    """Templates, VMs and volumes: the first step of every operation."""
 
     # ------------------------------------------------------------ settings
 
-    def _threshold(self: Ledger) -> float:
+    def _threshold(self) -> float:
         return float(
             self.settings().get("pool.storage.allocated.capacity.disablethreshold")
         )
 
-    def _factor(self: Ledger) -> float:
+    def _factor(self) -> float:
         return float(self.settings().get("storage.overprovisioning.factor"))
 
-    def _wait(self: Ledger, key: str) -> int:
+    def _wait(self, key: str) -> int:
         return int(self.settings().get(key))
 
     # ------------------------------------------------------------ placement
 
-    def pool_views(
-        self: Ledger, zone_id: str, template_id: UUID | None
-    ) -> list[PoolView]:
+    def pool_views(self, zone_id: str, template_id: UUID | None) -> list[PoolView]:
         zone = self.zone(zone_id)
         if zone is None:
             return []
@@ -109,7 +105,7 @@ class Operations:
         return views
 
     def place(
-        self: Ledger,
+        self,
         ctx: Ctx,
         volume: Volume,
         request: Request,
@@ -133,7 +129,7 @@ class Operations:
         return decision, pool
 
     def ready_image_copy(
-        self: Ledger, template: Template
+        self, template: Template
     ) -> tuple[ImageStore, DataObjectInStore] | None:
         zone = self.zone(template.zone_id)
         for sid in zone.stores if zone else []:
@@ -143,7 +139,7 @@ class Operations:
         return None
 
     def ensure_template_on_pool(
-        self: Ledger, ctx: Ctx, volume: Volume, pool: StoragePool, template: Template
+        self, ctx: Ctx, volume: Volume, pool: StoragePool, template: Template
     ) -> list[Aggregate]:
         """CloudStack's createBaseImageAsync then clone: copy the template to the pool
         once (a `template_spool_ref` row), and clone it for every volume."""
@@ -183,7 +179,7 @@ class Operations:
         return [copy]
 
     def request_clone(
-        self: Ledger,
+        self,
         ctx: Ctx,
         volume: Volume,
         pool: StoragePool,
@@ -203,9 +199,7 @@ class Operations:
             "CreateRequested",
         )
 
-    def request_create(
-        self: Ledger, ctx: Ctx, volume: Volume, pool: StoragePool
-    ) -> None:
+    def request_create(self, ctx: Ctx, volume: Volume, pool: StoragePool) -> None:
         volume.request_create(
             ctx,
             CreateObjectCommand(
@@ -218,7 +212,7 @@ class Operations:
     # ------------------------------------------------------------ templates
 
     def register_template(
-        self: Ledger,
+        self,
         ctx: Ctx,
         *,
         name: str,
@@ -263,7 +257,7 @@ class Operations:
         self._save_new(ctx, "template", name, template, job, *copies)
         return job
 
-    def delete_template(self: Ledger, ctx: Ctx, ref: str) -> Job:
+    def delete_template(self, ctx: Ctx, ref: str) -> Job:
         """Remove the template and its image-store copies; pool copies stay until
         storage cleanup, since linked clones still read them."""
 
@@ -314,7 +308,7 @@ class Operations:
 
     # ------------------------------------------------------------ VMs
 
-    def pick_host(self: Ledger, zone: str, ref: str | None) -> Host:
+    def pick_host(self, zone: str, ref: str | None) -> Host:
         if ref is not None:
             host = self.resolve(Host, ref)
             if host.zone_id != zone:
@@ -330,7 +324,7 @@ class Operations:
         return up[0]
 
     def deploy_vm(
-        self: Ledger,
+        self,
         ctx: Ctx,
         *,
         name: str,
@@ -404,7 +398,7 @@ class Operations:
 
         return self._job_of(self.atomic(decide, what=f"vm deploy {name}"))
 
-    def vm_power(self: Ledger, ctx: Ctx, ref: str, trigger: str) -> VirtualMachine:
+    def vm_power(self, ctx: Ctx, ref: str, trigger: str) -> VirtualMachine:
         def decide() -> list[Aggregate | None]:
             vm = self.resolve(VirtualMachine, ref)
             vm.change_state(ctx, trigger)
@@ -415,7 +409,7 @@ class Operations:
     # ------------------------------------------------------------ volumes
 
     def create_volume(
-        self: Ledger,
+        self,
         ctx: Ctx,
         *,
         name: str,
@@ -469,7 +463,7 @@ class Operations:
 
         return self._job_of(self.atomic(decide, what=f"volume create {name}"))
 
-    def attach_volume(self: Ledger, ctx: Ctx, volume_id: UUID, vm_ref: str) -> Job:
+    def attach_volume(self, ctx: Ctx, volume_id: UUID, vm_ref: str) -> Job:
         def decide() -> list[Aggregate | None]:
             volume = self.load(Volume, volume_id)
             vm = self.resolve(VirtualMachine, vm_ref)
@@ -524,7 +518,7 @@ class Operations:
         return self._job_of(self.atomic(decide, what="volume attach"))
 
     def request_attach(
-        self: Ledger, ctx: Ctx, volume: Volume, vm: VirtualMachine
+        self, ctx: Ctx, volume: Volume, vm: VirtualMachine
     ) -> list[Aggregate]:
         assert volume.pool_id is not None
         pool = self.load(StoragePool, volume.pool_id)
@@ -541,7 +535,7 @@ class Operations:
         )
         return []
 
-    def detach_volume(self: Ledger, ctx: Ctx, volume_id: UUID) -> Job:
+    def detach_volume(self, ctx: Ctx, volume_id: UUID) -> Job:
         def decide() -> list[Aggregate | None]:
             volume = self.load(Volume, volume_id)
             if volume.vm_id is None or volume.pool_id is None:
@@ -572,7 +566,7 @@ class Operations:
 
         return self._job_of(self.atomic(decide, what="volume detach"))
 
-    def delete_volume(self: Ledger, ctx: Ctx, volume_id: UUID) -> Job:
+    def delete_volume(self, ctx: Ctx, volume_id: UUID) -> Job:
         """Destroy (recoverable) a created volume; a never-created one is expunged,
         since there is no file to keep (CloudStack's rule)."""
 
@@ -590,7 +584,7 @@ class Operations:
 
         return self._job_of(self.atomic(decide, what="volume delete"))
 
-    def recover_volume(self: Ledger, ctx: Ctx, volume_id: UUID) -> Job:
+    def recover_volume(self, ctx: Ctx, volume_id: UUID) -> Job:
         def decide() -> list[Aggregate | None]:
             volume = self.load(Volume, volume_id)
             volume.recover(ctx)
@@ -605,7 +599,7 @@ class Operations:
 
         return self._job_of(self.atomic(decide, what="volume recover"))
 
-    def expunge_volume(self: Ledger, ctx: Ctx, volume_id: UUID) -> Job:
+    def expunge_volume(self, ctx: Ctx, volume_id: UUID) -> Job:
         def decide() -> list[Aggregate | None]:
             volume = self.load(Volume, volume_id)
             job = Job.submit(ctx, "volume.expunge", "volume", volume.id)
@@ -635,7 +629,7 @@ class Operations:
     # ------------------------------------------------------------ answers
 
     def record_answer(
-        self: Ledger, ctx: Ctx, object_id: UUID, answer: Any, tracking: Any = None
+        self, ctx: Ctx, object_id: UUID, answer: Any, tracking: Any = None
     ) -> list[Aggregate]:
         """Fold an agent's answer on the object that asked (exactly once per request:
         an answer for a command no longer pending is refused as stale)."""
@@ -651,7 +645,7 @@ class Operations:
     def _job_of(saved: list[Any]) -> Job:
         return next(a for a in saved if isinstance(a, Job))
 
-    def find_claim(self: Ledger, kind: str, name: str) -> Any:
+    def find_claim(self, kind: str, name: str) -> Any:
         from ledger.names import NameClaim, claim_id
 
         return self.find(NameClaim, claim_id(kind, name))

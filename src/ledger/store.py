@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
 from ledger.errors import InvalidInput
@@ -93,9 +94,9 @@ def prepare(db: Database) -> None:
             conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{db.schema}"')
 
 
-def pg_connect_args(db: Database) -> dict[str, str]:
+def pg_connect_args(db: Database) -> dict[str, Any]:
     env = db.env
-    args = {
+    args: dict[str, Any] = {
         "dbname": env["POSTGRES_DBNAME"],
         "host": env["POSTGRES_HOST"],
         "port": env["POSTGRES_PORT"],

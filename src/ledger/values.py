@@ -194,7 +194,8 @@ class EnumAsValue(Transcoding):
         return str(obj.value)
 
     def decode(self, data: Any) -> Enum:
-        return self.type(data)
+        member: Enum = self.type(data)
+        return member
 
 
 def transcodings() -> list[Transcoding]:
