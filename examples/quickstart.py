@@ -106,9 +106,7 @@ def main() -> None:
     print(
         f"\n# files on the pool: {sorted(p.name for p in (work / 'primary').iterdir())}"
     )
-    print(
-        f"# everything is in {work}; try: STORCTL_DB={work / 'ledger.db'} storctl --help"
-    )
+    print(f"# all in {work}; try: STORCTL_DB={work / 'ledger.db'} storctl --help")
 
 
 if __name__ == "__main__":
