@@ -122,7 +122,8 @@ _URL_PASSWORD = re.compile(r"(://[^:/@\s]+:)[^@/\s]+@")
 
 def redact(value: Any) -> Any:
     """A JSON-simple copy of `value` without anything that looks like a password
-    (by key name, or inside a URL); enums, uuids, times and decimals as text."""
+    (by key name, or inside a URL); enums, uuids, times, decimals and anything
+    else as text."""
     if isinstance(value, str):
         return _URL_PASSWORD.sub(r"\1***@", value) if "@" in value else value
     if value is None or isinstance(value, bool | int | float):
@@ -142,7 +143,7 @@ def redact(value: Any) -> Any:
         return iso(value)
     if isinstance(value, set | frozenset):
         return sorted((redact(v) for v in value), key=str)
-    raise TypeError(f"not JSON-simple: {type(value).__name__}")
+    return redact(str(value))  # an unforeseen type must not stop the projection
 
 
 def to_json(value: Any) -> str:

@@ -420,3 +420,22 @@ def test_a_follower_that_lost_the_race_changes_nothing(app: Ledger) -> None:
         view_module.apply_batch(view_for(app), late, notifications[-1].id)
     assert dump(app) == before
     assert catch_up(app) == 0
+
+
+def test_details_json_redacts_passwords_and_is_canonical() -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from projections.db import iso, to_json
+
+    text = to_json(
+        {
+            "url": f"https://ops:{SECRET}@h/x",
+            "Password": SECRET,
+            "b": [HostState.Up, uuid.UUID(int=1), object],
+        }
+    )
+    assert SECRET not in text
+    assert text.startswith('{"Password":"***","b":["Up","00000000-0000-0000-0000-')
+    assert '"url":"https://ops:***@h/x"' in text
+    moment = datetime(2026, 1, 1, 12, tzinfo=timezone(timedelta(hours=2)))
+    assert iso(moment) == "2026-01-01T10:00:00.000000Z"
