@@ -54,8 +54,14 @@ class AppContext:
     def engine(self) -> Any:
         from cli.progress import ProgressBar
         from executors.engine import Engine
+        from projections.runner import catch_up
 
-        return Engine(self.ledger, self.db, on_progress=ProgressBar.shared().update)
+        return Engine(
+            self.ledger,
+            self.db,
+            on_progress=ProgressBar.shared().update,
+            project=catch_up,
+        )
 
     def close(self) -> None:
         if self._ledger is not None:

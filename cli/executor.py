@@ -40,8 +40,14 @@ def run(once: bool, hosts: str) -> None:  # noqa: FBT001 - click passes flags so
 
     a = app()
     host_set = {h.strip() for h in hosts.split(",") if h.strip()} or None
+    from projections.runner import catch_up
+
     engine = Engine(
-        a.ledger, a.db, hosts=host_set, on_progress=ProgressBar.shared().update
+        a.ledger,
+        a.db,
+        hosts=host_set,
+        on_progress=ProgressBar.shared().update,
+        project=catch_up,
     )
     stop = threading.Event()
 

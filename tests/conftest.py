@@ -1,4 +1,4 @@
-"""Shared fixtures: the ledger on each store, so one suite runs on SQLite and PostgreSQL.
+"""Shared fixtures: the ledger on each store, so one suite runs on SQLite and PG.
 
 PostgreSQL cases carry the `postgres` marker. When `CI` is set they fail, never skip,
 if the server is down: CI machines have it, and a silent skip would hide a broken store.
@@ -23,7 +23,9 @@ settings.register_profile(
 settings.register_profile(
     "slow", max_examples=1000, deadline=None, suppress_health_check=list(HealthCheck)
 )
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+settings.load_profile(
+    os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev")
+)
 
 PG_URL = os.environ.get("STORCTL_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 

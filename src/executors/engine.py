@@ -69,7 +69,7 @@ class Engine:
         hosts: set[str] | None = None,
         on_progress: Progress | None = None,
         *,
-        with_projections: bool = True,
+        project: Callable[[Ledger], int] | None = None,
     ) -> None:
         self.ledger = ledger
         self.db = db
@@ -77,7 +77,8 @@ class Engine:
         self.interrupt = threading.Event()
         self.dispatcher = Dispatcher(ledger, hosts, on_progress, self.interrupt)
         self.workflows = Workflows(ledger)
-        self.with_projections = with_projections and hosts is None
+        # The projections are the caller's to give (executors never import them).
+        self.project = project if hosts is None else None
         self.leases = Leases(db)
         self.lease_name = "engine" if hosts is None else self.dispatcher.name
         self._followers: dict[str, Follower] = {}
@@ -109,10 +110,8 @@ class Engine:
                 if name
             }
         done += self._follower(self.dispatcher.name).step(self.dispatcher.handle)
-        if self.with_projections:
-            from projections.runner import catch_up
-
-            done += catch_up(self.ledger)
+        if self.project is not None:
+            done += self.project(self.ledger)
         return done
 
     @contextlib.contextmanager
@@ -164,11 +163,9 @@ class Engine:
                 time.sleep(POLL)
 
     def _final_projection(self) -> None:
-        if self.with_projections:
-            from projections.runner import catch_up
-
+        if self.project is not None:
             with contextlib.suppress(StorctlError):
-                catch_up(self.ledger)
+                self.project(self.ledger)
 
     def run(self, *, once: bool = False, stop: threading.Event | None = None) -> int:
         """The worker loop of `storctl executor run`; returns notifications read."""

@@ -61,7 +61,8 @@ def test_illegal_trigger_names_object_state_and_trigger():
     assert err.value.id == "vol-1"
     assert err.value.state == "Expunged"
     assert err.value.trigger == "AttachRequested"
-    assert "Expunged" in str(err.value) and "AttachRequested" in str(err.value)
+    assert "Expunged" in str(err.value)
+    assert "AttachRequested" in str(err.value)
 
 
 def test_failed_create_returns_volume_to_allocated():
@@ -72,8 +73,12 @@ def test_failed_create_returns_volume_to_allocated():
 
 def test_snapshot_backup_path():
     s = SnapshotState.Allocated
-    for trigger in ("CreateRequested", "OperationSucceeded", "BackupToSecondary",
-                    "OperationSucceeded"):
+    for trigger in (
+        "CreateRequested",
+        "OperationSucceeded",
+        "BackupToSecondary",
+        "OperationSucceeded",
+    ):
         s = fsm.SNAPSHOT.next_state("s", s, trigger)
     assert s is SnapshotState.BackedUp
 
