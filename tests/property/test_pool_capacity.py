@@ -20,9 +20,17 @@ class PoolCapacity(RuleBasedStateMachine):
         super().__init__()
         self.ledger = Ledger(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
         self.pool = StoragePool.register(
-            CTX, name="p", zone_id="z", cluster_id="c", host_id=None,
-            scope=Scope.CLUSTER, pool_type=PoolType.Filesystem, path="/p",
-            capacity=10 * GiB, overprovision=None, tags=[],
+            CTX,
+            name="p",
+            zone_id="z",
+            cluster_id="c",
+            host_id=None,
+            scope=Scope.CLUSTER,
+            pool_type=PoolType.Filesystem,
+            path="/p",
+            capacity=10 * GiB,
+            overprovision=None,
+            tags=[],
         )
         self.model: dict[str, int] = {}
         self.threshold = 0.85
@@ -58,7 +66,9 @@ class PoolCapacity(RuleBasedStateMachine):
         self.pool.release(CTX, "never-reserved")
         assert self.pool.allocated == before
 
-    @rule(threshold=st.sampled_from([0.5, 0.85, 1.0]), factor=st.sampled_from([1.0, 2.0]))
+    @rule(
+        threshold=st.sampled_from([0.5, 0.85, 1.0]), factor=st.sampled_from([1.0, 2.0])
+    )
     def change_config(self, threshold: float, factor: float) -> None:
         # A lower threshold never forces a release: it only refuses new reservations.
         self.threshold, self.factor = threshold, factor
