@@ -1,0 +1,292 @@
+"""Each workflow step: given what happened, when an answer arrives, then what next.
+
+The ledger runs in memory (eventsourcing's POPO store); answers are built by hand
+instead of coming from an agent, so each test is one decision of `Workflows`.
+"""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+import pytest
+
+from ledger.base import Ctx, Requested, StaleAnswer
+from ledger.commands import (
+    AttachAnswer,
+    CopyCmdAnswer,
+    CreateObjectAnswer,
+    DownloadAnswer,
+    from_dict,
+)
+from ledger.copies import DataObjectInStore, copy_id
+from ledger.job import Job
+from ledger.pool import StoragePool
+from ledger.service import Ledger
+from ledger.template import Template
+from ledger.values import (
+    GiB,
+    Hypervisor,
+    ImageFormat,
+    JobStatus,
+    ObjectInStoreState,
+    PoolType,
+    Scope,
+    VmState,
+    VolumeState,
+)
+from ledger.vm import VirtualMachine
+from ledger.volume import Volume
+from ledger.workflows import Workflows
+
+
+def ctx() -> Ctx:
+    return Ctx.new("tester")
+
+
+@pytest.fixture
+def ledger():
+    app = Ledger(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
+    app.register_host(ctx(), "kvm-01", "z1", "c1", Hypervisor.KVM)
+    app.register_pool(
+        ctx(),
+        name="gold",
+        zone="z1",
+        path="/srv/gold",
+        capacity=10 * GiB,
+        scope=Scope.CLUSTER,
+        pool_type=PoolType.Filesystem,
+        cluster="c1",
+        overprovision=1.0,
+    )
+    app.register_store(ctx(), "sec-1", "z1", "/srv/sec")
+    return app
+
+
+def new_events(app: Ledger, since: int):
+    return [
+        app.mapper.to_domain_event(n)
+        for n in app.recorder.select_notifications(
+            start=since, limit=1000, inclusive_of_start=False
+        )
+    ]
+
+
+def answer_pending(app: Ledger, obj_id: UUID, answer_for) -> list:
+    """Answer whatever `obj_id` waits for, then run the workflow on the answer event."""
+    obj = app.repository.get(obj_id)
+    command = from_dict(obj.pending)
+    request = [e for e in app.events.get(obj_id) if isinstance(e, Requested)][-1]
+    head = app.recorder.max_notification_id() or 0
+    # As the dispatcher does: the answer belongs to the request's job.
+    answer_ctx = Ctx(
+        request.actor, request.job_id, f"{obj_id}/{request.originator_version}"
+    )
+    app.record_answer(answer_ctx, obj_id, answer_for(command))
+    flow = Workflows(app)
+    decided = []
+    for event in new_events(app, head):
+        saved = app.atomic(lambda e=event: flow.decide(e))
+        decided += saved
+    return decided
+
+
+def downloaded(command):
+    return DownloadAnswer(
+        commandId=command.commandId,
+        result=True,
+        installPath=command.installPath,
+        templateSize=2 * GiB,
+        templatePhySicalSize=GiB // 2,
+        downloadStatus="DOWNLOADED",
+        downloadPct=100,
+    )
+
+
+def ok_copy(command):
+    dest = command.destTO.replace(path=command.destTO.uuid)
+    if hasattr(dest, "physicalSize"):
+        dest = dest.replace(size=2 * GiB, physicalSize=GiB // 2)
+    return CopyCmdAnswer(commandId=command.commandId, result=True, newData=dest)
+
+
+def failed_copy(command):
+    return CopyCmdAnswer(
+        commandId=command.commandId, result=False, details="insufficient space"
+    )
+
+
+def ready_template(app: Ledger) -> Template:
+    job = app.register_template(
+        ctx(),
+        name="tiny",
+        url="file:///img/tiny.qcow2",
+        fmt=ImageFormat.QCOW2,
+        zone="z1",
+    )
+    template = app.load(Template, job.object_id)
+    store_id = UUID(app.zone("z1").stores[0])
+    answer_pending(app, copy_id(template.id, store_id), downloaded)
+    return app.load(Template, template.id)
+
+
+class TestTemplateRegistration:
+    def test_successful_download_records_size_and_settles_job(self, ledger):
+        template = ready_template(ledger)
+        assert template.size == 2 * GiB
+        jobs = [e for e in new_events(ledger, 0) if isinstance(e, Job.Succeeded)]
+        assert len(jobs) == 1
+
+    def test_failed_download_fails_the_job_with_the_agents_words(self, ledger):
+        job = ledger.register_template(
+            ctx(), name="bad", url="file:///img/bad", fmt=ImageFormat.QCOW2, zone="z1"
+        )
+        store_id = UUID(ledger.zone("z1").stores[0])
+        cid = copy_id(job.object_id, store_id)
+        answer_pending(
+            ledger,
+            cid,
+            lambda c: DownloadAnswer(
+                commandId=c.commandId, result=False, details="checksum mismatch"
+            ),
+        )
+        job = ledger.load(Job, job.id)
+        assert job.status is JobStatus.failed
+        assert "checksum mismatch" in job.error
+        assert ledger.load(DataObjectInStore, cid).state is ObjectInStoreState.Allocated
+
+
+class TestDeploy:
+    def deploy(self, ledger, name="web-1"):
+        ready_template(ledger)
+        job = ledger.deploy_vm(ctx(), name=name, template_ref="tiny", zone="z1")
+        vm = ledger.load(VirtualMachine, job.object_id)
+        return job, vm, ledger.load(Volume, vm.root_volume_id)
+
+    def test_deploy_reserves_volume_and_template_copy_then_copies_template(
+        self, ledger
+    ):
+        job, _vm, volume = self.deploy(ledger)
+        pool = ledger.load(StoragePool, volume.pool_id)
+        base = ledger.load(DataObjectInStore, copy_id(volume.template_id, pool.id))
+        assert pool.allocated == 2 * volume.size  # the volume and the cached base
+        assert base.pending["kind"] == "CopyCommand"
+        assert str(volume.id) in base.waiters
+
+    def test_cached_template_answer_requests_the_clone(self, ledger):
+        _job, _vm, volume = self.deploy(ledger)
+        answer_pending(ledger, copy_id(volume.template_id, volume.pool_id), ok_copy)
+        volume = ledger.load(Volume, volume.id)
+        assert volume.state is VolumeState.Creating
+        clone = from_dict(volume.pending)
+        assert clone.srcTO.dataStore.role == "Primary"
+        assert clone.destTO.uuid == str(volume.id)
+
+    def test_clone_answer_starts_the_vm_and_settles_the_job(self, ledger):
+        job, vm, volume = self.deploy(ledger)
+        answer_pending(ledger, copy_id(volume.template_id, volume.pool_id), ok_copy)
+        answer_pending(ledger, volume.id, ok_copy)
+        assert ledger.load(Volume, volume.id).state is VolumeState.Ready
+        assert ledger.load(VirtualMachine, vm.id).state is VmState.Running
+        assert ledger.load(Job, job.id).status is JobStatus.succeeded
+
+    def test_second_deploy_clones_the_cached_base_without_copying_again(self, ledger):
+        _job, _vm, first = self.deploy(ledger)
+        answer_pending(ledger, copy_id(first.template_id, first.pool_id), ok_copy)
+        job = ledger.deploy_vm(ctx(), name="web-2", template_ref="tiny", zone="z1")
+        second = ledger.load(
+            Volume, ledger.load(VirtualMachine, job.object_id).root_volume_id
+        )
+        assert second.state is VolumeState.Creating  # straight to the clone
+        base = ledger.load(DataObjectInStore, copy_id(first.template_id, first.pool_id))
+        assert base.state is ObjectInStoreState.Ready
+
+    def test_failed_template_copy_releases_everything_and_fails_the_job(self, ledger):
+        job, _vm, volume = self.deploy(ledger)
+        pool_id = volume.pool_id
+        answer_pending(ledger, copy_id(volume.template_id, pool_id), failed_copy)
+        volume = ledger.load(Volume, volume.id)
+        assert volume.state is VolumeState.Allocated
+        assert volume.pool_id is None
+        assert ledger.load(StoragePool, pool_id).allocated == 0
+        job = ledger.load(Job, job.id)
+        assert job.status is JobStatus.failed
+        assert "insufficient space" in job.error
+
+
+class TestAttach:
+    def setup_vm(self, ledger):
+        ready_template(ledger)
+        job = ledger.deploy_vm(ctx(), name="web-1", template_ref="tiny", zone="z1")
+        vm = ledger.load(VirtualMachine, job.object_id)
+        root = ledger.load(Volume, vm.root_volume_id)
+        answer_pending(ledger, copy_id(root.template_id, root.pool_id), ok_copy)
+        answer_pending(ledger, root.id, ok_copy)
+        create = ledger.create_volume(ctx(), name="data-1", zone="z1", size=GiB)
+        return vm, create.object_id, root.pool_id
+
+    def test_attach_of_allocated_volume_places_and_creates_it_first(self, ledger):
+        vm, volume_id, pool_id = self.setup_vm(ledger)
+        before = ledger.load(StoragePool, pool_id).allocated
+        ledger.attach_volume(ctx(), volume_id, "web-1")
+        volume = ledger.load(Volume, volume_id)
+        assert volume.state is VolumeState.Creating
+        assert volume.pending["kind"] == "CreateObjectCommand"
+        assert ledger.load(StoragePool, pool_id).allocated == before + GiB
+
+    def test_created_volume_is_then_attached(self, ledger):
+        vm, volume_id, _ = self.setup_vm(ledger)
+        job = ledger.attach_volume(ctx(), volume_id, "web-1")
+        answer_pending(
+            ledger,
+            volume_id,
+            lambda c: CreateObjectAnswer(
+                commandId=c.commandId,
+                result=True,
+                data=c.data.replace(path=c.data.uuid),
+            ),
+        )
+        volume = ledger.load(Volume, volume_id)
+        assert volume.state is VolumeState.Attaching
+        answer_pending(
+            ledger,
+            volume_id,
+            lambda c: AttachAnswer(commandId=c.commandId, result=True, disk=c.disk),
+        )
+        volume = ledger.load(Volume, volume_id)
+        assert (volume.state, volume.vm_id, volume.device_id) == (
+            VolumeState.Ready,
+            vm.id,
+            1,
+        )
+        assert ledger.load(Job, job.id).status is JobStatus.succeeded
+
+    def test_failed_create_returns_volume_to_allocated_and_releases(self, ledger):
+        _vm, volume_id, pool_id = self.setup_vm(ledger)
+        before = ledger.load(StoragePool, pool_id).allocated
+        job = ledger.attach_volume(ctx(), volume_id, "web-1")
+        answer_pending(
+            ledger,
+            volume_id,
+            lambda c: CreateObjectAnswer(
+                commandId=c.commandId, result=False, details="insufficient space"
+            ),
+        )
+        volume = ledger.load(Volume, volume_id)
+        assert (volume.state, volume.pool_id) == (VolumeState.Allocated, None)
+        assert ledger.load(StoragePool, pool_id).allocated == before
+        job = ledger.load(Job, job.id)
+        assert (job.status, job.error) == (JobStatus.failed, "insufficient space")
+
+    def test_an_answer_cannot_be_recorded_twice(self, ledger):
+        _vm, volume_id, _ = self.setup_vm(ledger)
+        ledger.attach_volume(ctx(), volume_id, "web-1")
+        volume = ledger.load(Volume, volume_id)
+        command = from_dict(volume.pending)
+        answer = CreateObjectAnswer(
+            commandId=command.commandId,
+            result=True,
+            data=command.data.replace(path="x"),
+        )
+        ledger.record_answer(ctx(), volume_id, answer)
+        with pytest.raises(StaleAnswer):
+            ledger.record_answer(ctx(), volume_id, answer)
