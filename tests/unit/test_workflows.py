@@ -165,7 +165,7 @@ class TestDeploy:
     def test_deploy_reserves_volume_and_template_copy_then_copies_template(
         self, ledger
     ):
-        job, _vm, volume = self.deploy(ledger)
+        _job, _vm, volume = self.deploy(ledger)
         pool = ledger.load(StoragePool, volume.pool_id)
         base = ledger.load(DataObjectInStore, copy_id(volume.template_id, pool.id))
         assert pool.allocated == 2 * volume.size  # the volume and the cached base
@@ -225,7 +225,7 @@ class TestAttach:
         return vm, create.object_id, root.pool_id
 
     def test_attach_of_allocated_volume_places_and_creates_it_first(self, ledger):
-        vm, volume_id, pool_id = self.setup_vm(ledger)
+        _vm, volume_id, pool_id = self.setup_vm(ledger)
         before = ledger.load(StoragePool, pool_id).allocated
         ledger.attach_volume(ctx(), volume_id, "web-1")
         volume = ledger.load(Volume, volume_id)
