@@ -214,6 +214,15 @@ class DownloadCommand(Command):
     wait: int = PRIMARY_STORAGE_DOWNLOAD_WAIT
 
 
+@dataclass(frozen=True)
+class RevertSnapshotCommand(Command):
+    """Write a snapshot's data back over its volume (KVM: the VM must be stopped)."""
+
+    data: SnapshotObjectTO
+    dataOnPrimaryStorage: SnapshotObjectTO | None = None
+    wait: int = COPY_VOLUME_WAIT
+
+
 AnyCommand = (
     CreateObjectCommand
     | CopyCommand
@@ -221,6 +230,7 @@ AnyCommand = (
     | AttachCommand
     | DettachCommand
     | DownloadCommand
+    | RevertSnapshotCommand
 )
 
 
