@@ -34,6 +34,9 @@ class AppContext:
             db = self.db
             prepare(db)
             self._ledger = Ledger(env=db.env)
+            from projections.candidates import pool_candidates
+
+            self._ledger.pool_source = pool_candidates
         return self._ledger
 
     def ctx(self) -> Ctx:

@@ -34,6 +34,7 @@ NOUNS: dict[str, tuple[str, str]] = {
     "fsm": ("cli.fsm", "CloudStack's state machines: tables and pictures."),
     "config": ("cli.config", "Global configuration keys (CloudStack's defaults)."),
     "simulator": ("cli.simulator", "Fault injection on simulator hosts."),
+    "why": ("cli.why", "Why a volume's pool was chosen, or why none was."),
 }
 
 

@@ -1,10 +1,11 @@
 """CloudStack's StoragePoolAllocator chain, pure, with every verdict kept.
 
-CloudStack tries `LocalStoragePoolAllocator` (host-scope pools of the VM's host),
-`ClusterScopeStoragePoolAllocator`, then `ZoneWideStoragePoolAllocator`; the first that
-returns any pool wins. Each asks small questions in order (avoid set, `Up`, tags,
-capacity) and, unlike CloudStack, says why a pool was refused in words an operator
-understands, so "No suitable pool" is explained from the ledger alone.
+CloudStack tries `LocalStoragePoolAllocator` (host-scope pools of the VM's host, when
+the offering asks for local storage), `ClusterScopeStoragePoolAllocator`, then
+`ZoneWideStoragePoolAllocator`; the first that returns any pool wins. Each asks small
+questions in order (avoid set, `Up`, storage tags, capacity) and, unlike CloudStack,
+says why a pool was refused in words an operator understands, so "No suitable pool" is
+explained from the ledger alone: every pool of the zone gets a verdict.
 """
 
 from __future__ import annotations
@@ -15,7 +16,16 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ledger.pool import CapacityCheck
-from ledger.values import PoolStatus, Scope
+from ledger.values import PoolStatus, Scope, format_size
+
+ALGORITHMS = (
+    "random",
+    "firstfit",
+    "userdispersing",
+    "firstfitleastconsumed",
+    "userconcentratedpod_random",
+    "userconcentratedpod_firstfit",
+)
 
 
 @dataclass(frozen=True)
@@ -39,6 +49,9 @@ class PoolView:
 
 @dataclass(frozen=True)
 class Request:
+    """A disk to place: its size, tags and where the VM runs (CloudStack's
+    DiskProfile + DeploymentPlan)."""
+
     size: int
     zone_id: str
     cluster_id: str | None = None
@@ -77,7 +90,7 @@ class Decision:
         if self.chosen:
             return f"pool {self.chosen} chosen"
         if not self.verdicts:
-            return "no pool in scope"
+            return f"no pool in zone {self.request.zone_id}"
         return "; ".join(f"{v.pool}: {v.reason}" for v in self.verdicts)
 
 
@@ -90,29 +103,37 @@ def refusal(pool: PoolView, request: Request, threshold: float) -> str | None:
     missing = [t for t in request.tags if t not in pool.tags]
     if missing:
         return f"tags {','.join(missing)} missing"
-    asking = request.size + (0 if pool.has_template else request.template_size)
+    template = 0 if pool.has_template else request.template_size
     check = CapacityCheck(
         capacity=pool.capacity,
         factor=pool.factor,
         threshold=threshold,
         allocated=pool.allocated,
-        asking=asking,
+        asking=request.size + template,
     )
     if not check.passes:
-        return check.reason()
+        extra = f" (with the template, {format_size(template)})" if template else ""
+        return check.reason() + extra
     return None
 
 
-def _in_scope(pool: PoolView, request: Request, allocator: str) -> bool:
+def scope_refusal(pool: PoolView, request: Request, allocator: str) -> str | None:
+    """Why `allocator` does not even consider `pool`, or None when in its scope."""
     if pool.zone_id != request.zone_id:
-        return False
+        return f"in zone {pool.zone_id}"
+    if request.pool_id is not None:
+        return None if pool.id == request.pool_id else "not the requested pool"
     if allocator == "local":
-        return pool.scope is Scope.HOST and pool.host_id == request.host_id
+        if pool.scope is not Scope.HOST:
+            return "not local storage"
+        return None if pool.host_id == request.host_id else "local to another host"
     if allocator == "cluster":
-        return pool.scope is Scope.CLUSTER and (
-            request.cluster_id is None or pool.cluster_id == request.cluster_id
-        )
-    return pool.scope is Scope.ZONE
+        if pool.scope is not Scope.CLUSTER:
+            return "not cluster scope"
+        if request.cluster_id is not None and pool.cluster_id != request.cluster_id:
+            return f"in cluster {pool.cluster_id}, the host is in {request.cluster_id}"
+        return None
+    return None if pool.scope is Scope.ZONE else "not zone-wide"
 
 
 def order(pools: list[PoolView], algorithm: str, rng: random.Random) -> list[PoolView]:
@@ -127,7 +148,13 @@ def order(pools: list[PoolView], algorithm: str, rng: random.Random) -> list[Poo
         )
     if algorithm == "userdispersing":
         return sorted(pools, key=lambda p: (p.volumes, p.name))
-    return list(pools)  # firstfit: as listed
+    return list(pools)  # firstfit and userconcentratedpod_firstfit: as listed
+
+
+def chain(request: Request) -> list[str]:
+    if request.pool_id is not None:
+        return ["requested"]
+    return (["local"] if request.local else []) + ["cluster", "zone"]
 
 
 def allocate(
@@ -137,49 +164,68 @@ def allocate(
     algorithm: str = "firstfit",
     seed: int = 0,
 ) -> Decision:
-    """Run the chain; the first allocator with a suitable pool wins."""
+    """Run the chain; the first allocator with a suitable pool wins. Every pool of
+    the zone ends with exactly one verdict, taken or refused, and why."""
     decision = Decision(request=request)
     listed = sorted(pools, key=lambda p: (p.name, p.id))
-    if request.pool_id is not None:
-        listed = [p for p in listed if p.id == request.pool_id]
-    chain = (["local"] if request.local else []) + ["cluster", "zone"]
+    judged: dict[str, Verdict] = {}
     rng = random.Random(seed)
-    for allocator in chain:
-        candidates = [p for p in listed if _in_scope(p, request, allocator)]
-        if request.pool_id is not None and allocator == "zone":
-            # an operator's --pool is taken whatever its scope, if it can reach
+    for allocator in chain(request):
+        if allocator == "requested":
+            candidates = [p for p in listed if p.id == request.pool_id]
+        else:
             candidates = [
                 p
                 for p in listed
-                if (p.scope is not Scope.CLUSTER and p.scope is not Scope.HOST)
-                or request.host_id is None
-            ]
-            candidates = [
-                c
-                for c in candidates
-                if c.id not in {v.pool_id for v in decision.verdicts}
+                if p.id not in judged and scope_refusal(p, request, allocator) is None
             ]
         for pool in order(candidates, algorithm, rng):
             why = refusal(pool, request, threshold)
             if why is None and decision.chosen is None:
                 decision.chosen = pool.id
-                decision.verdicts.append(
-                    Verdict(pool.id, pool.name, allocator, taken=True, reason="taken")
+                judged[pool.id] = Verdict(
+                    pool.id, pool.name, allocator, taken=True, reason="taken"
                 )
             elif why is None:
-                decision.verdicts.append(
-                    Verdict(
-                        pool.id,
-                        pool.name,
-                        allocator,
-                        taken=False,
-                        reason="suitable, not first",
-                    )
+                judged[pool.id] = Verdict(
+                    pool.id,
+                    pool.name,
+                    allocator,
+                    taken=False,
+                    reason="suitable, another was first",
                 )
             else:
-                decision.verdicts.append(
-                    Verdict(pool.id, pool.name, allocator, taken=False, reason=why)
+                judged[pool.id] = Verdict(
+                    pool.id, pool.name, allocator, taken=False, reason=why
                 )
         if decision.chosen is not None:
-            return decision
+            break
+    for pool in listed:
+        if pool.id not in judged:
+            judged[pool.id] = Verdict(
+                pool.id,
+                pool.name,
+                "scope",
+                taken=False,
+                reason=_unreached(pool, request, decided=decision.chosen is not None),
+            )
+    decision.verdicts = [judged[p.id] for p in listed]
     return decision
+
+
+def _unreached(pool: PoolView, request: Request, *, decided: bool) -> str:
+    """Why no allocator of the chain judged `pool`."""
+    if pool.zone_id != request.zone_id:
+        return f"in zone {pool.zone_id}"
+    if request.pool_id is not None:
+        return "not the requested pool"
+    in_some_scope = any(
+        scope_refusal(pool, request, a) is None for a in ("cluster", "zone")
+    ) or (request.local and scope_refusal(pool, request, "local") is None)
+    if decided and in_some_scope:
+        return "not reached: an earlier allocator found a pool"
+    if pool.scope is Scope.HOST:
+        if not request.local:
+            return "local storage, and the disk does not ask for it"
+        return "local to another host"
+    return f"in cluster {pool.cluster_id}, the host is in {request.cluster_id}"

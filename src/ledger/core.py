@@ -79,6 +79,10 @@ class LedgerCore(Application[UUID]):
         Template: 100,
     }
 
+    #: Where allocators read candidate pools; None reads the aggregates. The CLI sets
+    #: it to the projected table, so the ledger never imports the read side.
+    pool_source: Callable[[Any, str, UUID | None], list[Any]] | None = None
+
     def construct_recorder(self) -> Any:
         # A process recorder: followers write their tracking row in the same
         # transaction as the events they produce (exactly-once state changes).

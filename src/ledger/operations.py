@@ -74,35 +74,38 @@ class Operations(LedgerCore):
     # ------------------------------------------------------------ placement
 
     def pool_views(self, zone_id: str, template_id: UUID | None) -> list[PoolView]:
+        """The zone's pools as the allocator sees them: from `pool_source` (the
+        projected `storage_pool` table, wired by the CLI, so 10,000 pools are one
+        query) or, without one, from the aggregates themselves."""
+        if self.pool_source is not None:
+            return self.pool_source(self, zone_id, template_id)
         zone = self.zone(zone_id)
         if zone is None:
             return []
-        views = []
-        factor = self._factor()
-        for pid in zone.pools:
-            pool = self.load(StoragePool, UUID(pid))
-            has_template = False
-            if template_id is not None:
-                copy = self.find(DataObjectInStore, copy_id(template_id, pool.id))
-                has_template = copy is not None and str(copy.id) in pool.reservations
-            views.append(
-                PoolView(
-                    id=str(pool.id),
-                    name=pool.name,
-                    scope=pool.scope,
-                    zone_id=pool.zone_id,
-                    cluster_id=pool.cluster_id,
-                    host_id=str(pool.host_id) if pool.host_id else None,
-                    status=pool.status,
-                    tags=tuple(pool.tags),
-                    capacity=pool.capacity,
-                    allocated=pool.allocated,
-                    factor=pool.factor(factor),
-                    volumes=len(pool.reservations),
-                    has_template=has_template,
-                )
-            )
-        return views
+        return [
+            self.view_of(self.load(StoragePool, UUID(pid)), template_id)
+            for pid in zone.pools
+        ]
+
+    def view_of(self, pool: StoragePool, template_id: UUID | None) -> PoolView:
+        has_template = template_id is not None and (
+            str(copy_id(template_id, pool.id)) in pool.reservations
+        )
+        return PoolView(
+            id=str(pool.id),
+            name=pool.name,
+            scope=pool.scope,
+            zone_id=pool.zone_id,
+            cluster_id=pool.cluster_id,
+            host_id=str(pool.host_id) if pool.host_id else None,
+            status=pool.status,
+            tags=tuple(pool.tags),
+            capacity=pool.capacity,
+            allocated=pool.allocated,
+            factor=pool.factor(self._factor()),
+            volumes=len(pool.reservations),
+            has_template=has_template,
+        )
 
     def place(
         self,
@@ -111,20 +114,36 @@ class Operations(LedgerCore):
         request: Request,
         template: Template | None = None,
     ) -> tuple[Decision, StoragePool | None]:
-        """Choose a pool, record the decision, reserve, and move the volume onto it."""
-        views = self.pool_views(volume.zone_id, template.id if template else None)
+        """Choose a pool, record the decision, reserve, and move the volume onto it.
+
+        The candidates may come from a projection a moment behind; the chosen pool's
+        own aggregate has the last word. When it refuses, its fresh view replaces the
+        stale one and the chain runs again, so the recorded decision is the true one.
+        """
+        template_id = template.id if template else None
+        views = {v.id: v for v in self.pool_views(volume.zone_id, template_id)}
         algorithm = str(self.settings().get("vm.allocation.algorithm"))
-        decision = allocate(
-            request, views, self._threshold(), algorithm, seed=volume.id.int & 0xFFFF
-        )
+        threshold, factor = self._threshold(), self._factor()
+        for _ in range(len(views) + 1):
+            decision = allocate(
+                request,
+                list(views.values()),
+                threshold,
+                algorithm,
+                seed=volume.id.int & 0xFFFF,
+            )
+            if decision.chosen is None:
+                break
+            pool = self.load(StoragePool, UUID(decision.chosen))
+            fresh = self.view_of(pool, template_id)
+            if fresh == views[decision.chosen]:
+                break
+            views[decision.chosen] = fresh  # the projection was behind: judge again
         chosen = UUID(decision.chosen) if decision.chosen else None
         volume.record_decision(ctx, request.as_dict(), decision.verdict_dicts(), chosen)
         if chosen is None:
             return decision, None
-        pool = self.load(StoragePool, chosen)
-        pool.reserve(
-            ctx, str(volume.id), volume.size, self._threshold(), self._factor()
-        )
+        pool.reserve(ctx, str(volume.id), volume.size, threshold, factor)
         volume.change_pool(ctx, pool.id)
         return decision, pool
 

@@ -1,0 +1,69 @@
+"""`storctl why VOL`: the allocation decision, each pool taken or refused, and why.
+
+CloudStack's "Unable to find suitable primary storage" keeps its reasons in debug log
+lines; here they are an event on the volume (`AllocationDecided`), read back exactly.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from cli.context import app
+from cli.output import emit, say
+
+
+@click.command()
+@click.argument("ref", metavar="VOL")
+@click.option(
+    "--all", "show_all", is_flag=True, help="Every decision, not only the last."
+)
+def cli(ref: str, show_all: bool) -> None:  # noqa: FBT001 - click passes flags so
+    """The allocation decision for a volume: every pool, taken or refused, and why.
+
+    \b
+    Example:
+      storctl why data-1
+      storctl -o json why data-1 | jq '.verdicts[] | select(.taken | not)'
+    """
+    from cli.volume import volume_id
+    from ledger.volume import Volume
+
+    a = app()
+    vid = volume_id(a, ref)
+    decisions = [
+        e for e in a.ledger.events.get(vid) if isinstance(e, Volume.AllocationDecided)
+    ]
+    if not decisions:
+        say(f"volume {ref}: no allocation decided yet (it waits for an attach)")
+        emit(a.output, [] if show_all else {"volumeid": str(vid), "verdicts": []})
+        return
+    shown = decisions if show_all else decisions[-1:]
+    docs = [_doc(str(vid), d) for d in shown]
+    if a.output == "json":
+        emit(a.output, docs if show_all else docs[0])
+        return
+    for doc in docs:
+        req = doc["request"]
+        say(
+            f"{doc['decided']}: {req['size']} bytes, tags {req['tags'] or '-'}, "
+            f"zone {req['zone_id']}, cluster {req['cluster_id'] or '-'}: "
+            + (f"pool {_taken(doc)} taken" if doc["chosen"] else "no suitable pool")
+        )
+        emit(a.output, doc["verdicts"], ["pool", "allocator", "taken", "reason"])
+
+
+def _taken(doc: dict[str, Any]) -> str:
+    return next((v["pool"] for v in doc["verdicts"] if v["taken"]), str(doc["chosen"]))
+
+
+def _doc(volume_id: str, event: Any) -> dict[str, Any]:
+    return {
+        "volumeid": volume_id,
+        "decided": event.timestamp.isoformat(),
+        "jobid": event.job_id,
+        "request": event.request,
+        "chosen": str(event.chosen) if event.chosen else None,
+        "verdicts": event.verdicts,
+    }

@@ -1,0 +1,69 @@
+"""Candidate pools for the allocators, read from the projected `storage_pool` table.
+
+With 10,000 pools the choice must not load 10,000 aggregates: one query gives every
+pool of the zone with its status, tags, capacity and allocated size; the allocator
+judges them, and only the chosen pool's aggregate is loaded to confirm (see
+`Operations.place`). The table is caught up first, so it is at most a moment behind.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from ledger.allocators import PoolView
+from ledger.values import PoolStatus, Scope
+from projections.runner import catch_up
+from projections.view import reader
+
+_POOLS = (
+    "SELECT uuid, name, scope, data_center_id, cluster_id, host_id, status,"
+    " capacity_bytes, allocated_bytes, overprovision_factor FROM storage_pool"
+    " WHERE data_center_id = ? AND removed IS NULL"
+)
+_TAGS = (
+    "SELECT t.pool_id, t.tag FROM storage_pool_tags t"
+    " JOIN storage_pool p ON p.uuid = t.pool_id WHERE p.data_center_id = ?"
+)
+_VOLUMES = (
+    "SELECT pool_id, COUNT(*) AS n FROM volumes WHERE data_center_id = ?"
+    " AND pool_id IS NOT NULL AND removed IS NULL GROUP BY pool_id"
+)
+# A cached copy holds its reservation while it is being made or is ready.
+_CACHED = (
+    "SELECT pool_id FROM template_spool_ref WHERE template_id = ?"
+    " AND state IN ('Creating', 'Ready', 'Copying')"
+)
+
+
+def pool_candidates(
+    ledger: Any, zone_id: str, template_id: UUID | None
+) -> list[PoolView]:
+    catch_up(ledger)
+    with reader(ledger) as r:
+        rows = r.all(_POOLS, [zone_id])
+        tags: dict[str, list[str]] = {}
+        for row in r.all(_TAGS, [zone_id]):
+            tags.setdefault(row["pool_id"], []).append(row["tag"])
+        volumes = {row["pool_id"]: int(row["n"]) for row in r.all(_VOLUMES, [zone_id])}
+        cached: set[str] = set()
+        if template_id is not None:
+            cached = {row["pool_id"] for row in r.all(_CACHED, [str(template_id)])}
+    return [
+        PoolView(
+            id=row["uuid"],
+            name=row["name"],
+            scope=Scope(row["scope"]),
+            zone_id=row["data_center_id"],
+            cluster_id=row["cluster_id"],
+            host_id=row["host_id"],
+            status=PoolStatus(row["status"]),
+            tags=tuple(tags.get(row["uuid"], [])),
+            capacity=int(row["capacity_bytes"]),
+            allocated=int(row["allocated_bytes"]),
+            factor=float(row["overprovision_factor"]),
+            volumes=volumes.get(row["uuid"], 0),
+            has_template=row["uuid"] in cached,
+        )
+        for row in rows
+    ]
