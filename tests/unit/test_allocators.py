@@ -1,0 +1,190 @@
+"""CloudStack's allocator rules, one at a time, each with the words of its verdict."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from ledger.allocators import PoolView, Request, allocate, order, refusal
+from ledger.values import GiB, PoolStatus, Scope
+
+
+def pool(
+    name,
+    *,
+    scope=Scope.CLUSTER,
+    cluster="c1",
+    host=None,
+    status=PoolStatus.Up,
+    tags=(),
+    capacity=10 * GiB,
+    allocated=0,
+    factor=1.0,
+    volumes=0,
+    has_template=False,
+    zone="z1",
+):
+    return PoolView(
+        id=f"id-{name}",
+        name=name,
+        scope=scope,
+        zone_id=zone,
+        cluster_id=cluster,
+        host_id=host,
+        status=status,
+        tags=tuple(tags),
+        capacity=capacity,
+        allocated=allocated,
+        factor=factor,
+        volumes=volumes,
+        has_template=has_template,
+    )
+
+
+def req(size=GiB, **kw):
+    kw.setdefault("zone_id", "z1")
+    kw.setdefault("cluster_id", "c1")
+    return Request(size=size, **kw)
+
+
+class TestRefusals:
+    def test_capacity_past_threshold_is_refused_in_words(self):
+        why = refusal(pool("p", allocated=8 * GiB), req(int(1.1 * GiB)), 0.85)
+        assert why == "would reach 91% of 10 GiB, over the 85% threshold"
+
+    def test_exactly_the_threshold_is_accepted(self):
+        p = pool("p", capacity=100 * GiB, allocated=84 * GiB)
+        assert refusal(p, req(GiB), 0.85) is None
+        assert refusal(p, req(GiB + 1), 0.85) is not None
+
+    def test_overprovisioning_multiplies_capacity(self):
+        p = pool("p", capacity=10 * GiB, allocated=15 * GiB, factor=2.0)
+        assert refusal(p, req(GiB), 0.85) is None
+        assert "of 20 GiB" in refusal(p, req(3 * GiB), 0.85)
+
+    def test_template_not_yet_cached_counts_against_the_pool(self):
+        p = pool("p", allocated=7 * GiB)
+        assert refusal(p, req(GiB, template_size=GiB), 0.85) is not None
+        cached = pool("p", allocated=7 * GiB, has_template=True)
+        assert refusal(cached, req(GiB, template_size=GiB), 0.85) is None
+
+    @pytest.mark.parametrize(
+        ("status", "words"),
+        [
+            (PoolStatus.Maintenance, "in Maintenance"),
+            (PoolStatus.Disabled, "in Disabled"),
+            (PoolStatus.PrepareForMaintenance, "in PrepareForMaintenance"),
+        ],
+    )
+    def test_only_up_pools_take_volumes(self, status, words):
+        assert refusal(pool("p", status=status), req(), 0.85) == words
+
+    def test_every_tag_of_the_disk_must_be_on_the_pool(self):
+        assert refusal(pool("p", tags=["fast"]), req(tags=("ssd", "fast")), 0.85) == (
+            "tags ssd missing"
+        )
+        assert (
+            refusal(pool("p", tags=["ssd", "fast", "x"]), req(tags=("ssd",)), 0.85)
+            is None
+        )
+
+    def test_avoid_set(self):
+        assert refusal(pool("p"), req(avoid=("id-p",)), 0.85) == "in the avoid set"
+
+
+class TestChain:
+    def test_cluster_scope_wins_before_zone_wide(self):
+        d = allocate(
+            req(), [pool("zonewide", scope=Scope.ZONE, cluster=None), pool("c")], 0.85
+        )
+        assert d.chosen == "id-c"
+        zone_verdict = next(v for v in d.verdicts if v.pool == "zonewide")
+        assert zone_verdict.reason == "not reached: an earlier allocator found a pool"
+
+    def test_zone_wide_when_no_cluster_pool_fits(self):
+        pools = [
+            pool("c", allocated=9 * GiB),
+            pool("zw", scope=Scope.ZONE, cluster=None),
+        ]
+        d = allocate(req(), pools, 0.85)
+        assert d.chosen == "id-zw"
+        by_pool = {v.pool: v for v in d.verdicts}
+        assert by_pool["c"].allocator == "cluster"
+        assert by_pool["c"].reason.startswith("would reach")
+        assert by_pool["zw"].taken
+
+    def test_other_clusters_are_out_of_scope_and_say_so(self):
+        d = allocate(req(cluster_id="c1"), [pool("far", cluster="c2")], 0.85)
+        assert d.chosen is None
+        assert d.verdicts[0].reason == "in cluster c2, the host is in c1"
+
+    def test_local_storage_only_when_asked_and_only_on_the_vms_host(self):
+        local = pool("local", scope=Scope.HOST, host="h1", cluster="c1")
+        other = pool("other", scope=Scope.HOST, host="h2", cluster="c1")
+        d = allocate(req(host_id="h1"), [local, other], 0.85)
+        assert d.chosen is None
+        assert {v.reason for v in d.verdicts} == {
+            "local storage, and the disk does not ask for it"
+        }
+        d = allocate(req(host_id="h1", local=True), [local, other], 0.85)
+        assert d.chosen == "id-local"
+        assert next(v for v in d.verdicts if v.pool == "other").reason == (
+            "local to another host"
+        )
+
+    def test_requested_pool_is_the_only_candidate(self):
+        d = allocate(req(pool_id="id-b"), [pool("a"), pool("b")], 0.85)
+        assert d.chosen == "id-b"
+        assert next(v for v in d.verdicts if v.pool == "a").reason == (
+            "not the requested pool"
+        )
+
+    def test_every_pool_of_the_zone_gets_exactly_one_verdict(self):
+        pools = [
+            pool("a", allocated=9 * GiB),
+            pool("b", status=PoolStatus.Disabled),
+            pool("c", cluster="c9"),
+            pool("d", scope=Scope.HOST, host="h"),
+        ]
+        d = allocate(req(), pools, 0.85)
+        assert d.chosen is None
+        assert sorted(v.pool for v in d.verdicts) == ["a", "b", "c", "d"]
+        assert all(v.reason for v in d.verdicts)
+        assert "a:" in d.summary()
+
+
+class TestOrderings:
+    pools = [
+        pool("a", allocated=5 * GiB, volumes=9),
+        pool("b", allocated=1 * GiB, volumes=1),
+        pool("c", allocated=3 * GiB, volumes=5),
+    ]
+
+    def test_firstfit_takes_them_as_listed(self):
+        assert [p.name for p in order(self.pools, "firstfit", random.Random(0))] == [
+            "a",
+            "b",
+            "c",
+        ]
+
+    def test_firstfitleastconsumed_takes_the_emptiest_first(self):
+        assert [
+            p.name for p in order(self.pools, "firstfitleastconsumed", random.Random(0))
+        ] == ["b", "c", "a"]
+
+    def test_userdispersing_takes_the_fewest_volumes_first(self):
+        assert [
+            p.name for p in order(self.pools, "userdispersing", random.Random(0))
+        ] == ["b", "c", "a"]
+
+    def test_random_is_a_permutation_and_reproducible_by_seed(self):
+        one = [p.name for p in order(self.pools, "random", random.Random(7))]
+        two = [p.name for p in order(self.pools, "random", random.Random(7))]
+        assert one == two
+        assert sorted(one) == ["a", "b", "c"]
+        seen = {
+            tuple(p.name for p in order(self.pools, "random", random.Random(s)))
+            for s in range(30)
+        }
+        assert len(seen) > 1
