@@ -34,6 +34,11 @@ NOUNS: dict[str, tuple[str, str]] = {
     "fsm": ("cli.fsm", "CloudStack's state machines: tables and pictures."),
     "config": ("cli.config", "Global configuration keys (CloudStack's defaults)."),
     "simulator": ("cli.simulator", "Fault injection on simulator hosts."),
+    "history": ("cli.audit", "One object's timeline (and its incident picture)."),
+    "audit": ("cli.audit", "The event journal across objects, filtered."),
+    "replay": ("cli.replay", "The ledger as it was then, in a new file; verify."),
+    "export": ("cli.replay", "The event log as JSON lines."),
+    "import": ("cli.replay", "A JSON-lines log into an empty database."),
     "why": ("cli.why", "Why a volume's pool was chosen, or why none was."),
 }
 

@@ -1,0 +1,202 @@
+"""`storctl history` and `storctl audit`: the event journal, one object or all.
+
+Both are top-level commands (CLI.md), and `main.NOUNS` maps a name to a module's
+`cli`, so `cli` here is `ByName`: one click command that becomes the command of
+the name it was invoked under (`history` or `audit`). `cli/replay.py` uses it too.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import click
+
+from cli.context import app
+from cli.output import emit, say
+from ledger.errors import InvalidInput
+
+KINDS = ("pool", "store", "host", "template", "vm", "volume", "snapshot")
+
+
+class ByName(click.Command):
+    """Several top-level commands behind one `NOUNS` entry each: the command of
+    the name it is invoked under does the parsing and the work."""
+
+    def __init__(self, commands: dict[str, click.Command], help: str) -> None:
+        super().__init__(name=None, help=help)
+        self.commands = commands
+
+    def _for(self, info_name: str | None) -> click.Command:
+        return self.commands.get(info_name or "", next(iter(self.commands.values())))
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        return self._for(info_name).make_context(info_name, args, parent, **extra)
+
+    def get_short_help_str(self, limit: int = 45) -> str:
+        return self._for(None).get_short_help_str(limit)
+
+
+def _columns(rows: list[dict[str, Any]]) -> list[str]:
+    from projections.timeline import COLUMNS
+
+    return [*COLUMNS, "duration"]
+
+
+def show_rows(rows: list[dict[str, Any]]) -> None:
+    """Rows in the chosen format: JSON keeps `details` whole, a table summarises."""
+    from projections.timeline import public, summary
+
+    a = app()
+    data = [public(row) for row in rows]
+    if a.output == "table":
+        data = [{**row, "details": summary(row["details"])[:70]} for row in data]
+    elif a.output == "csv":
+        import json
+
+        data = [
+            {**row, "details": json.dumps(row["details"], sort_keys=True)}
+            for row in data
+        ]
+    emit(a.output, data, _columns(data))
+
+
+def render(source: str, fmt: str, target: Path) -> None:
+    """Graphviz `dot` turns the source into `fmt` at `target`."""
+    exe = shutil.which("dot")
+    if exe is None:
+        raise InvalidInput("--png", str(target), "graphviz `dot` is not installed")
+    # argv list, fixed executable: no shell, no user text in the command line.
+    subprocess.run(
+        [exe, f"-T{fmt}", "-o", str(target)],
+        input=source.encode(),
+        check=True,
+        capture_output=True,
+    )
+
+
+def svg_of(source: str) -> str:
+    exe = shutil.which("dot")
+    if exe is None:
+        raise InvalidInput("--html", "", "graphviz `dot` is not installed")
+    done = subprocess.run(
+        [exe, "-Tsvg"], input=source.encode(), check=True, capture_output=True
+    )
+    text = done.stdout.decode()
+    return text[text.find("<svg") :]
+
+
+@click.command("history")
+@click.argument("kind", type=click.Choice(KINDS, case_sensitive=False))
+@click.argument("ref", metavar="ID")
+@click.option(
+    "--png",
+    "png",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also draw the incident timeline of the object's jobs to this PNG file.",
+)
+@click.option(
+    "--html",
+    "html_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the timeline and the rows as one HTML page.",
+)
+@click.option(
+    "--dot", "dot_file", type=click.Path(dir_okay=False, path_type=Path), hidden=True
+)
+def history(
+    kind: str,
+    ref: str,
+    png: Path | None,
+    html_file: Path | None,
+    dot_file: Path | None,
+) -> None:
+    """One object's timeline: every event, the command sent, the answer and how
+    long it took. --png/--html draw the jobs it took part in: each object a lane
+    of its states over time, the commands between them.
+
+    \b
+    Example:
+      storctl history volume data-1
+      storctl history volume data-1 --png incident.png
+      storctl -o csv history pool gold > gold.csv
+    """
+    from projections.queries import find
+    from projections.timeline import dot, html_page, incident, rows
+
+    a = app()
+    with a.reader() as r:
+        obj = find(r, kind.lower(), ref)
+        own = rows(r, object_id=obj["id"])
+        if png or html_file or dot_file:
+            title = f"{kind.lower()} {obj.get('name') or obj['id']}: incident timeline"
+            source = dot(r, obj["id"], title)
+            if dot_file:
+                dot_file.write_text(source)
+            if png:
+                render(source, "png", png)
+                say(f"timeline drawn to {png}")
+            if html_file:
+                page = html_page(title, svg_of(source), incident(r, obj["id"]))
+                html_file.write_text(page, encoding="utf-8")
+                say(f"timeline written to {html_file}")
+    show_rows(own)
+
+
+@click.command("audit")
+@click.option("--since", metavar="T", help="Only events at or after this ISO time.")
+@click.option("--until", metavar="T", help="Only events at or before this ISO time.")
+@click.option("--event", metavar="E", help="Only this event (e.g. CopyAnswered).")
+@click.option("--object", "obj", metavar="ID", help="Only this object (id or name).")
+@click.option("--job", metavar="J", help="Only this job's events.")
+@click.option("--actor", "who", metavar="A", help="Only events this actor caused.")
+def audit(
+    since: str | None,
+    until: str | None,
+    event: str | None,
+    obj: str | None,
+    job: str | None,
+    who: str | None,
+) -> None:
+    """The journal across objects: who did what, when, in which job, and what the
+    agents answered (answers carry `duration`, seconds since their request).
+
+    \b
+    Example:
+      storctl audit --since 2025-01-31T10:00:00Z --event CopyAnswered
+      storctl -o json audit --job 0b5e...  --actor alice
+    """
+    from projections.timeline import resolve_object, rows, time_bound
+
+    time_bound(since, "--since")  # refuse a malformed time before opening the db
+    time_bound(until, "--until")
+    a = app()
+    with a.reader() as r:
+        object_id = resolve_object(r, obj) if obj else None
+        found = rows(
+            r,
+            object_id=object_id,
+            job=job,
+            event=event,
+            actor=who,
+            since=since,
+            until=until,
+        )
+    show_rows(found)
+
+
+cli = ByName(
+    {"history": history, "audit": audit},
+    help=(
+        "The event journal: `history KIND ID` (one object) and `audit` (all).\n\n"
+        "\b\nExample:\n  storctl history volume data-1\n  storctl audit --job J"
+    ),
+)
