@@ -1,0 +1,237 @@
+"""Time travel, export/import and replay verification on a real simulator session."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import uuid
+
+import pytest
+
+from ledger.base import Ctx
+from ledger.service import Ledger
+from ledger.store import parse_db
+from ledger.values import VolumeState
+from ledger.volume import Volume
+
+from .test_audit import run, simulator_session
+
+
+@pytest.fixture(scope="module")
+def session(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("replay")
+    return simulator_session(str(tmp / "ledger.db"), tmp)
+
+
+def head(db: str) -> int:
+    app = Ledger(env=parse_db(db).env)
+    try:
+        return app.recorder.max_notification_id() or 0
+    finally:
+        app.close()
+
+
+def attach_request(db: str) -> dict:
+    """The first event of data1's attach job (the job's submission)."""
+    jobs = [j for j in run(db, "job", "list") if j["cmd"] == "volume.attach"]
+    rows = run(db, "audit", "--job", jobs[0]["jobid"])
+    return rows[0]
+
+
+class TestReplayUntil:
+    def test_before_the_attach_the_volume_was_allocated(self, session, tmp_path):
+        before = attach_request(session)["position"] - 1
+        into = str(tmp_path / "then.db")
+        out = run(session, "replay", "--until", str(before), "--into", into)
+        assert out["until"] == before
+        assert out["events"] == before
+        then = run(into, "volume", "show", "data1")
+        now = run(session, "volume", "show", "data1")
+        assert then["state"] == "Allocated"
+        assert then["storageid"] is None
+        assert now["state"] == "Ready"
+        assert now["storage"] == "p1"
+        # and the pool had not yet reserved data1's gigabyte
+        pool_then = run(into, "pool", "show", "p1")["disksizeallocated"]
+        pool_now = run(session, "pool", "show", "p1")["disksizeallocated"]
+        assert pool_now == pool_then + (1 << 30)
+
+    def test_a_time_works_like_a_position(self, session, tmp_path):
+        request = attach_request(session)
+        rows = run(session, "audit")
+        earlier = [r for r in rows if r["position"] < request["position"]]
+        into = str(tmp_path / "then.db")
+        out = run(
+            session, "replay", "--until", earlier[-1]["timestamp"], "--into", into
+        )
+        assert out["until"] == earlier[-1]["position"]
+        assert run(into, "volume", "show", "data1")["state"] == "Allocated"
+
+    def test_the_replayed_file_has_the_same_stored_events(self, session, tmp_path):
+        into = str(tmp_path / "all.db")
+        run(session, "replay", "--until", str(head(session)), "--into", into)
+        assert run(into, "volume", "list") == run(session, "volume", "list")
+        assert run(into, "replay", "verify") == []
+
+    def test_an_existing_file_is_refused(self, session, tmp_path):
+        into = tmp_path / "there.db"
+        into.write_text("")
+        result = run(session, "replay", "--until", "3", "--into", str(into), code=2)
+        assert "already exists" in result.stderr
+        assert into.read_text() == ""
+
+    @pytest.mark.parametrize("until", ["12x", "-1", "2025-13-45", "999999"])
+    def test_a_malformed_or_unreachable_position_is_refused(
+        self, session, tmp_path, until
+    ):
+        into = tmp_path / "never.db"
+        result = run(session, "replay", "--until", until, "--into", str(into), code=2)
+        assert "--until" in result.stderr
+        assert not into.exists()
+
+
+class TestExportImport:
+    def test_an_import_lists_the_same_volumes_in_the_same_states(
+        self, session, tmp_path
+    ):
+        exported = run(session, "export", output="csv").stdout
+        lines = exported.splitlines()
+        assert len(lines) == head(session)
+        first = json.loads(lines[0])
+        assert set(first) == {
+            "position",
+            "originator_id",
+            "originator_version",
+            "topic",
+            "timestamp",
+            "state",
+        }
+        source = tmp_path / "incident.jsonl"
+        source.write_text(exported)
+        target = str(tmp_path / "copy.db")
+        assert run(target, "import", str(source))["events"] == len(lines)
+        live = [
+            (v["id"], v["name"], v["state"]) for v in run(session, "volume", "list")
+        ]
+        copy = [(v["id"], v["name"], v["state"]) for v in run(target, "volume", "list")]
+        assert copy == live
+        assert run(target, "replay", "verify") == []
+
+    def test_job_export_with_history_imports(self, session, tmp_path):
+        jobs = [j for j in run(session, "job", "list") if j["cmd"] == "volume.attach"]
+        job = jobs[0]["jobid"]
+        only = run(session, "export", "--job", job, output="csv").stdout.splitlines()
+        assert {json.loads(line)["state"]["job_id"] for line in only} == {job}
+        whole = run(session, "export", "--job", job, "--with-history", output="csv")
+        source = tmp_path / "job.jsonl"
+        source.write_text(whole.stdout)
+        target = str(tmp_path / "job.db")
+        run(target, "import", str(source))
+        assert run(target, "volume", "show", "data1")["state"] == "Ready"
+
+    @pytest.mark.parametrize(
+        ("breakage", "why"),
+        [
+            ("not json", "not JSON"),
+            ("topic", "unknown topic"),
+            ("order", "does not follow"),
+            ("version", "version"),
+        ],
+    )
+    def test_one_broken_line_refuses_the_whole_file(
+        self, session, tmp_path, breakage, why
+    ):
+        lines = run(session, "export", output="csv").stdout.splitlines()
+        broken = 7  # 1-based line number
+        record = json.loads(lines[broken - 1])
+        if breakage == "not json":
+            lines[broken - 1] = lines[broken - 1][:-5]
+        elif breakage == "topic":
+            record["topic"] = "storctl.Volume.NoSuchEvent"
+            lines[broken - 1] = json.dumps(record)
+        elif breakage == "order":
+            record["position"] = 1
+            lines[broken - 1] = json.dumps(record)
+        else:
+            record["originator_version"] += 5
+            lines[broken - 1] = json.dumps(record)
+        source = tmp_path / "broken.jsonl"
+        source.write_text("\n".join(lines) + "\n")
+        target = str(tmp_path / "target.db")
+        result = run(target, "import", str(source), code=2)
+        assert f"line {broken}" in result.stderr
+        assert why in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+        assert head(target) == 0
+        assert run(target, "volume", "list") == []
+
+    def test_a_database_with_events_is_refused(self, session, tmp_path):
+        source = tmp_path / "all.jsonl"
+        source.write_text(run(session, "export", output="csv").stdout)
+        before = head(session)
+        result = run(session, "import", str(source), code=2)
+        assert "already holds events" in result.stderr
+        assert head(session) == before
+
+
+def volume_id(db: str) -> uuid.UUID:
+    return uuid.UUID(run(db, "volume", "show", "data1")["id"])
+
+
+def _copy(session: str, tmp_path) -> str:
+    copy = str(tmp_path / "planted.db")
+    shutil.copy(session, copy)
+    return copy
+
+
+class TestVerify:
+    def test_a_real_session_is_clean(self, session):
+        result = run(session, "replay", "verify", output="csv")
+        assert result.stdout.splitlines()[1:] == []
+        assert "0 divergences" in result.stderr
+
+    def test_a_planted_illegal_transition_is_reported(self, session, tmp_path):
+        copy = _copy(session, tmp_path)
+        app = Ledger(env=parse_db(copy).env)
+        try:
+            volume = app.load(Volume, volume_id(copy))
+            assert volume.state is VolumeState.Ready
+            # Ready -ExpungingRequested-> Expunged: no such row in CloudStack's table
+            volume.trigger_event(
+                Volume.ExpungeRequested,
+                **Ctx.new("mallory").fields(),
+                command=None,
+                trigger="ExpungingRequested",
+                from_state=VolumeState.Ready,
+                to_state=VolumeState.Expunged,
+            )
+            app.save(volume)
+            planted = app.recorder.max_notification_id()
+        finally:
+            app.close()
+        result = run(copy, "replay", "verify", code=3)
+        found = json.loads(result.stdout)
+        assert [(d["position"], d["check"]) for d in found] == [(planted, "transition")]
+        assert "ExpungingRequested" in found[0]["expected"]
+        assert found[0]["objecttype"] == "Volume"
+
+    def test_a_planted_workflow_step_is_reported(self, session, tmp_path):
+        copy = _copy(session, tmp_path)
+        answered = run(copy, "audit", "--object", "data1", "--event", "AttachAnswered")
+        app = Ledger(env=parse_db(copy).env)
+        try:
+            volume = app.load(Volume, volume_id(copy))
+            version = sum(
+                1 for r in run(copy, "history", "volume", "data1")
+                if r["position"] <= answered[0]["position"]
+            )  # fmt: skip
+            cause = f"{volume.id}/{version}"
+            ctx = Ctx("mallory", str(uuid.uuid4()), cause)
+            volume.destroy(ctx)  # caused by the answer, decided by no workflow
+            app.save(volume)
+            planted = app.recorder.max_notification_id()
+        finally:
+            app.close()
+        found = json.loads(run(copy, "replay", "verify", code=3).stdout)
+        assert [(d["position"], d["check"]) for d in found] == [(planted, "workflow")]
+        assert "DestroyRequested" in found[0]["recorded"]
