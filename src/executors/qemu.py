@@ -136,9 +136,19 @@ def rebase_argv(
     backing_fmt: str | None = None,
     *,
     unsafe: bool = False,
+    progress: bool = False,
 ) -> list[str]:
-    """`QemuImg.rebase`; `backing=None` merges the chain in (`-b ""`)."""
-    argv = [QEMU_IMG, "rebase", "-f", _fmt(fmt)]
+    """`QemuImg.rebase`; `backing=None` merges the chain in (`-b ""`).
+
+    A safe (not `-u`) rebase compares the old and the new backing chains and writes
+    into `path` every cluster where they differ: over an empty overlay of a snapshot,
+    that leaves exactly the delta from the new backing file (a parent snapshot).
+    A relative `backing` is resolved by qemu from the directory of `path`.
+    """
+    argv = [QEMU_IMG, "rebase"]
+    if progress:
+        argv.append("-p")
+    argv += ["-f", _fmt(fmt)]
     if unsafe:
         argv.append("-u")
     if backing is None:

@@ -9,6 +9,10 @@ deterministic name, is written under a temporary sibling name and renamed into p
 only once `qemu-img info` has read it. A repeat finds the finished file and answers
 success; a crash leaves at most a temporary file, which the repeat removes first.
 `handle` never raises: a failure is an answer with one line for the operator.
+
+Snapshots (create, back up, revert, delete) and the copies made from them or to an
+image store (volume or template from a snapshot, template from a volume, staging a
+volume through secondary storage) live in `kvm_snapshots`; `_Job.run` hands them over.
 """
 
 from __future__ import annotations
@@ -22,12 +26,16 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 from executors import qemu
+from executors.agents import kvm_snapshots
+from executors.agents.staging import AgentFailure
+from executors.agents.staging import remove as _remove
+from executors.agents.staging import staged as _staged
+from executors.agents.staging import temp_for as _temp_for
 from executors.paths import contained, pool_root, store_root
 from executors.runner import (
     CommandTimedOut,
@@ -63,10 +71,6 @@ from ledger.errors import InvalidInput
 _CHUNK = 1 << 20
 _PREALLOCATION = {"THIN": "off", "SPARSE": "metadata", "FAT": "full"}
 _SHA256 = re.compile(r"(?:sha256:|\{sha-?256\})?([0-9a-f]{64})")
-
-
-class AgentFailure(Exception):
-    """An operation failed for a reason its message already states in full."""
 
 
 class KvmAgent:
@@ -130,6 +134,9 @@ class _Job:
                 return self.delete(command, data)
             case AttachCommand() | DettachCommand():
                 return self.check_disk(command)
+        answer = kvm_snapshots.run(self, command)
+        if answer is not None:
+            return answer
         return failure_for(command, f"unsupported command {_describe(command)}")
 
     # ------------------------------------------------------------ templates
@@ -361,28 +368,6 @@ class _Job:
         if done.returncode != 0:
             raise AgentFailure(_qemu_failure(argv, done.stderr))
         return done
-
-
-@contextlib.contextmanager
-def _staged(final: Path) -> Iterator[Path]:
-    """A temporary sibling of `final`, renamed over it only if the block succeeds."""
-    tmp = _temp_for(final)
-    _remove(tmp)
-    try:
-        yield tmp
-        os.replace(tmp, final)
-    except BaseException:
-        _remove(tmp)
-        raise
-
-
-def _temp_for(final: Path) -> Path:
-    return final.with_name(f".{final.name}.part")
-
-
-def _remove(path: Path) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        path.unlink()
 
 
 def _template_file(root: Path, name: str) -> Path:
