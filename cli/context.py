@@ -13,7 +13,7 @@ import click
 
 from ledger.base import Ctx
 from ledger.service import Ledger
-from ledger.store import Database, parse_db, prepare
+from ledger.store import Database, ddl_lock, parse_db, prepare, tables_exist
 
 
 @dataclass
@@ -33,9 +33,19 @@ class AppContext:
         if self._ledger is None:
             db = self.db
             prepare(db)
-            self._ledger = Ledger(env=db.env)
             from projections.candidates import pool_candidates
+            from projections.view import view_for
 
+            # On PostgreSQL, CREATE ... IF NOT EXISTS from processes starting together
+            # collide (and CREATE INDEX blocks writers), so tables are created once,
+            # under a lock, and later starts skip the DDL.
+            if tables_exist(db, "ledger_events", "ledger_tracking", "event_journal"):
+                self._ledger = Ledger(env={**db.env, "CREATE_TABLE": "n"})
+                view_for(self._ledger)
+            else:
+                with ddl_lock(db):
+                    self._ledger = Ledger(env=db.env)
+                    view_for(self._ledger)
             self._ledger.pool_source = pool_candidates
         return self._ledger
 

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from ledger.store import Database, pg_connect_args
+from ledger.store import Database, pg_connect_args, tables_exist
 
 TTL = 15.0  # seconds a lease lives without renewal
 
@@ -38,7 +38,7 @@ class Holder:
     expires: float
 
     def alive(self, now: float) -> bool:
-        if self.expires < now:
+        if self.pid == 0 or self.expires < now:
             return False
         if self.host == socket.gethostname():
             return _pid_alive(self.pid)
@@ -65,7 +65,13 @@ class Leases:
     def __init__(self, db: Database) -> None:
         self.db = db
         self.me = (socket.gethostname(), os.getpid())
+        if tables_exist(db, "storctl_lease"):
+            return
         with self._tx() as cur:
+            if db.kind == "postgres":
+                # Concurrent CREATE TABLE IF NOT EXISTS can fail on PostgreSQL
+                # ("tuple concurrently updated"): first starters queue on a lock.
+                cur.execute("SELECT pg_advisory_xact_lock(hashtext('storctl_lease'))")
             cur.execute(_DDL)
 
     @contextlib.contextmanager
@@ -112,6 +118,14 @@ class Leases:
         """Take `name` if free (or held by a dead holder, or already ours)."""
         now = time.time()
         with self._tx() as cur:
+            # The row exists first (a dead placeholder if new), so FOR UPDATE has
+            # a row to lock and two first-comers cannot both insert it.
+            cur.execute(
+                "INSERT INTO storctl_lease"
+                " (name, holder_host, holder_pid, scope, expires)"
+                " VALUES (%s, '', 0, '', 0) ON CONFLICT (name) DO NOTHING",
+                (name,),
+            )
             holder = self._select(cur, name)
             if (
                 holder is not None
@@ -119,12 +133,10 @@ class Leases:
                 and (holder.host, holder.pid) != self.me
             ):
                 return False
-            cur.execute("DELETE FROM storctl_lease WHERE name = %s", (name,))
             cur.execute(
-                "INSERT INTO storctl_lease"
-                " (name, holder_host, holder_pid, scope, expires)"
-                " VALUES (%s, %s, %s, %s, %s)",
-                (name, self.me[0], self.me[1], scope, now + TTL),
+                "UPDATE storctl_lease SET holder_host = %s, holder_pid = %s,"
+                " scope = %s, expires = %s WHERE name = %s",
+                (self.me[0], self.me[1], scope, now + TTL, name),
             )
             return True
 

@@ -8,6 +8,8 @@ module: it goes to the driver, not into an event, a log line or an error message
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -92,6 +94,42 @@ def prepare(db: Database) -> None:
 
         with psycopg.connect(**pg_connect_args(db), autocommit=True) as conn:
             conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{db.schema}"')
+
+
+@contextmanager
+def ddl_lock(db: Database) -> Iterator[None]:
+    """Serialise table creation between processes starting at once.
+
+    Every process creates its tables with CREATE TABLE IF NOT EXISTS, which on
+    PostgreSQL can fail when two run it together ("tuple concurrently updated"); a
+    session advisory lock makes the first do it and the others find it done."""
+    if db.kind != "postgres":
+        yield
+        return
+    import psycopg
+
+    with psycopg.connect(**pg_connect_args(db), autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(hashtext('storctl_ddl'))")
+        try:
+            yield
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(hashtext('storctl_ddl'))")
+
+
+def tables_exist(db: Database, *tables: str) -> bool:
+    """Whether every named table is already there (PostgreSQL only; SQLite's
+    CREATE TABLE IF NOT EXISTS is cheap and safe under its file lock)."""
+    if db.kind != "postgres":
+        return False
+    import psycopg
+
+    schema = f'"{db.schema}".' if db.schema else ""
+    with psycopg.connect(**pg_connect_args(db), autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT " + ", ".join("to_regclass(%s)" for _ in tables),
+            [schema + t for t in tables],
+        ).fetchone()
+    return row is not None and all(r is not None for r in row)
 
 
 def pg_connect_args(db: Database) -> dict[str, Any]:

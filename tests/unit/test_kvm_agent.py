@@ -37,7 +37,6 @@ from ledger.commands import (
     DownloadCommand,
     ImageStoreTO,
     PrimaryDataStoreTO,
-    SnapshotObjectTO,
     TemplateObjectTO,
     VolumeObjectTO,
 )
@@ -439,9 +438,8 @@ class TestFailures:
         assert files_under(tmp_path) == before
 
     def test_unsupported_command_is_answered_not_raised(self, pool):
-        snapshot = SnapshotObjectTO("s-1", "snap", volume_on(pool), pool)
         answer = KvmAgent(RecordedRunner(lambda argv: Completed(0, "", ""))).handle(
-            CreateObjectCommand("c-9", snapshot)
+            CreateObjectCommand("c-9", template_on(pool))
         )
         assert not answer.result
         assert answer.details.startswith("unsupported command CreateObjectCommand")
