@@ -40,9 +40,11 @@ postgres:
 quickstart: setup
 	@$(PY) examples/quickstart.py
 
+LINTED := $(wildcard src cli tests bench examples)
+
 lint: setup
-	@$(VENV)/bin/ruff check src cli tests bench examples
-	@$(VENV)/bin/ruff format --check src cli tests bench examples
+	@$(VENV)/bin/ruff check $(LINTED)
+	@$(VENV)/bin/ruff format --check $(LINTED)
 
 typecheck: setup
 	@$(VENV)/bin/mypy
