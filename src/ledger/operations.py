@@ -372,8 +372,7 @@ class Operations(LedgerCore):
         vm_id, volume_id = uuid.uuid4(), uuid.uuid4()
 
         def decide() -> list[Aggregate | None]:
-            volume = Volume.create(
-                Volume.Allocated,
+            volume = Volume.allocate(
                 ctx,
                 id=volume_id,
                 name=f"ROOT-{name}",
@@ -452,8 +451,7 @@ class Operations(LedgerCore):
         volume_id = uuid.uuid4()
 
         def decide() -> list[Aggregate | None]:
-            volume = Volume.create(
-                Volume.Allocated,
+            volume = Volume.allocate(
                 ctx,
                 id=volume_id,
                 name=name,

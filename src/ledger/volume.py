@@ -33,7 +33,11 @@ class Volume(Commandable):
         TOPIC = "storctl.Volume.Event"
 
     class Allocated(StorctlAggregate.Created, Event):
+        """v2 added `provisioning_type` (CloudStack's THIN/SPARSE/FAT); v1 events
+        were all thin, which is what the upcaster says."""
+
         TOPIC = "storctl.Volume.Allocated"
+        class_version = 2
         name: str
         volume_type: VolumeType
         size: int
@@ -43,6 +47,11 @@ class Volume(Commandable):
         vm_id: UUID | None
         device_id: int | None
         tags: list[str]
+        provisioning_type: str
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["provisioning_type"] = "THIN"
 
     class AllocationDecided(Event):
         """The allocator's decision: the request, every candidate and its verdict."""
@@ -136,11 +145,13 @@ class Volume(Commandable):
         vm_id: UUID | None,
         device_id: int | None,
         tags: list[str],
+        provisioning_type: str,
         actor: str,
         job_id: str,
         causation_id: str,
     ) -> None:
         self.name = name
+        self.provisioning_type = provisioning_type
         self.volume_type = volume_type
         self.size = size
         self.zone_id = zone_id
@@ -162,6 +173,7 @@ class Volume(Commandable):
         for key in ("template_id", "snapshot_id", "vm_id", "device_id"):
             fields.setdefault(key, None)
         fields.setdefault("tags", [])
+        fields.setdefault("provisioning_type", "THIN")
         return cls.create(cls.Allocated, ctx, **fields)
 
     # ------------------------------------------------------------ placement
