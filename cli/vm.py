@@ -91,14 +91,17 @@ def stop(ref: str) -> None:
 
 @cli.command("destroy")
 @click.argument("ref", metavar="ID")
-def destroy(ref: str) -> None:
-    """Destroy a VM.
+@click.option("--expunge", is_flag=True, help="Also delete the ROOT volume's file now.")
+def destroy(ref: str, expunge: bool) -> None:  # noqa: FBT001 - click passes flags so
+    """Destroy a VM and its ROOT volume (detach data volumes first).
 
     \b
     Example:
-      storctl vm destroy web-1
+      storctl vm destroy web-1 --expunge
     """
-    _power(ref, "DestroyRequested")
+    a = app()
+    job = a.ledger.destroy_vm(a.ctx(), ref, expunge=expunge)
+    operate(a, job, lambda: _show(str(job.object_id)))
 
 
 @cli.command("list")

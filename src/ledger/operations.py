@@ -424,6 +424,58 @@ class Operations(LedgerCore):
 
         return self.atomic(decide, what=f"vm {ref}")[0]  # type: ignore[return-value]
 
+    def destroy_vm(self, ctx: Ctx, ref: str, *, expunge: bool = False) -> Job:
+        """CloudStack's destroyVirtualMachine: the VM and its ROOT volume go to
+        Destroy (capacity released); with expunge, the ROOT file is deleted too."""
+
+        def decide() -> list[Aggregate | None]:
+            vm = self.resolve(VirtualMachine, ref)
+            data = [v for v in vm.devices if v != str(vm.root_volume_id)]
+            if data:
+                raise IllegalTransition(
+                    "VirtualMachine",
+                    str(vm.id),
+                    vm.state.name,
+                    "DestroyRequested",
+                    why=f"{len(data)} data volumes attached: detach them first",
+                )
+            job = Job.submit(ctx, "vm.destroy", "vm", vm.id, {"expunge": expunge})
+            out: list[Aggregate | None] = [vm, job]
+            if vm.state is not VmState.Destroyed:
+                vm.change_state(ctx, "DestroyRequested")
+            root = self.load(Volume, vm.root_volume_id)
+            pool = self.load(StoragePool, root.pool_id) if root.pool_id else None
+            out += [root, pool]
+            if root.state is not VolumeState.Destroy:
+                root.destroy(ctx, with_vm=True)
+                if pool is not None:
+                    pool.release(ctx, str(root.id))
+            if not expunge:
+                job.succeed(ctx, {"state": vm.state.name})
+                return out
+            vm.change_state(ctx, "ExpungeRequested")
+            claim = self.find_claim("vm", vm.name)
+            if claim is not None:
+                claim.release(ctx)
+                out.append(claim)
+            if root.path is None or pool is None:
+                root.request_expunge(ctx, None)
+                job.succeed(ctx, {"state": vm.state.name})
+            else:
+                root.request_expunge(
+                    ctx,
+                    DeleteCommand(
+                        commandId=transfer.command_id(
+                            ctx.causation_id, root.id, "delete"
+                        ),
+                        data=transfer.volume_to(root, pool),
+                        wait=self._wait("wait"),
+                    ),
+                )
+            return out
+
+        return self._job_of(self.atomic(decide, what=f"vm destroy {ref}"))
+
     # ------------------------------------------------------------ volumes
 
     def create_volume(

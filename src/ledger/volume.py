@@ -280,14 +280,19 @@ class Volume(Commandable):
 
     # ------------------------------------------------------------ destroy
 
-    def destroy(self, ctx: Ctx) -> None:
-        if self.vm_id is not None and self.volume_type is VolumeType.DATADISK:
+    def destroy(self, ctx: Ctx, *, with_vm: bool = False) -> None:
+        """CloudStack's rules: an attached data disk is detached first; a ROOT volume
+        is destroyed with its VM, never alone."""
+        if self.vm_id is not None and not (
+            with_vm and self.volume_type is VolumeType.ROOT
+        ):
+            why = (
+                "attached to a VM: detach it first"
+                if self.volume_type is VolumeType.DATADISK
+                else "the ROOT volume of a VM goes with the VM (storctl vm destroy)"
+            )
             raise IllegalTransition(
-                self.KIND,
-                str(self.id),
-                self.state.name,
-                "DestroyRequested",
-                why="attached to a VM: detach it first",
+                self.KIND, str(self.id), self.state.name, "DestroyRequested", why=why
             )
         self.request(self.DestroyRequested, ctx, "DestroyRequested", None)
 
