@@ -40,6 +40,8 @@ NOUNS: dict[str, tuple[str, str]] = {
     "export": ("cli.replay", "The event log as JSON lines."),
     "import": ("cli.replay", "A JSON-lines log into an empty database."),
     "why": ("cli.why", "Why a volume's pool was chosen, or why none was."),
+    "doctor": ("cli.doctor", "Objects stuck in a transitional state, and the fix."),
+    "reconcile": ("cli.reconcile", "Files on a pool against the ledger."),
 }
 
 
