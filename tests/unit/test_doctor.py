@@ -57,7 +57,8 @@ def test_finds_a_stuck_create_and_fails_it(sim: SimZone) -> None:
     assert now.code == 3, now
     assert len(now.err.strip().splitlines()) == 1, now
     [row] = now.json
-    assert row["kind"] == "volume" and row["id"] == vol["id"]
+    assert row["kind"] == "volume"
+    assert row["id"] == vol["id"]
     assert row["state"] == "Creating"
     assert row["command"] == "CreateObjectCommand"
     assert row["jobid"] == job_id
@@ -97,12 +98,13 @@ def test_finds_a_stuck_create_and_fails_it(sim: SimZone) -> None:
 
 def test_fix_redispatches_when_no_worker(sim: SimZone) -> None:
     cli = sim.cli
-    vol, job_id = _stuck_create(sim, count="1")
+    _vol, job_id = _stuck_create(sim, count="1")
     cli.ok("simulator", "clear")  # the agent would answer now: send it again
     fixed = cli.run("doctor", "--fix")
     assert fixed.code == 0, fixed
     [row] = fixed.json
-    assert row["fix"] == "redispatch" and row["outcome"] == "fixed"
+    assert row["fix"] == "redispatch"
+    assert row["outcome"] == "fixed"
     assert cli.volume("v1")["state"] == "Ready"
     assert cli.job(job_id)["status"] == "succeeded"
     assert cli.run("doctor").json == []
