@@ -212,6 +212,8 @@ def parse_enum(enum_type: type[Enum], text: str, what: str) -> Any:
 
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(i?B?)?\s*$", re.IGNORECASE)
+#: The largest size taken (1 EiB): thousands of them still sum within 2^63 - 1.
+MAX_SIZE = 1 << 60
 _UNITS = {"": 1, "K": 1 << 10, "M": MiB, "G": GiB, "T": 1 << 40}
 
 
@@ -227,11 +229,17 @@ def parse_size(text: str | int, minimum: int = MiB, what: str = "size") -> int:
             )
         number, unit = m.group(1), m.group(2).upper()
         bytes_ = float(number) * _UNITS[unit]
+        if bytes_ > MAX_SIZE:  # also inf; a sum of these must fit a 64-bit column
+            raise InvalidInput(
+                what, str(text), f"must be at most {format_size(MAX_SIZE)}"
+            )
         if bytes_ != int(bytes_):
             raise InvalidInput(what, str(text), "not a whole number of bytes")
         value = int(bytes_)
     if value < minimum:
         raise InvalidInput(what, str(text), f"must be at least {format_size(minimum)}")
+    if value > MAX_SIZE:
+        raise InvalidInput(what, str(text), f"must be at most {format_size(MAX_SIZE)}")
     return value
 
 
