@@ -25,6 +25,7 @@ NOUNS: dict[str, tuple[str, str]] = {
         "cli.volume",
         "Volumes: create, attach, detach, delete, recover, expunge.",
     ),
+    "snapshot": ("cli.snapshot", "Snapshots: create, revert, delete (chains kept)."),
     "job": ("cli.job", "Async jobs: every operation is one."),
     "executor": (
         "cli.executor",
@@ -53,7 +54,13 @@ class ExitError(click.ClickException):
         self.exit_code = code  # type: ignore[misc]
 
     def show(self, file: Any = None) -> None:
-        click.echo(f"storctl: {self.format_message()}", err=True)
+        click.echo(f"storctl: {one_line(self.format_message())}", err=True)
+
+
+def one_line(text: str) -> str:
+    """Whatever an operator typed (newlines, control characters) is shown escaped,
+    so a refusal is always exactly one line."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 class StorctlGroup(click.Group):

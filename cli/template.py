@@ -60,6 +60,41 @@ def register(name: str, url: str, fmt: str, zone: str, checksum: str | None) -> 
     operate(a, job, lambda: _show(str(job.object_id)))
 
 
+@cli.command("create")
+@click.argument("name")
+@click.option("--from-volume", "volume", help="A Ready volume (its VM stopped).")
+@click.option("--from-snapshot", "snapshot", help="A backed-up snapshot.")
+def create(name: str, volume: str | None, snapshot: str | None) -> None:
+    """Make a template from a volume or a snapshot (on the zone's image store).
+
+    \b
+    Example:
+      storctl template create golden --from-snapshot nightly
+    """
+    from ledger.errors import InvalidInput
+
+    a = app()
+    if (volume is None) == (snapshot is None):
+        raise InvalidInput(
+            "template source",
+            name,
+            "give exactly one of --from-volume, --from-snapshot",
+        )
+    if volume is not None:
+        from cli.volume import volume_id
+
+        job = a.ledger.create_template(
+            a.ctx(), name=name, volume_id=volume_id(a, volume)
+        )
+    else:
+        from projections.queries import find
+
+        with a.reader() as r:
+            sid = str(find(r, "snapshot", snapshot or "")["id"])
+        job = a.ledger.create_template(a.ctx(), name=name, snapshot_ref=sid)
+    operate(a, job, lambda: _show(str(job.object_id)))
+
+
 @cli.command("list")
 def list_() -> None:
     """List templates.

@@ -45,19 +45,48 @@ def volume_id(a: AppContext, ref: str) -> UUID:
 
 @cli.command("create")
 @click.argument("name")
-@click.option("--zone", required=True, help="Zone of the volume.")
-@click.option("--size", required=True, help="Size, e.g. 10G, 512M, or bytes.")
+@click.option("--zone", help="Zone of the volume (default: the snapshot's).")
+@click.option("--size", help="Size, e.g. 10G, 512M, or bytes.")
+@click.option("--from-snapshot", "snapshot", help="Restore this snapshot into it.")
 @click.option("--pool", help="Create it now on this pool (else it waits for attach).")
 @click.option("--tags", default="", help="Storage tags its pool must carry.")
-def create(name: str, zone: str, size: str, pool: str | None, tags: str) -> None:
+def create(
+    name: str,
+    zone: str | None,
+    size: str | None,
+    snapshot: str | None,
+    pool: str | None,
+    tags: str,
+) -> None:
     """Create a data volume. Without --pool it stays Allocated until it is attached,
-    and the pool is chosen then, near the VM's host (CloudStack's behaviour).
+    and the pool is chosen then, near the VM's host (CloudStack's behaviour). From a
+    snapshot it is created at once, with the snapshot's data and size.
 
     \b
     Example:
       storctl volume create data-1 --zone z1 --size 10G --pool gold
+      storctl volume create restored --from-snapshot nightly
     """
+    from ledger.errors import InvalidInput
+
     a = app()
+    if (size is None) == (snapshot is None):
+        raise InvalidInput(
+            "volume source", name, "give exactly one of --size, --from-snapshot"
+        )
+    if snapshot is not None:
+        from projections.queries import find
+
+        with a.reader() as r:
+            sid = str(find(r, "snapshot", snapshot)["id"])
+        job = a.ledger.create_volume_from_snapshot(
+            a.ctx(), name=name, snapshot_ref=sid, zone=zone, pool_ref=pool
+        )
+        operate(a, job, lambda: _show(str(job.object_id)))
+        return
+    if zone is None:
+        raise InvalidInput("zone", "", "--zone is needed with --size")
+    assert size is not None
     job = a.ledger.create_volume(
         a.ctx(),
         name=name,
@@ -135,6 +164,26 @@ def expunge(ref: str) -> None:
       storctl volume expunge data-1
     """
     _run(ref, lambda a, v: a.ledger.expunge_volume(a.ctx(), v))
+
+
+@cli.command("migrate")
+@click.argument("ref", metavar="VOL")
+@click.option("--pool", required=True, help="Destination pool id or name.")
+@click.option(
+    "--live", is_flag=True, help="Migrate while its VM runs (if the agent can)."
+)
+def migrate(ref: str, pool: str, live: bool) -> None:  # noqa: FBT001
+    """StorageMotion: copy a volume to another pool, then delete the source.
+
+    Capacity is reserved on the destination first; a failed copy leaves the volume
+    Ready on its source with both pools as before. Between pools no host reaches
+    together, the copy is staged through the image store.
+
+    \b
+    Example:
+      storctl volume migrate data-1 --pool silver
+    """
+    _run(ref, lambda a, v: a.ledger.migrate_volume(a.ctx(), v, pool, live=live))
 
 
 @cli.command("list")

@@ -18,8 +18,9 @@ from ledger.errors import NotFound
 from ledger.host import Host
 from ledger.image_store import ImageStore
 from ledger.pool import StoragePool
+from ledger.reach import pool_hosts, zone_hosts
 from ledger.service import Ledger
-from ledger.values import HostState, Scope
+from ledger.values import HostState
 from ledger.vm import VirtualMachine
 
 NO_ENDPOINT = "No remote endpoint to send command"
@@ -48,17 +49,9 @@ def stores_of(command: Any) -> list[PrimaryDataStoreTO | ImageStoreTO]:
 def _reach(ledger: Ledger, store: PrimaryDataStoreTO | ImageStoreTO) -> set[UUID]:
     if isinstance(store, ImageStoreTO):
         image = ledger.load(ImageStore, UUID(store.uuid))
-        zone = ledger.zone(image.zone_id)
-        return {UUID(h) for h in zone.hosts} if zone else set()
+        return zone_hosts(ledger.zone(image.zone_id))
     pool = ledger.load(StoragePool, UUID(store.uuid))
-    if pool.scope is Scope.HOST:
-        return {pool.host_id} if pool.host_id else set()
-    zone = ledger.zone(pool.zone_id)
-    if zone is None:
-        return set()
-    if pool.scope is Scope.CLUSTER:
-        return set(zone.hosts_of_cluster(pool.cluster_id or ""))
-    return {UUID(h) for h in zone.hosts}
+    return pool_hosts(pool, ledger.zone(pool.zone_id))
 
 
 def select(ledger: Ledger, command: Any) -> Choice:

@@ -91,6 +91,7 @@ class Requested(StorctlAggregate.Event):
     def apply(self, aggregate: Any) -> None:
         aggregate.state = self.to_state
         aggregate.pending = self.command
+        aggregate.pending_trigger = self.trigger if self.command else None
 
 
 class Answered(StorctlAggregate.Event):
@@ -180,3 +181,38 @@ class Commandable(StorctlAggregate):
 
     def answer_state(self, trigger: str) -> Any:
         return self.next(trigger)
+
+    def settle(
+        self,
+        event_class: type[Any],
+        ctx: Ctx,
+        *,
+        ok: bool,
+        details: str = "",
+        **extra: Any,
+    ) -> None:
+        """Fold the outcome of a step whose command another object sent (a
+        snapshot's backup is the copy's command; the volume waits on both)."""
+        if self.pending is not None:
+            raise IllegalTransition(
+                self.KIND,
+                str(self.id),
+                self.state.name,
+                "settle",
+                why=f"{self.pending['kind']} {self.pending['commandId']} is pending",
+            )
+        trigger = self.SUCCEEDED if ok else self.FAILED
+        self.emit(
+            event_class,
+            ctx,
+            answer={
+                "kind": "Answer",
+                "commandId": None,
+                "result": ok,
+                "details": details,
+            },
+            trigger=trigger,
+            from_state=self.state,
+            to_state=self.next(trigger),
+            **extra,
+        )

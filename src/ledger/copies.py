@@ -74,6 +74,32 @@ class DataObjectInStore(Commandable):
                 w for w in aggregate.waiters if w not in self.volume_ids
             ]
 
+    class ChildAdded(Event):
+        """A later delta now depends on this copy (snapshot chains)."""
+
+        TOPIC = "storctl.DataObjectInStore.ChildAdded"
+        child_id: UUID
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.children.append(str(self.child_id))
+
+    class ChildRemoved(Event):
+        TOPIC = "storctl.DataObjectInStore.ChildRemoved"
+        child_id: UUID
+
+        def apply(self, aggregate: Any) -> None:
+            if str(self.child_id) in aggregate.children:
+                aggregate.children.remove(str(self.child_id))
+
+    class HiddenMarked(Event):
+        """Its snapshot is gone for the user, its file kept for a later delta
+        (CloudStack's Hidden store copy)."""
+
+        TOPIC = "storctl.DataObjectInStore.HiddenMarked"
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.hidden = True
+
     class CopyAnswered(Answered, Event):
         TOPIC = "storctl.DataObjectInStore.CopyAnswered"
         install_path: str | None
@@ -118,12 +144,15 @@ class DataObjectInStore(Commandable):
         self.parent_id = parent_id
         self.state = ObjectInStoreState.Allocated
         self.pending: dict[str, Any] | None = None
+        self.pending_trigger: str | None = None
         self.last_answer: dict[str, Any] | None = None
         self.install_path: str | None = None
         self.size: int | None = None
         self.physical_size: int | None = None
         self.error: str | None = None
         self.waiters: dict[str, str] = {}  # volume id -> the job it belongs to
+        self.children: list[str] = []  # copies whose delta builds on this one
+        self.hidden = False
 
     @classmethod
     def allocate(
@@ -169,7 +198,7 @@ class DataObjectInStore(Commandable):
         install_path = getattr(answer, "installPath", None) or (
             data.path if data else None
         )
-        size = getattr(answer, "templateSize", None) or (data.size if data else None)
+        size = getattr(answer, "templateSize", None) or getattr(data, "size", None)
         physical = getattr(answer, "templatePhySicalSize", None) or (
             getattr(data, "physicalSize", None) if data else None
         )
@@ -200,6 +229,18 @@ class DataObjectInStore(Commandable):
         if served:
             self.emit(self.WaitersServed, ctx, volume_ids=[v for v, _ in served])
         return [(UUID(v), job) for v, job in served]
+
+    def add_child(self, ctx: Ctx, child_id: UUID) -> None:
+        if str(child_id) not in self.children:
+            self.emit(self.ChildAdded, ctx, child_id=child_id)
+
+    def remove_child(self, ctx: Ctx, child_id: UUID) -> None:
+        if str(child_id) in self.children:
+            self.emit(self.ChildRemoved, ctx, child_id=child_id)
+
+    def hide(self, ctx: Ctx) -> None:
+        if not self.hidden:
+            self.emit(self.HiddenMarked, ctx)
 
     def fold_answer(self, ctx: Ctx, answer: Any) -> None:
         if self.pending and self.pending["kind"] == "DeleteCommand":

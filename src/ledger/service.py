@@ -25,8 +25,8 @@ from ledger.errors import (
 )
 from ledger.host import Host
 from ledger.image_store import ImageStore
+from ledger.migration import MigrationOperations
 from ledger.names import NameClaim, claim_id
-from ledger.operations import Operations
 from ledger.pool import StoragePool
 from ledger.simulator import SimulatorPlan, plan_id
 from ledger.values import (
@@ -38,7 +38,7 @@ from ledger.values import (
 from ledger.zone import Zone
 
 
-class Ledger(Operations):
+class Ledger(MigrationOperations):
     """storctl's write side: registration here, operations in `Operations`."""
 
     def register_host(

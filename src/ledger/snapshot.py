@@ -54,6 +54,19 @@ class Snapshot(Commandable):
     class BackupAnswered(CreateAnswered):
         TOPIC = "storctl.Snapshot.BackupAnswered"
 
+    class BackupSettled(CreateAnswered):
+        """The backup's copy answered (the copy carried the command)."""
+
+        TOPIC = "storctl.Snapshot.BackupSettled"
+        depth: int  # 0: a full backup; n: the n-th delta after one
+
+        def apply(self, aggregate: Any) -> None:
+            super().apply(aggregate)
+            aggregate.depth = self.depth
+
+    class DestroySettled(Answered, Event):
+        TOPIC = "storctl.Snapshot.DestroySettled"
+
     class DestroyAnswered(Answered, Event):
         TOPIC = "storctl.Snapshot.DestroyAnswered"
 
@@ -74,9 +87,11 @@ class Snapshot(Commandable):
         self.size = size
         self.state = SnapshotState.Allocated
         self.pending: dict[str, Any] | None = None
+        self.pending_trigger: str | None = None
         self.last_answer: dict[str, Any] | None = None
         self.path: str | None = None
         self.physical_size = 0
+        self.depth = 0
 
     @classmethod
     def allocate(
@@ -104,6 +119,29 @@ class Snapshot(Commandable):
 
     def request_destroy(self, ctx: Ctx, command: Any | None) -> None:
         self.request(self.DestroyRequested, ctx, "DestroyRequested", command)
+
+    def finish_backup(
+        self,
+        ctx: Ctx,
+        *,
+        ok: bool,
+        details: str = "",
+        path: str | None = None,
+        physical_size: int | None = None,
+        depth: int = 0,
+    ) -> None:
+        self.settle(
+            self.BackupSettled,
+            ctx,
+            ok=ok,
+            details=details,
+            path=path,
+            physical_size=physical_size,
+            depth=depth,
+        )
+
+    def finish_destroy(self, ctx: Ctx, *, ok: bool, details: str = "") -> None:
+        self.settle(self.DestroySettled, ctx, ok=ok, details=details)
 
     def fold_answer(self, ctx: Ctx, answer: Any) -> None:
         self.answer_step(ctx, answer)

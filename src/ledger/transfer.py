@@ -8,12 +8,14 @@ the same events (replay verify) asks for the very same command.
 
 from __future__ import annotations
 
+from typing import Any
 from uuid import UUID
 
 from ledger.commands import (
     DiskTO,
     ImageStoreTO,
     PrimaryDataStoreTO,
+    SnapshotObjectTO,
     TemplateObjectTO,
     VolumeObjectTO,
 )
@@ -74,6 +76,24 @@ def volume_to(
         path=volume.path or str(volume.id),
         vmName=vm_name,
         deviceId=volume.device_id,
+    )
+
+
+def snapshot_to(
+    snapshot: Any,
+    volume: Volume,
+    pool: StoragePool,
+    store: PrimaryDataStoreTO | ImageStoreTO,
+    path: str | None = None,
+    parent_path: str | None = None,
+) -> SnapshotObjectTO:
+    return SnapshotObjectTO(
+        uuid=str(snapshot.id),
+        name=snapshot.name,
+        volume=volume_to(volume, pool),
+        dataStore=store,
+        path=path,
+        parentSnapshotPath=parent_path,
     )
 
 

@@ -95,6 +95,39 @@ class Volume(Commandable):
     class ExpungeRequested(Requested, Event):
         TOPIC = "storctl.Volume.ExpungeRequested"
 
+    class SnapshotRequested(Requested, Event):
+        """Ready -> Snapshotting while snapshot `snapshot_id` is taken and backed up."""
+
+        TOPIC = "storctl.Volume.SnapshotRequested"
+        snapshot_id: UUID
+
+    class SnapshotCompleted(Answered, Event):
+        TOPIC = "storctl.Volume.SnapshotCompleted"
+        snapshot_id: UUID
+
+        def apply(self, aggregate: Any) -> None:
+            super().apply(aggregate)
+            if self.answer["result"]:
+                aggregate.snapshot_head = self.snapshot_id
+
+    class RevertRequested(Requested, Event):
+        TOPIC = "storctl.Volume.RevertRequested"
+        snapshot_id: UUID
+
+    class RevertAnswered(Answered, Event):
+        TOPIC = "storctl.Volume.RevertAnswered"
+
+    class StagedCopyRequested(Requested, Event):
+        """The second leg of a migration staged through the image store (storctl's
+        own trigger: CloudStack's table has no step inside Migrating)."""
+
+        TOPIC = "storctl.Volume.StagedCopyRequested"
+
+    class MigrationSettled(Answered, Event):
+        """A staged migration that failed before the volume's own copy."""
+
+        TOPIC = "storctl.Volume.MigrationSettled"
+
     class CreateAnswered(Answered, Event):
         TOPIC = "storctl.Volume.CreateAnswered"
         path: str | None
@@ -162,11 +195,13 @@ class Volume(Commandable):
         self.tags = list(tags)
         self.state = VolumeState.Allocated
         self.pending: dict[str, Any] | None = None
+        self.pending_trigger: str | None = None
         self.last_answer: dict[str, Any] | None = None
         self.pool_id: UUID | None = None
         self.last_pool_id: UUID | None = None
         self.path: str | None = None
         self.decisions = 0
+        self.snapshot_head: UUID | None = None  # the last snapshot backed up
 
     @classmethod
     def allocate(cls, ctx: Ctx, **fields: Any) -> Volume:
@@ -320,9 +355,68 @@ class Volume(Commandable):
     def answer_expunge(self, ctx: Ctx, answer: Any) -> None:
         self.answer(self.ExpungeAnswered, ctx, answer)
 
+    # ------------------------------------------------------------ snapshots
+
+    def request_snapshot(self, ctx: Ctx, snapshot_id: UUID) -> None:
+        self.request(
+            self.SnapshotRequested,
+            ctx,
+            "SnapshotRequested",
+            None,
+            snapshot_id=snapshot_id,
+        )
+
+    def finish_snapshot(
+        self, ctx: Ctx, snapshot_id: UUID, *, ok: bool, details: str = ""
+    ) -> None:
+        self.settle(
+            self.SnapshotCompleted, ctx, ok=ok, details=details, snapshot_id=snapshot_id
+        )
+
+    def request_revert(self, ctx: Ctx, command: Any, snapshot_id: UUID) -> None:
+        self.request(
+            self.RevertRequested,
+            ctx,
+            "RevertSnapshotRequested",
+            command,
+            snapshot_id=snapshot_id,
+        )
+
+    # ------------------------------------------------------------ migration
+
+    def request_migration(self, ctx: Ctx, command: CopyCommand | None) -> None:
+        """StorageMotion: Ready -> Migrating, with the copy to the new pool, or with
+        none when the copy is staged through the image store first."""
+        self._require_pool("MigrationRequested")
+        self.request(self.CopyRequested, ctx, "MigrationRequested", command)
+
+    def request_staged_copy(self, ctx: Ctx, command: CopyCommand) -> None:
+        self.request(
+            self.StagedCopyRequested,
+            ctx,
+            "StagedCopyRequested",
+            command,
+            to_state=self.state,
+        )
+
+    def fail_migration(self, ctx: Ctx, details: str) -> None:
+        self.settle(self.MigrationSettled, ctx, ok=False, details=details)
+
     def fold_answer(self, ctx: Ctx, answer: Any) -> None:
         """Record any answer to the pending command, by the command it answers."""
         kind = self.pending["kind"] if self.pending else ""
+        if kind == "RevertSnapshotCommand":
+            self.answer(self.RevertAnswered, ctx, answer)
+            return
+        if self.pending_trigger in ("MigrationRequested", "StagedCopyRequested"):
+            if answer.result:
+                assert self.pending is not None
+                dest = UUID(self.pending["destTO"]["dataStore"]["uuid"])
+                self.emit(
+                    self.PoolChanged, ctx, from_pool_id=self.pool_id, pool_id=dest
+                )
+            self.answer_create(ctx, answer)
+            return
         if kind == "AttachCommand":
             assert self.pending is not None
             disk = self.pending["disk"]

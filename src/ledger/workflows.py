@@ -20,10 +20,12 @@ from ledger.copies import DataObjectInStore
 from ledger.errors import StorctlError
 from ledger.job import Job
 from ledger.pool import StoragePool
+from ledger.snapshot import Snapshot
 from ledger.template import Template
-from ledger.values import StoreRole, VmState
+from ledger.values import DataObjectType, StoreRole, VmState
 from ledger.vm import VirtualMachine
 from ledger.volume import Volume
+from ledger.workflows_storage import StorageSteps
 
 if TYPE_CHECKING:
     from ledger.service import Ledger
@@ -45,14 +47,17 @@ class Workflows:
 
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
+        self.storage = StorageSteps(ledger)
 
     def decide(self, event: Any) -> Decided:
         handler = {
             DataObjectInStore.DownloadAnswered: self.template_downloaded,
-            DataObjectInStore.CopyAnswered: self.template_cached,
+            DataObjectInStore.CopyAnswered: self.copy_answered,
             DataObjectInStore.DestroyAnswered: self.copy_destroyed,
+            Snapshot.CreateAnswered: self.storage.snapshot_taken,
+            Volume.RevertAnswered: self.storage.volume_reverted,
             Volume.CreateAnswered: self.volume_created,
-            Volume.CopyAnswered: self.volume_created,
+            Volume.CopyAnswered: self.volume_copied,
             Volume.AttachAnswered: self.volume_attached,
             Volume.DetachAnswered: self.volume_detached,
             Volume.ExpungeAnswered: self.volume_expunged,
@@ -96,6 +101,18 @@ class Workflows:
             out.append(job)
         return out
 
+    def copy_answered(self, event: Any, ctx: Ctx) -> Decided:
+        """A copy in a store answered: which workflow goes on depends on what it is
+        a copy of, and where."""
+        copy = self.ledger.load(DataObjectInStore, event.originator_id)
+        if copy.object_type is DataObjectType.SNAPSHOT:
+            return self.storage.snapshot_backed_up(event, ctx, copy)
+        if copy.object_type is DataObjectType.VOLUME:
+            return self.storage.stage_answered(event, ctx, copy)
+        if copy.store_role is StoreRole.Image:
+            return self.storage.template_created(event, ctx, copy)
+        return self.template_cached(event, ctx)
+
     def template_cached(self, event: Any, ctx: Ctx) -> Decided:
         """The template's copy on a pool answered: clone for every waiting volume, or
         give their reservations back and fail their jobs."""
@@ -124,6 +141,11 @@ class Workflows:
         return out
 
     def copy_destroyed(self, event: Any, ctx: Ctx) -> Decided:
+        copy = self.ledger.load(DataObjectInStore, event.originator_id)
+        if copy.object_type is DataObjectType.SNAPSHOT:
+            return self.storage.snapshot_backup_destroyed(event, ctx, copy)
+        if copy.object_type is DataObjectType.VOLUME:
+            return self.storage.leftover_destroyed(event, ctx)
         job = self._job(event)
         if job is None:
             return []
@@ -148,6 +170,12 @@ class Workflows:
             job.fail(ctx, error)
             out.append(job)
         return out
+
+    def volume_copied(self, event: Any, ctx: Ctx) -> Decided:
+        job = self._job(event)
+        if job is not None and job.cmd == "volume.migrate":
+            return self.storage.migration_answered(event, ctx, job)
+        return self.volume_created(event, ctx)
 
     def volume_created(self, event: Any, ctx: Ctx) -> Decided:
         volume = self.ledger.load(Volume, event.originator_id)

@@ -145,7 +145,7 @@ def _snapshot_step(event: Requested | Answered, db: Db) -> None:
         if event.physical_size is not None:
             values["physical_size"] = event.physical_size
         if event.answer.get("result"):
-            backup = isinstance(event, Snapshot.BackupAnswered)
+            backup = isinstance(event, Snapshot.BackupAnswered | Snapshot.BackupSettled)
             values["location_type"] = "SECONDARY" if backup else "PRIMARY"
     db.update("snapshots", "uuid", str(event.originator_id), **values)
 
