@@ -74,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
                 "seconds": round(elapsed, 2),
                 "figures": [f.as_dict() for f in figures],
             }
+            # written after every benchmark, so an interrupted run keeps its figures
+            args.output.write_text(json.dumps(results, indent=2, default=str) + "\n")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     results["seconds"] = round(time.perf_counter() - total, 2)
