@@ -87,6 +87,26 @@ class StorctlGroup(click.Group):
         with formatter.section("Commands"):
             formatter.write_dl(sorted(rows))
 
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        """Click's usage errors in CLI.md's shape: one line on stderr, exit 2."""
+        kwargs["standalone_mode"] = False
+        try:
+            rv = super().main(*args, **kwargs)
+        except click.UsageError as exc:
+            where = exc.ctx.command_path if exc.ctx else "storctl"
+            click.echo(
+                f"storctl: {one_line(exc.format_message())} (see: {where} --help)",
+                err=True,
+            )
+            sys.exit(2)
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("storctl: aborted", err=True)
+            sys.exit(1)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
     def invoke(self, ctx: click.Context) -> Any:
         from ledger.errors import StorctlError
 

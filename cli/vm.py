@@ -46,7 +46,7 @@ def deploy(
       storctl vm deploy web-1 --template tiny --zone z1 --root-size 20G
     """
     a = app()
-    size = parse_size(root_size) if root_size else None
+    size = parse_size(root_size) if root_size is not None else None
     job = a.ledger.deploy_vm(
         a.ctx(),
         name=name,

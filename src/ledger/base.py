@@ -92,6 +92,8 @@ class Requested(StorctlAggregate.Event):
         aggregate.state = self.to_state
         aggregate.pending = self.command
         aggregate.pending_trigger = self.trigger if self.command else None
+        if self.command:
+            aggregate.last_command = self.command
 
 
 class Answered(StorctlAggregate.Event):

@@ -13,8 +13,11 @@ from typing import Any
 from uuid import UUID
 
 from ledger.base import Answered, Commandable, Ctx, Requested, StorctlAggregate
+from ledger.commands import from_dict
 from ledger.fsm import OBJECT_IN_STORE
 from ledger.values import DataObjectType, ObjectInStoreState, StoreRole, derived_id
+
+DESTROY_ATTEMPTS = 3
 
 
 def copy_id(object_id: UUID, store_id: UUID) -> UUID:
@@ -50,6 +53,10 @@ class DataObjectInStore(Commandable):
     class DestroyRequested(Requested, Event):
         TOPIC = "storctl.DataObjectInStore.DestroyRequested"
 
+        def apply(self, aggregate: Any) -> None:
+            super().apply(aggregate)
+            aggregate.destroy_attempts += 1
+
     class Hidden(Requested, Event):
         """Kept only because a later delta needs it (snapshot chains)."""
 
@@ -70,9 +77,8 @@ class DataObjectInStore(Commandable):
         volume_ids: list[str]
 
         def apply(self, aggregate: Any) -> None:
-            aggregate.waiters = [
-                w for w in aggregate.waiters if w not in self.volume_ids
-            ]
+            for volume_id in self.volume_ids:
+                aggregate.waiters.pop(volume_id, None)
 
     class ChildAdded(Event):
         """A later delta now depends on this copy (snapshot chains)."""
@@ -153,6 +159,8 @@ class DataObjectInStore(Commandable):
         self.waiters: dict[str, str] = {}  # volume id -> the job it belongs to
         self.children: list[str] = []  # copies whose delta builds on this one
         self.hidden = False
+        self.destroy_attempts = 0
+        self.last_command: dict[str, Any] | None = None
 
     @classmethod
     def allocate(
@@ -229,6 +237,22 @@ class DataObjectInStore(Commandable):
         if served:
             self.emit(self.WaitersServed, ctx, volume_ids=[v for v, _ in served])
         return [(UUID(v), job) for v, job in served]
+
+    def retry_destroy(self, ctx: Ctx) -> bool:
+        """CloudStack leaves a failed delete in Destroying for the cleanup thread to
+        try again; storctl tries again at once, a bounded number of times."""
+        if self.pending is not None or self.last_command is None:
+            return False
+        if self.destroy_attempts >= DESTROY_ATTEMPTS:
+            return False
+        command = from_dict(
+            {
+                **self.last_command,
+                "commandId": str(derived_id(self.last_command["commandId"], "retry")),
+            }
+        )
+        self.request_destroy(ctx, command)
+        return True
 
     def add_child(self, ctx: Ctx, child_id: UUID) -> None:
         if str(child_id) not in self.children:

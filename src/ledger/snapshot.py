@@ -88,6 +88,7 @@ class Snapshot(Commandable):
         self.state = SnapshotState.Allocated
         self.pending: dict[str, Any] | None = None
         self.pending_trigger: str | None = None
+        self.last_command: dict[str, Any] | None = None
         self.last_answer: dict[str, Any] | None = None
         self.path: str | None = None
         self.physical_size = 0

@@ -196,6 +196,7 @@ class Volume(Commandable):
         self.state = VolumeState.Allocated
         self.pending: dict[str, Any] | None = None
         self.pending_trigger: str | None = None
+        self.last_command: dict[str, Any] | None = None
         self.last_answer: dict[str, Any] | None = None
         self.pool_id: UUID | None = None
         self.last_pool_id: UUID | None = None

@@ -142,6 +142,8 @@ class Workflows:
 
     def copy_destroyed(self, event: Any, ctx: Ctx) -> Decided:
         copy = self.ledger.load(DataObjectInStore, event.originator_id)
+        if not self._ok(event) and copy.retry_destroy(ctx):
+            return [copy]
         if copy.object_type is DataObjectType.SNAPSHOT:
             return self.storage.snapshot_backup_destroyed(event, ctx, copy)
         if copy.object_type is DataObjectType.VOLUME:
