@@ -81,9 +81,9 @@ def machine() -> dict[str, Any]:
                 info["memory_kb"] = int(line.split()[1])
                 break
     with contextlib.suppress(Exception):
-        import eventsourcing
+        from importlib.metadata import version
 
-        info["eventsourcing"] = getattr(eventsourcing, "__version__", "?")
+        info["eventsourcing"] = version("eventsourcing")
     with contextlib.suppress(Exception):
         info["sqlite"] = __import__("sqlite3").sqlite_version
     with contextlib.suppress(Exception):
@@ -94,6 +94,7 @@ def machine() -> dict[str, Any]:
     with contextlib.suppress(Exception):
         info["git_commit"] = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"],
+            cwd=Path(__file__).parent,
             capture_output=True,
             text=True,
             check=False,

@@ -152,7 +152,7 @@ def run(opts: Options) -> list[Figure]:
     for store in opts.stores:
         # PostgreSQL's full run is 200,000 events: 1,000,000 (written 1,000 a save
         # and projected at ~3,000 events/s) alone would take the run past 15 min.
-        events = 20_000 if opts.quick else FULL[store]
+        events = 10_000 if opts.quick else FULL[store]
         with (
             database(store, opts.workdir, "replay") as url,
             database(store, opts.workdir, "until") as target_url,
