@@ -186,6 +186,20 @@ def migrate(ref: str, pool: str, live: bool) -> None:  # noqa: FBT001
     _run(ref, lambda a, v: a.ledger.migrate_volume(a.ctx(), v, pool, live=live))
 
 
+@cli.command("resize")
+@click.argument("ref", metavar="VOL")
+@click.option("--size", required=True, help="The new, larger size (e.g. 20G).")
+def resize(ref: str, size: str) -> None:
+    """Grow a volume; the pool reserves the difference first.
+
+    \b
+    Example:
+      storctl volume resize data-1 --size 20G
+    """
+    new_size = parse_size(size)
+    _run(ref, lambda a, v: a.ledger.resize_volume(a.ctx(), v, new_size))
+
+
 @cli.command("list")
 @click.option("--state", help="Only volumes in this state (e.g. Ready).")
 @click.option("--pool", help="Only volumes on this pool.")

@@ -34,7 +34,7 @@ class Choice:
 
 def stores_of(command: Any) -> list[PrimaryDataStoreTO | ImageStoreTO]:
     found: list[Any] = []
-    for attr in ("data", "srcTO", "destTO", "store", "disk"):
+    for attr in ("data", "srcTO", "destTO", "store", "disk", "volume"):
         value = getattr(command, attr, None)
         if value is None:
             continue

@@ -223,6 +223,17 @@ class RevertSnapshotCommand(Command):
     wait: int = COPY_VOLUME_WAIT
 
 
+@dataclass(frozen=True)
+class ResizeVolumeCommand(Command):
+    """Grow (or, with `shrinkOk`, shrink) a volume's virtual size."""
+
+    volume: VolumeObjectTO
+    currentSize: int
+    newSize: int
+    shrinkOk: bool = False
+    wait: int = DEFAULT_WAIT
+
+
 AnyCommand = (
     CreateObjectCommand
     | CopyCommand
@@ -231,6 +242,7 @@ AnyCommand = (
     | DettachCommand
     | DownloadCommand
     | RevertSnapshotCommand
+    | ResizeVolumeCommand
 )
 
 
@@ -274,6 +286,11 @@ class DownloadAnswer(Answer):
     checkSum: str | None = None
 
 
+@dataclass(frozen=True)
+class ResizeVolumeAnswer(Answer):
+    newSize: int = 0
+
+
 def failure_for(command: Command, details: str) -> Answer:
     """The answer of the right class saying `result=false`, for any command."""
     answer_cls: type[Answer] = {
@@ -282,5 +299,6 @@ def failure_for(command: Command, details: str) -> Answer:
         "AttachCommand": AttachAnswer,
         "DettachCommand": DettachAnswer,
         "DownloadCommand": DownloadAnswer,
+        "ResizeVolumeCommand": ResizeVolumeAnswer,
     }.get(command.kind, Answer)
     return answer_cls(commandId=command.commandId, result=False, details=details)

@@ -25,6 +25,7 @@ from ledger.commands import (
     DeleteCommand,
     DettachCommand,
     DownloadCommand,
+    ResizeVolumeCommand,
 )
 from ledger.copies import DataObjectInStore, copy_id
 from ledger.core import LedgerCore
@@ -694,6 +695,41 @@ class Operations(LedgerCore):
             return [volume, job, pool]
 
         return self._job_of(self.atomic(decide, what="volume expunge"))
+
+    def resize_volume(self, ctx: Ctx, volume_id: UUID, new_size: int) -> Job:
+        """CloudStack's resizeVolume: Ready -> Resizing -> Ready. Growing reserves
+        the difference first; shrinking is refused (data would be cut)."""
+
+        def decide() -> list[Aggregate | None]:
+            volume = self.load(Volume, volume_id)
+            if new_size < volume.size:
+                raise InvalidInput(
+                    "size", str(new_size), f"smaller than the volume ({volume.size})"
+                )
+            if new_size == volume.size:
+                raise InvalidInput("size", str(new_size), "the volume is that size")
+            volume.next("ResizeRequested")  # refuses unless Ready
+            job = Job.submit(ctx, "volume.resize", "volume", volume.id,
+                             {"size": new_size, "previous": volume.size})  # fmt: skip
+            if volume.pool_id is None:
+                raise IllegalTransition(
+                    "Volume",
+                    str(volume.id),
+                    volume.state.name,
+                    "ResizeRequested",
+                    why="not created yet",
+                )
+            pool = self.load(StoragePool, volume.pool_id)
+            pool.grow(ctx, str(volume.id), new_size, self._threshold(), self._factor())
+            volume.request_resize(ctx, ResizeVolumeCommand(
+                commandId=transfer.command_id(ctx.causation_id, volume.id, "resize"),
+                volume=transfer.volume_to(volume, pool),
+                currentSize=volume.size, newSize=new_size,
+                wait=self._wait("wait"),
+            ), new_size)  # fmt: skip
+            return [volume, job, pool]
+
+        return self._job_of(self.atomic(decide, what="volume resize"))
 
     # ------------------------------------------------------------ answers
 

@@ -231,6 +231,34 @@ class StoragePool(StorctlAggregate):
             raise CapacityExceeded(self.name, check.reason())
         self.emit(self.CapacityReserved, ctx, object_id=object_id, size=size)
 
+    def grow(
+        self,
+        ctx: Ctx,
+        object_id: str,
+        new_size: int,
+        threshold: float,
+        default_factor: float,
+    ) -> None:
+        """Reserve more for an object that grows (a resize), checked like a new one."""
+        held = self.reservations.get(object_id, 0)
+        if new_size <= held:
+            return
+        check = self.check(new_size - held, threshold, default_factor)
+        if not check.passes:
+            raise CapacityExceeded(self.name, check.reason())
+        if held:
+            self.emit(self.CapacityReleased, ctx, object_id=object_id, size=held)
+        self.emit(self.CapacityReserved, ctx, object_id=object_id, size=new_size)
+
+    def shrink(self, ctx: Ctx, object_id: str, size: int) -> None:
+        """Hold less for an object (a failed resize gives back what it reserved);
+        less never overbooks, so there is nothing to check."""
+        held = self.reservations.get(object_id)
+        if held is None or size >= held:
+            return
+        self.emit(self.CapacityReleased, ctx, object_id=object_id, size=held)
+        self.emit(self.CapacityReserved, ctx, object_id=object_id, size=size)
+
     def release(self, ctx: Ctx, object_id: str) -> None:
         """Release what `object_id` holds; releasing nothing is a no-op."""
         size = self.reservations.get(object_id)

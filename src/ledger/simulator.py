@@ -22,6 +22,8 @@ COMMANDS = (
     "AttachCommand",
     "DettachCommand",
     "DownloadCommand",
+    "ResizeVolumeCommand",
+    "RevertSnapshotCommand",
 )
 
 

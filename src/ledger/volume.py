@@ -117,6 +117,19 @@ class Volume(Commandable):
     class RevertAnswered(Answered, Event):
         TOPIC = "storctl.Volume.RevertAnswered"
 
+    class ResizeRequested(Requested, Event):
+        TOPIC = "storctl.Volume.ResizeRequested"
+        new_size: int
+
+    class ResizeAnswered(Answered, Event):
+        TOPIC = "storctl.Volume.ResizeAnswered"
+        size: int | None
+
+        def apply(self, aggregate: Any) -> None:
+            super().apply(aggregate)
+            if self.size is not None:
+                aggregate.size = self.size
+
     class StagedCopyRequested(Requested, Event):
         """The second leg of a migration staged through the image store (storctl's
         own trigger: CloudStack's table has no step inside Migrating)."""
@@ -383,6 +396,11 @@ class Volume(Commandable):
             snapshot_id=snapshot_id,
         )
 
+    def request_resize(self, ctx: Ctx, command: Any, new_size: int) -> None:
+        self.request(
+            self.ResizeRequested, ctx, "ResizeRequested", command, new_size=new_size
+        )
+
     # ------------------------------------------------------------ migration
 
     def request_migration(self, ctx: Ctx, command: CopyCommand | None) -> None:
@@ -408,6 +426,11 @@ class Volume(Commandable):
         kind = self.pending["kind"] if self.pending else ""
         if kind == "RevertSnapshotCommand":
             self.answer(self.RevertAnswered, ctx, answer)
+            return
+        if kind == "ResizeVolumeCommand":
+            assert self.pending is not None
+            new_size = int(self.pending["newSize"]) if answer.result else None
+            self.answer(self.ResizeAnswered, ctx, answer, size=new_size)
             return
         if self.pending_trigger in ("MigrationRequested", "StagedCopyRequested"):
             if answer.result:

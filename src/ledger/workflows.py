@@ -56,6 +56,7 @@ class Workflows:
             DataObjectInStore.DestroyAnswered: self.copy_destroyed,
             Snapshot.CreateAnswered: self.storage.snapshot_taken,
             Volume.RevertAnswered: self.storage.volume_reverted,
+            Volume.ResizeAnswered: self.volume_resized,
             Volume.CreateAnswered: self.volume_created,
             Volume.CopyAnswered: self.volume_copied,
             Volume.AttachAnswered: self.volume_attached,
@@ -205,6 +206,23 @@ class Workflows:
             return [vm, job]
         job.succeed(ctx, {"volumeid": str(volume.id), "state": volume.state.name})
         return [job]
+
+    def volume_resized(self, event: Any, ctx: Ctx) -> Decided:
+        """A failed resize gives back what was reserved for the new size."""
+        job = self._job(event)
+        if job is None or job.cmd != "volume.resize":
+            return []
+        out: Decided = [job]
+        if self._ok(event):
+            job.succeed(ctx, {"size": job.params["size"]})
+            return out
+        volume = self.ledger.load(Volume, event.originator_id)
+        if volume.pool_id is not None:
+            pool = self.ledger.load(StoragePool, volume.pool_id)
+            pool.shrink(ctx, str(volume.id), int(job.params["previous"]))
+            out.append(pool)
+        job.fail(ctx, f"resize failed: {self._details(event)}")
+        return out
 
     def volume_attached(self, event: Any, ctx: Ctx) -> Decided:
         job = self._job(event)

@@ -95,6 +95,8 @@ def _volume_step(event: Requested | Answered, db: Db) -> None:
 def _answer_values(event: Answered) -> dict[str, Any]:
     """What a successful answer tells the row, beyond its state."""
     values: dict[str, Any] = {}
+    if isinstance(event, Volume.ResizeAnswered) and event.size is not None:
+        values["size"] = event.size
     if isinstance(event, Volume.CreateAnswered):  # and CopyAnswered
         if event.path is not None:
             values["path"] = event.path

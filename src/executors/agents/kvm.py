@@ -62,6 +62,8 @@ from ledger.commands import (
     DownloadCommand,
     ImageStoreTO,
     PrimaryDataStoreTO,
+    ResizeVolumeAnswer,
+    ResizeVolumeCommand,
     TemplateObjectTO,
     VolumeObjectTO,
     failure_for,
@@ -134,6 +136,8 @@ class _Job:
                 return self.delete(command, data)
             case AttachCommand() | DettachCommand():
                 return self.check_disk(command)
+            case ResizeVolumeCommand():
+                return self.resize(command)
         answer = kvm_snapshots.run(self, command)
         if answer is not None:
             return answer
@@ -322,6 +326,15 @@ class _Job:
         return answer(commandId=cmd.commandId, result=True, disk=cmd.disk)
 
     # ------------------------------------------------------------ helpers
+
+    def resize(self, cmd: ResizeVolumeCommand) -> Answer:
+        """`ResizeVolumeCommand`: `qemu-img resize`; a repeat finds it done."""
+        path = self.existing_volume(cmd.volume)
+        fmt = _format(cmd.volume.format)
+        if self.info(path, fmt).virtual_size != cmd.newSize:
+            self.qemu(qemu.resize_argv(path, fmt, cmd.newSize, shrink=cmd.shrinkOk))
+        size = self.info(path, fmt).virtual_size
+        return ResizeVolumeAnswer(commandId=cmd.commandId, result=True, newSize=size)
 
     def existing_volume(self, volume: VolumeObjectTO) -> Path:
         """The volume's file, checked to exist and to be readable by `qemu-img`."""

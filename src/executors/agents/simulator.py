@@ -29,6 +29,8 @@ from ledger.commands import (
     DettachCommand,
     DownloadAnswer,
     DownloadCommand,
+    ResizeVolumeAnswer,
+    ResizeVolumeCommand,
     TemplateObjectTO,
     VolumeObjectTO,
     failure_for,
@@ -113,6 +115,10 @@ def success_for(command: Any) -> Answer:
             downloadStatus="DOWNLOADED",
             downloadPct=100,
             checkSum=command.checksum,
+        )
+    if isinstance(command, ResizeVolumeCommand):
+        return ResizeVolumeAnswer(
+            commandId=cid, result=True, details=note, newSize=command.newSize
         )
     if isinstance(command, AttachCommand):
         return AttachAnswer(commandId=cid, result=True, details=note, disk=command.disk)
