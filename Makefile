@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: quickstart test lint typecheck pytest bench setup qemu postgres clean
+.PHONY: quickstart test lint typecheck pytest bench bench-quick setup qemu postgres clean
 
 setup: $(STAMP) qemu
 
@@ -52,7 +52,13 @@ typecheck: setup
 pytest: setup postgres
 	@$(VENV)/bin/pytest -q
 
-test: lint typecheck pytest
+# The benchmarks in their quick mode, so they cannot rot; figures go to a scratch
+# file (bench/results.json holds the full run docs/performance.md quotes).
+bench-quick: setup postgres
+	@$(PY) -m bench --quick --only startup,allocate,load --store sqlite \
+	  --output $${TMPDIR:-/tmp}/storctl-bench-quick.json >/dev/null
+
+test: lint typecheck pytest bench-quick
 
 bench: setup postgres
 	@$(PY) -m bench
