@@ -84,7 +84,18 @@ class Decision:
     chosen: str | None = None
 
     def verdict_dicts(self) -> list[dict[str, Any]]:
-        return [asdict(v) for v in self.verdicts]
+        # by hand: dataclasses.asdict deep-copies, and 10,000 pools made it the
+        # largest cost of a decision (docs/performance.md)
+        return [
+            {
+                "pool_id": v.pool_id,
+                "pool": v.pool,
+                "allocator": v.allocator,
+                "taken": v.taken,
+                "reason": v.reason,
+            }
+            for v in self.verdicts
+        ]
 
     def summary(self) -> str:
         if self.chosen:

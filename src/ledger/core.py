@@ -77,6 +77,9 @@ class LedgerCore(Application[UUID]):
         Volume: 100,
         DataObjectInStore: 100,
         Template: 100,
+        VirtualMachine: 100,
+        Host: 100,
+        Snapshot: 100,
     }
 
     #: Where allocators read candidate pools; None reads the aggregates. The CLI sets
