@@ -174,3 +174,41 @@ def test_migration_of_a_volume_attached_to_a_running_vm_is_refused(tmp_path):
     cli.ok("vm", "stop", "web")
     moved = cli.ok("volume", "migrate", root_volume["id"], "--pool", other)
     assert moved["storage"] == other
+
+
+def test_migration_between_clusters_is_staged_through_the_image_store(tmp_path):
+    """No host reaches both pools: the copy goes pool -> image store -> pool, each
+    leg on a host that reaches its two stores, and the data arrives intact."""
+    for d in ("pa", "pb", "sec"):
+        (tmp_path / d).mkdir()
+    cli = Storctl(str(tmp_path / "ledger.db"))
+    for host, cluster, pool in (("kvm-a", "ca", "pa"), ("kvm-b", "cb", "pb")):
+        cli.ok("host", "add", host, "--zone", "z1", "--cluster", cluster)
+        cli.ok("pool", "add", pool, "--zone", "z1", "--cluster", cluster,
+               "--path", str(tmp_path / pool), "--capacity", "10G",
+               "--overprovision", "1")  # fmt: skip
+    cli.ok("store", "add", "sec", "--zone", "z1", "--path", str(tmp_path / "sec"))
+    cli.ok("volume", "create", "d1", "--zone", "z1", "--size", "32M", "--pool", "pa")
+    write(volume_file(cli, tmp_path, "d1"), 0x3C)
+    moved = cli.ok("volume", "migrate", "d1", "--pool", "pb")
+    assert (moved["storage"], moved["state"]) == ("pb", "Ready")
+    assert reads(tmp_path / "pb" / moved["path"], 0x3C)
+    assert list((tmp_path / "pa").iterdir()) == []
+    assert list((tmp_path / "sec").rglob("*.qcow2")) == []  # the staged copy is gone
+    assert cli.pool("pa")["disksizeallocated"] == 0
+    assert cli.pool("pb")["disksizeallocated"] == 32 * MiB
+    legs = [e for e in cli.ok("history", "volume", "d1") if e["event"] in
+            ("StagedCopyRequested", "CopyRequested")]  # fmt: skip
+    assert [e["event"] for e in legs] == ["CopyRequested", "StagedCopyRequested"]
+
+
+def test_replay_before_a_migration_shows_the_old_pool(lab, tmp_path):
+    cli, _ = lab
+    cli.ok("volume", "create", "d1", "--zone", "z1", "--size", "16M", "--pool", "p1")
+    head = cli.ok("projection", "status")["head"]
+    cli.ok("volume", "migrate", "d1", "--pool", "p2")
+    assert cli.volume("d1")["storage"] == "p2"
+    before = tmp_path / "before.db"
+    cli.ok("replay", "--until", str(head), "--into", str(before))
+    assert Storctl(str(before)).volume("d1")["storage"] == "p1"
+    assert cli.run("replay", "verify").code == 0
