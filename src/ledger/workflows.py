@@ -25,7 +25,7 @@ from ledger.template import Template
 from ledger.values import DataObjectType, StoreRole, VmState
 from ledger.vm import VirtualMachine
 from ledger.volume import Volume
-from ledger.workflows_storage import StorageSteps
+from ledger.workflows_storage import Steps, StorageSteps
 
 if TYPE_CHECKING:
     from ledger.service import Ledger
@@ -42,11 +42,11 @@ def context_of(event: Any) -> Ctx:
     )
 
 
-class Workflows:
+class Workflows(Steps):
     """Decides what follows each answer. Returns the aggregates to save (maybe none)."""
 
     def __init__(self, ledger: Ledger) -> None:
-        self.ledger = ledger
+        super().__init__(ledger)
         self.storage = StorageSteps(ledger)
 
     def decide(self, event: Any) -> Decided:
@@ -66,23 +66,6 @@ class Workflows:
         if handler is None:
             return []
         return handler(event, context_of(event))
-
-    # ------------------------------------------------------------ helpers
-
-    def _job(self, event: Any) -> Job | None:
-        try:
-            job = self.ledger.find(Job, UUID(event.job_id))
-        except ValueError:
-            return None
-        return job if job is not None and not job.settled else None
-
-    @staticmethod
-    def _ok(event: Any) -> bool:
-        return bool(event.answer["result"])
-
-    @staticmethod
-    def _details(event: Any) -> str:
-        return str(event.answer.get("details") or "the agent answered result=false")
 
     # ------------------------------------------------------------ templates
 

@@ -24,13 +24,16 @@ if TYPE_CHECKING:
     from ledger.workflows import Decided
 
 
-class StorageSteps:
+class Steps:
+    """What every workflow step reads of an answer event and of its job."""
+
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
 
-    def _job(self, job_id: str) -> Job | None:
+    def _job(self, event: Any) -> Job | None:
+        """The event's job, while it is still pending."""
         try:
-            job = self.ledger.find(Job, UUID(job_id))
+            job = self.ledger.find(Job, UUID(event.job_id))
         except ValueError:
             return None
         return job if job is not None and not job.settled else None
@@ -43,6 +46,10 @@ class StorageSteps:
     def _details(event: Any) -> str:
         return str(event.answer.get("details") or "the agent answered result=false")
 
+
+class StorageSteps(Steps):
+    """Snapshots, templates from volumes and snapshots, migrations."""
+
     # ------------------------------------------------------------ snapshots
 
     def snapshot_taken(self, event: Any, ctx: Ctx) -> Decided:
@@ -53,7 +60,7 @@ class StorageSteps:
         volume = self.ledger.load(Volume, snapshot.volume_id)
         volume.finish_snapshot(ctx, snapshot.id, ok=False, details=self._details(event))
         out: Decided = [volume]
-        job = self._job(event.job_id)
+        job = self._job(event)
         if job is not None:
             job.fail(ctx, f"snapshot on primary failed: {self._details(event)}")
             out.append(job)
@@ -85,7 +92,7 @@ class StorageSteps:
         volume.finish_snapshot(
             ctx, snapshot.id, ok=ok, details="" if ok else (self._details(event))
         )
-        job = self._job(event.job_id)
+        job = self._job(event)
         if job is not None:
             if ok:
                 job.succeed(ctx, {"snapshotid": str(snapshot.id), "depth": depth})
@@ -114,7 +121,7 @@ class StorageSteps:
             if parent.hidden and not parent.children and parent.pending is None:
                 parent_snapshot = self.ledger.load(Snapshot, parent.object_id)
                 out += self.ledger.destroy_backup(ctx, parent, parent_snapshot)
-        job = self._job(event.job_id)
+        job = self._job(event)
         if job is not None:
             if self._ok(event):
                 job.succeed(ctx)
@@ -124,7 +131,7 @@ class StorageSteps:
         return out
 
     def volume_reverted(self, event: Any, ctx: Ctx) -> Decided:
-        job = self._job(event.job_id)
+        job = self._job(event)
         if job is None:
             return []
         if self._ok(event):
@@ -143,7 +150,7 @@ class StorageSteps:
         if self._ok(event) and copy.size:
             template.record_size(ctx, copy.size, copy.physical_size or 0)
             out.append(template)
-        job = self._job(event.job_id)
+        job = self._job(event)
         if job is not None:
             if self._ok(event):
                 job.succeed(ctx, {"templateid": str(template.id)})
@@ -194,7 +201,7 @@ class StorageSteps:
         return out
 
     def leftover_destroyed(self, event: Any, ctx: Ctx) -> Decided:
-        job = self._job(event.job_id)
+        job = self._job(event)
         if job is None or job.cmd != "volume.migrate":
             return []
         note = (
