@@ -19,6 +19,7 @@ and, at the end of each run, the projected tables equal a fresh rebuild.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -343,10 +344,10 @@ class System(RuleBasedStateMachine):
             assert plan.id == plan_id(plan.host_id)
 
 
+SLOW = os.environ.get("HYPOTHESIS_PROFILE") == "slow"
 System.TestCase.settings = settings(
-    settings.get_profile(settings._current_profile or "dev"),
-    max_examples=25,
-    stateful_step_count=20,
+    max_examples=300 if SLOW else 25,
+    stateful_step_count=40 if SLOW else 20,
     deadline=None,
 )
 TestSystem = System.TestCase
