@@ -459,20 +459,8 @@ class Operations(LedgerCore):
             if claim is not None:
                 claim.release(ctx)
                 out.append(claim)
-            if root.path is None or pool is None:
-                root.request_expunge(ctx, None)
+            if not self.request_expunge(ctx, root, pool):
                 job.succeed(ctx, {"state": vm.state.name})
-            else:
-                root.request_expunge(
-                    ctx,
-                    DeleteCommand(
-                        commandId=transfer.command_id(
-                            ctx.causation_id, root.id, "delete"
-                        ),
-                        data=transfer.volume_to(root, pool),
-                        wait=self._wait("wait"),
-                    ),
-                )
             return out
 
         return self._job_of(self.atomic(decide, what=f"vm destroy {ref}"))
@@ -678,20 +666,8 @@ class Operations(LedgerCore):
                 volume.destroy(ctx)
                 if pool is not None:
                     pool.release(ctx, str(volume.id))
-            if volume.path is None or pool is None:
-                volume.request_expunge(ctx, None)
+            if not self.request_expunge(ctx, volume, pool):
                 job.succeed(ctx, {"state": volume.state.name})
-            else:
-                volume.request_expunge(
-                    ctx,
-                    DeleteCommand(
-                        commandId=transfer.command_id(
-                            ctx.causation_id, volume.id, "delete"
-                        ),
-                        data=transfer.volume_to(volume, pool),
-                        wait=self._wait("wait"),
-                    ),
-                )
             return [volume, job, pool]
 
         return self._job_of(self.atomic(decide, what="volume expunge"))
@@ -730,6 +706,24 @@ class Operations(LedgerCore):
             return [volume, job, pool]
 
         return self._job_of(self.atomic(decide, what="volume resize"))
+
+    def request_expunge(
+        self, ctx: Ctx, volume: Volume, pool: StoragePool | None
+    ) -> bool:
+        """Expunge a destroyed volume: a DeleteCommand for its file, or nothing to
+        send when it never had one. True when a command is on its way."""
+        if volume.path is None or pool is None:
+            volume.request_expunge(ctx, None)
+            return False
+        volume.request_expunge(
+            ctx,
+            DeleteCommand(
+                commandId=transfer.command_id(ctx.causation_id, volume.id, "delete"),
+                data=transfer.volume_to(volume, pool),
+                wait=self._wait("wait"),
+            ),
+        )
+        return True
 
     # ------------------------------------------------------------ answers
 
