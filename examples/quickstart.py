@@ -31,7 +31,7 @@ def run(*args: str, check: bool = True) -> str:
 
 def main() -> None:
     work = Path(os.environ.get("QUICKSTART_DIR") or tempfile.mkdtemp(prefix="storctl-"))
-    for sub in ("primary", "secondary", "images"):
+    for sub in ("primary", "silver", "secondary", "images"):
         (work / sub).mkdir(parents=True, exist_ok=True)
     image = work / "images" / "tiny.qcow2"
     subprocess.run(
@@ -84,6 +84,40 @@ def main() -> None:
     run("-o", "table", "volume", "recover", "data-1")
     run("-o", "table", "volume", "delete", "data-1")
     run("-o", "table", "volume", "expunge", "data-1")
+    print("# snapshots, a restore and StorageMotion:")
+    run(
+        "pool",
+        "add",
+        "silver",
+        "--zone",
+        "z1",
+        "--cluster",
+        "c1",
+        "--path",
+        str(work / "silver"),
+        "--capacity",
+        "10G",
+        "--overprovision",
+        "1",
+    )
+    run(
+        "-o",
+        "table",
+        "volume",
+        "create",
+        "data-2",
+        "--zone",
+        "z1",
+        "--size",
+        "512M",
+        "--pool",
+        "gold",
+    )
+    run("-o", "table", "snapshot", "create", "data-2", "--name", "nightly")
+    run("-o", "table", "snapshot", "revert", "nightly")
+    run("-o", "table", "volume", "create", "restored", "--from-snapshot", "nightly")
+    run("-o", "table", "volume", "migrate", "data-2", "--pool", "silver")
+    run("-o", "table", "why", "data-2")
     print("# refused, nothing written (exit 2):")
     run("volume", "delete", "ROOT-web-1", check=False)
     run(
