@@ -11,13 +11,10 @@ from __future__ import annotations
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import IntegrityError
 
 from ledger.base import Ctx
 from ledger.config import CONFIG_ID, Config
-from ledger.core import RETRIES
 from ledger.errors import (
-    Conflict,
     IllegalTransition,
     InvalidInput,
     NotFound,
@@ -46,17 +43,14 @@ class Ledger(MigrationOperations):
     ) -> Host:
         if not cluster:
             raise InvalidInput("cluster", cluster, "a host belongs to a cluster")
-        for _ in range(RETRIES):
+
+        def decide() -> list[Aggregate]:
             zone_agg = self._zone_for_update(ctx, zone)
             host = Host.register(ctx, name, zone, cluster, hypervisor)
             zone_agg.add_host(ctx, host.id, cluster)
-            claim = self._claim(ctx, "host", name, host.id)
-            try:
-                self.save(host, claim, zone_agg)
-                return host
-            except IntegrityError:
-                continue
-        raise Conflict(f"host add {name}")
+            return [host, self._claim(ctx, "host", name, host.id), zone_agg]
+
+        return self.atomic(decide, what=f"host add {name}")[0]  # type: ignore[return-value]
 
     def set_host_state(self, ctx: Ctx, ref: str, state: HostState) -> Host:
         def decide() -> list[Aggregate]:
@@ -90,7 +84,8 @@ class Ledger(MigrationOperations):
         if not path or "\0" in path or "\n" in path:
             raise InvalidInput("path", path, "a directory path")
         clean_tags = _tags(tags)
-        for _ in range(RETRIES):
+
+        def decide() -> list[Aggregate]:
             zone_agg = self.zone(zone)
             host_id: UUID | None = None
             cluster_id: str | None = None
@@ -128,13 +123,9 @@ class Ledger(MigrationOperations):
                 tags=clean_tags,
             )
             zone_agg.add_pool(ctx, pool.id)
-            claim = self._claim(ctx, "pool", name, pool.id)
-            try:
-                self.save(pool, claim, zone_agg)
-                return pool
-            except IntegrityError:
-                continue
-        raise Conflict(f"pool add {name}")
+            return [pool, self._claim(ctx, "pool", name, pool.id), zone_agg]
+
+        return self.atomic(decide, what=f"pool add {name}")[0]  # type: ignore[return-value]
 
     def change_pool_status(self, ctx: Ctx, ref: str, trigger: str) -> StoragePool:
         def decide() -> list[Aggregate]:
@@ -190,17 +181,14 @@ class Ledger(MigrationOperations):
     ) -> ImageStore:
         if not path or "\0" in path or "\n" in path:
             raise InvalidInput("path", path, "a directory path")
-        for _ in range(RETRIES):
+
+        def decide() -> list[Aggregate]:
             zone_agg = self._zone_for_update(ctx, zone)
             store = ImageStore.register(ctx, name, zone, path, provider)
             zone_agg.add_store(ctx, store.id)
-            claim = self._claim(ctx, "store", name, store.id)
-            try:
-                self.save(store, claim, zone_agg)
-                return store
-            except IntegrityError:
-                continue
-        raise Conflict(f"store add {name}")
+            return [store, self._claim(ctx, "store", name, store.id), zone_agg]
+
+        return self.atomic(decide, what=f"store add {name}")[0]  # type: ignore[return-value]
 
     def configure_simulator(
         self,
