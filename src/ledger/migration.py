@@ -210,7 +210,7 @@ class MigrationOperations(SnapshotOperations):
         return leftover
 
     def remove_stage(self, ctx: Ctx, stage: DataObjectInStore) -> None:
-        store_to = transfer.image_to(self.image_store_for_id(stage.store_id))
+        store_to = transfer.image_to(self.load(ImageStore, stage.store_id))
         stage.request_destroy(
             ctx,
             DeleteCommand(
@@ -225,6 +225,3 @@ class MigrationOperations(SnapshotOperations):
                 ),
             ),
         )
-
-    def image_store_for_id(self, store_id: UUID) -> ImageStore:
-        return self.load(ImageStore, store_id)
