@@ -17,16 +17,18 @@ $(STAMP): pyproject.toml
 	@$(PY) -m pip install -q -e '.[dev]'
 	@touch $(STAMP)
 
+# Host tools the agent and the pictures need: qemu-img/qemu-io (the kvm agent) and
+# graphviz's dot (`storctl fsm show -o png`, `storctl history --png`).
 qemu:
-	@if ! command -v qemu-img >/dev/null || ! command -v qemu-io >/dev/null; then \
-	  echo "qemu-img/qemu-io missing: installing qemu-utils with apt"; \
-	  if [ "$$(id -u)" = 0 ]; then \
-	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-utils >/dev/null) \
-	      || { echo "error: could not install qemu-utils; install it (apt-get install qemu-utils) and retry" >&2; exit 1; }; \
-	  elif command -v sudo >/dev/null; then \
-	    (sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-utils >/dev/null) \
-	      || { echo "error: could not install qemu-utils; install it and retry" >&2; exit 1; }; \
-	  else echo "error: qemu-img is missing and this user cannot run apt-get; install qemu-utils" >&2; exit 1; fi; \
+	@missing=""; \
+	command -v qemu-img >/dev/null && command -v qemu-io >/dev/null || missing="$$missing qemu-utils"; \
+	command -v dot >/dev/null || missing="$$missing graphviz"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing$$missing with apt"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null; then SUDO=sudo; \
+	  else echo "error: missing$$missing and this user cannot run apt-get; install them" >&2; exit 1; fi; \
+	  ($$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null) \
+	    || { echo "error: could not install$$missing; install them (apt-get install$$missing) and retry" >&2; exit 1; }; \
 	fi
 
 postgres:

@@ -87,7 +87,7 @@ def measure(url: str, pools: int, calls: int) -> dict[str, float]:
             ctx = Ctx.new("bench")
             volume = new_volume(ctx, uuid.uuid4(), GiB)
             start = time.perf_counter()
-            decision, pool = app.place(ctx, volume, request)
+            decision, pool, _ = app.place(ctx, volume, request)
             times.append(time.perf_counter() - start)
             assert pool is not None, decision.summary()
             chosen.add(pool.name)

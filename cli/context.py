@@ -33,7 +33,7 @@ class AppContext:
         if self._ledger is None:
             db = self.db
             prepare(db)
-            from projections.candidates import pool_candidates
+            from projections.candidates import pool_candidates, unused_template_copies
             from projections.view import view_for
 
             # On PostgreSQL, CREATE ... IF NOT EXISTS from processes starting together
@@ -47,6 +47,7 @@ class AppContext:
                     self._ledger = Ledger(env=db.env)
                     view_for(self._ledger)
             self._ledger.pool_source = pool_candidates
+            self._ledger.copy_source = unused_template_copies
         return self._ledger
 
     def ctx(self) -> Ctx:

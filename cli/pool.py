@@ -20,6 +20,7 @@ COLUMNS = [
     "state",
     "disksizetotal",
     "disksizeallocated",
+    "disksizeused",
     "overprovisionfactor",
     "tags",
     "path",
@@ -200,6 +201,26 @@ def maintenance_cancel(ref: str) -> None:
     """
     a = app()
     _show(str(a.ledger.pool_maintenance(a.ctx(), ref, enable=False).id))
+
+
+@cli.command("stats")
+@click.argument("ref", metavar="ID")
+def stats(ref: str) -> None:
+    """Measure a pool's physical use now (CloudStack's GetStorageStatsCommand).
+
+    A host that reaches the pool reports the bytes its files occupy on disk; the
+    figure is recorded on the pool (`disksizeused`), and the allocators skip a pool
+    whose use reaches `pool.storage.capacity.disablethreshold` (0.85 by default).
+
+    \b
+    Example:
+      storctl pool stats gold
+    """
+    from executors.stats import collect
+
+    a = app()
+    pool = collect(a.ledger, a.ctx(), ref)
+    _show(str(pool.id))
 
 
 @cli.command("delete")

@@ -2,7 +2,9 @@
 
 CloudStack tries `LocalStoragePoolAllocator` (host-scope pools of the VM's host, when
 the offering asks for local storage), `ClusterScopeStoragePoolAllocator`, then
-`ZoneWideStoragePoolAllocator`; the first that returns any pool wins. Each asks small
+`ZoneWideStoragePoolAllocator`; the first that returns any pool wins. When none does,
+`GarbageCollectingStoragePoolAllocator` cleans up the template copies no volume uses
+and tries again (`collect_garbage`). Each asks small
 questions in order (avoid set, `Up`, storage tags, capacity) and, unlike CloudStack,
 says why a pool was refused in words an operator understands, so "No suitable pool" is
 explained from the ledger alone: every pool of the zone gets a verdict.
@@ -11,11 +13,11 @@ explained from the ledger alone: every pool of the zone gets a verdict.
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from ledger.pool import CapacityCheck
+from ledger.pool import CapacityCheck, UsedCheck
 from ledger.values import PoolStatus, Scope, format_size
 
 ALGORITHMS = (
@@ -45,6 +47,7 @@ class PoolView:
     factor: float
     volumes: int = 0
     has_template: bool = False
+    used: int = 0  # physical bytes a host last reported; 0 when never measured
 
 
 @dataclass(frozen=True)
@@ -105,8 +108,11 @@ class Decision:
         return "; ".join(f"{v.pool}: {v.reason}" for v in self.verdicts)
 
 
-def refusal(pool: PoolView, request: Request, threshold: float) -> str | None:
-    """Why `pool` cannot take `request`, or None when it can (CloudStack's order)."""
+def refusal(
+    pool: PoolView, request: Request, threshold: float, used_threshold: float = 0.85
+) -> str | None:
+    """Why `pool` cannot take `request`, or None when it can (CloudStack's order).
+    `threshold` is the allocated one, `used_threshold` the physical one."""
     if pool.id in request.avoid:
         return "in the avoid set"
     if pool.status is not PoolStatus.Up:
@@ -114,6 +120,9 @@ def refusal(pool: PoolView, request: Request, threshold: float) -> str | None:
     missing = [t for t in request.tags if t not in pool.tags]
     if missing:
         return f"tags {','.join(missing)} missing"
+    used = UsedCheck(capacity=pool.capacity, used=pool.used, threshold=used_threshold)
+    if not used.passes:
+        return used.reason()
     template = 0 if pool.has_template else request.template_size
     check = CapacityCheck(
         capacity=pool.capacity,
@@ -174,6 +183,7 @@ def allocate(
     threshold: float,
     algorithm: str = "firstfit",
     seed: int = 0,
+    used_threshold: float = 0.85,
 ) -> Decision:
     """Run the chain; the first allocator with a suitable pool wins. Every pool of
     the zone ends with exactly one verdict, taken or refused, and why."""
@@ -191,7 +201,7 @@ def allocate(
                 if p.id not in judged and scope_refusal(p, request, allocator) is None
             ]
         for pool in order(candidates, algorithm, rng):
-            why = refusal(pool, request, threshold)
+            why = refusal(pool, request, threshold, used_threshold)
             if why is None and decision.chosen is None:
                 decision.chosen = pool.id
                 judged[pool.id] = Verdict(
@@ -240,3 +250,43 @@ def _unreached(pool: PoolView, request: Request, *, decided: bool) -> str:
             return "local storage, and the disk does not ask for it"
         return "local to another host"
     return f"in cluster {pool.cluster_id}, the host is in {request.cluster_id}"
+
+
+def collect_garbage(
+    request: Request,
+    pools: Sequence[PoolView],
+    reclaimable: Mapping[str, int],
+    threshold: float,
+    refused: Decision,
+    algorithm: str = "firstfit",
+    seed: int = 0,
+    used_threshold: float = 0.85,
+) -> Decision:
+    """CloudStack's GarbageCollectingStoragePoolAllocator, the last of the chain: run
+    the chain again as if every unused template copy (`reclaimable`: bytes per pool)
+    were cleaned up. Only a pool that cleanup would free can change its verdict; the
+    verdicts of the others stand as `refused` gave them."""
+    if refused.chosen is not None or not reclaimable:
+        return refused
+    freed = [
+        replace(p, allocated=max(0, p.allocated - reclaimable[p.id]))
+        for p in pools
+        if reclaimable.get(p.id, 0) > 0
+    ]
+    retry = allocate(request, freed, threshold, algorithm, seed, used_threshold)
+    if retry.chosen is None:
+        return refused
+    size = format_size(reclaimable[retry.chosen])
+    verdicts = [
+        Verdict(
+            v.pool_id,
+            v.pool,
+            "garbage",
+            taken=True,
+            reason=f"taken after cleaning up unused template copies ({size})",
+        )
+        if v.pool_id == retry.chosen
+        else v
+        for v in refused.verdicts
+    ]
+    return Decision(request=request, verdicts=verdicts, chosen=retry.chosen)

@@ -234,6 +234,15 @@ class ResizeVolumeCommand(Command):
     wait: int = DEFAULT_WAIT
 
 
+@dataclass(frozen=True)
+class GetStorageStatsCommand(Command):
+    """How full a primary pool is, asked of a host that reaches it (CloudStack's
+    StatsCollector sends it on a timer; `storctl pool stats` sends it on demand)."""
+
+    store: PrimaryDataStoreTO
+    wait: int = DEFAULT_WAIT
+
+
 AnyCommand = (
     CreateObjectCommand
     | CopyCommand
@@ -243,6 +252,7 @@ AnyCommand = (
     | DownloadCommand
     | RevertSnapshotCommand
     | ResizeVolumeCommand
+    | GetStorageStatsCommand
 )
 
 
@@ -291,6 +301,12 @@ class ResizeVolumeAnswer(Answer):
     newSize: int = 0
 
 
+@dataclass(frozen=True)
+class GetStorageStatsAnswer(Answer):
+    capacityBytes: int = 0
+    usedBytes: int = 0
+
+
 def failure_for(command: Command, details: str) -> Answer:
     """The answer of the right class saying `result=false`, for any command."""
     answer_cls: type[Answer] = {
@@ -300,5 +316,6 @@ def failure_for(command: Command, details: str) -> Answer:
         "DettachCommand": DettachAnswer,
         "DownloadCommand": DownloadAnswer,
         "ResizeVolumeCommand": ResizeVolumeAnswer,
+        "GetStorageStatsCommand": GetStorageStatsAnswer,
     }.get(command.kind, Answer)
     return answer_cls(commandId=command.commandId, result=False, details=details)

@@ -4,7 +4,9 @@ A template on an image store (`template_store_ref`), a template cached on a prim
 pool (`template_spool_ref`), a snapshot on primary or secondary (`snapshot_store_ref`):
 each is one `DataObjectInStore` with CloudStack's ObjectInDataStore machine (note its
 spelling `OperationSuccessed`). Its id is derived from (object, store), so "make sure
-template T is on pool P" is idempotent even when two jobs ask at once.
+template T is on pool P" is idempotent even when two jobs ask at once. A copy that
+storage cleanup destroyed never comes back; the next copy of the same object in the
+same store takes the next generation of the id.
 """
 
 from __future__ import annotations
@@ -15,20 +17,35 @@ from uuid import UUID
 from ledger.base import Answered, Commandable, Ctx, Requested, StorctlAggregate
 from ledger.commands import from_dict
 from ledger.fsm import OBJECT_IN_STORE
+from ledger.pool import HoldsCapacity
 from ledger.values import DataObjectType, ObjectInStoreState, StoreRole, derived_id
 
 DESTROY_ATTEMPTS = 3
 
 
-def copy_id(object_id: UUID, store_id: UUID) -> UUID:
+def copy_id(object_id: UUID, store_id: UUID, generation: int = 0) -> UUID:
+    if generation:
+        return derived_id("copy", object_id, store_id, generation)
     return derived_id("copy", object_id, store_id)
 
 
-class DataObjectInStore(Commandable):
+#: States of a copy on its way out: the (object, store) pair needs a new generation.
+GONE = frozenset({ObjectInStoreState.Destroying, ObjectInStoreState.Destroyed})
+
+
+class DataObjectInStore(HoldsCapacity, Commandable):
+    """v2 (snapshot state) added `holds`: a v1 copy's reservation on its pool was
+    recorded by the pool, which keeps it as a legacy entry until it is released."""
+
     TOPIC = "storctl.DataObjectInStore"
     SPEC = OBJECT_IN_STORE
     KIND = "ObjectInDataStore"
     SUCCEEDED = "OperationSuccessed"
+    class_version = 2
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        state["holds"] = {}
 
     class Event(StorctlAggregate.Event):
         TOPIC = "storctl.DataObjectInStore.Event"
@@ -40,6 +57,23 @@ class DataObjectInStore(Commandable):
         store_id: UUID
         store_role: StoreRole
         parent_id: UUID | None
+
+    class CapacityHeld(Event):
+        """A copy on a primary pool: its half of the pool's `CapacityReserved`."""
+
+        TOPIC = "storctl.DataObjectInStore.CapacityHeld"
+        pool_id: UUID
+        size: int
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.holds[str(self.pool_id)] = self.size
+
+    class CapacityGivenBack(Event):
+        TOPIC = "storctl.DataObjectInStore.CapacityGivenBack"
+        pool_id: UUID
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.holds.pop(str(self.pool_id), None)
 
     class DownloadRequested(Requested, Event):
         TOPIC = "storctl.DataObjectInStore.DownloadRequested"
@@ -81,7 +115,8 @@ class DataObjectInStore(Commandable):
                 aggregate.waiters.pop(volume_id, None)
 
     class ChildAdded(Event):
-        """A later delta now depends on this copy (snapshot chains)."""
+        """A later delta (snapshot chains) or a linked clone (a template copy on a
+        pool) now depends on this copy: it must not be destroyed under it."""
 
         TOPIC = "storctl.DataObjectInStore.ChildAdded"
         child_id: UUID
@@ -161,6 +196,7 @@ class DataObjectInStore(Commandable):
         self.hidden = False
         self.destroy_attempts = 0
         self.last_command: dict[str, Any] | None = None
+        self.holds: dict[str, int] = {}  # pool id -> bytes reserved (a cached copy)
 
     @classmethod
     def allocate(
@@ -171,11 +207,12 @@ class DataObjectInStore(Commandable):
         store_id: UUID,
         store_role: StoreRole,
         parent_id: UUID | None = None,
+        generation: int = 0,
     ) -> DataObjectInStore:
         return cls.create(
             cls.Allocated,
             ctx,
-            id=copy_id(object_id, store_id),
+            id=copy_id(object_id, store_id, generation),
             object_type=object_type,
             object_id=object_id,
             store_id=store_id,
@@ -275,3 +312,14 @@ class DataObjectInStore(Commandable):
     @property
     def is_ready(self) -> bool:
         return self.state is ObjectInStoreState.Ready
+
+    @property
+    def unused(self) -> bool:
+        """Storage cleanup may destroy it: ready, and no volume clones from it, waits
+        for it, or is being served by it."""
+        return (
+            self.is_ready
+            and self.pending is None
+            and not self.children
+            and not self.waiters
+        )

@@ -104,9 +104,7 @@ class MigrationOperations(SnapshotOperations):
             if refusal is not None:
                 job.fail(ctx, no_pool_message(refusal))
                 return [volume, job]
-            target.reserve(
-                ctx, str(volume.id), volume.size, self._threshold(), self._factor()
-            )
+            target.reserve(ctx, volume, volume.size, self._threshold(), self._factor())
             out: list[Aggregate | None] = [volume, job, target]
             src_to = transfer.volume_to(volume, source)
             if self.common_host(source, target):

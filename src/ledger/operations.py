@@ -16,7 +16,13 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate
 
 from ledger import transfer
-from ledger.allocators import Decision, PoolView, Request, allocate
+from ledger.allocators import (
+    Decision,
+    PoolView,
+    Request,
+    allocate,
+    collect_garbage,
+)
 from ledger.base import Ctx
 from ledger.commands import (
     AttachCommand,
@@ -27,7 +33,7 @@ from ledger.commands import (
     DownloadCommand,
     ResizeVolumeCommand,
 )
-from ledger.copies import DataObjectInStore, copy_id
+from ledger.copies import GONE, DataObjectInStore, copy_id
 from ledger.core import LedgerCore
 from ledger.errors import IllegalTransition, InvalidInput, NotFound
 from ledger.host import Host
@@ -66,6 +72,9 @@ class Operations(LedgerCore):
             self.settings().get("pool.storage.allocated.capacity.disablethreshold")
         )
 
+    def _used_threshold(self) -> float:
+        return float(self.settings().get("pool.storage.capacity.disablethreshold"))
+
     def _factor(self) -> float:
         return float(self.settings().get("storage.overprovisioning.factor"))
 
@@ -89,9 +98,13 @@ class Operations(LedgerCore):
         ]
 
     def view_of(self, pool: StoragePool, template_id: UUID | None) -> PoolView:
-        has_template = template_id is not None and (
-            str(copy_id(template_id, pool.id)) in pool.reservations
+        copy = (
+            self.template_copy(template_id, pool.id)[1]
+            if template_id is not None
+            else None
         )
+        # a copy holds its reservation while it is being made or is ready
+        has_template = copy is not None and copy.held_on(pool.id) is not None
         return PoolView(
             id=str(pool.id),
             name=pool.name,
@@ -104,8 +117,9 @@ class Operations(LedgerCore):
             capacity=pool.capacity,
             allocated=pool.allocated,
             factor=pool.factor(self._factor()),
-            volumes=len(pool.reservations),
+            volumes=pool.objects,
             has_template=has_template,
+            used=pool.used,
         )
 
     def place(
@@ -114,8 +128,10 @@ class Operations(LedgerCore):
         volume: Volume,
         request: Request,
         template: Template | None = None,
-    ) -> tuple[Decision, StoragePool | None]:
-        """Choose a pool, record the decision, reserve, and move the volume onto it.
+    ) -> tuple[Decision, StoragePool | None, list[Aggregate]]:
+        """Choose a pool, record the decision, reserve, and move the volume onto it;
+        also return the template copies storage cleanup destroyed to make room (to be
+        saved with the rest).
 
         The candidates may come from a projection a moment behind; the chosen pool's
         own aggregate has the last word. When it refuses, its fresh view replaces the
@@ -132,6 +148,7 @@ class Operations(LedgerCore):
                 threshold,
                 algorithm,
                 seed=volume.id.int & 0xFFFF,
+                used_threshold=self._used_threshold(),
             )
             if decision.chosen is None:
                 break
@@ -140,13 +157,85 @@ class Operations(LedgerCore):
             if fresh == views[decision.chosen]:
                 break
             views[decision.chosen] = fresh  # the projection was behind: judge again
+        cleaned: list[Aggregate] = []
+        if decision.chosen is None:
+            decision, pool, cleaned = self._collect_garbage(
+                ctx, volume, request, template_id, list(views.values()), decision
+            )
         chosen = UUID(decision.chosen) if decision.chosen else None
         volume.record_decision(ctx, request.as_dict(), decision.verdict_dicts(), chosen)
         if chosen is None:
-            return decision, None
-        pool.reserve(ctx, str(volume.id), volume.size, threshold, factor)
+            return decision, None, []
+        pool.reserve(ctx, volume, volume.size, threshold, factor)
         volume.change_pool(ctx, pool.id)
-        return decision, pool
+        return decision, pool, cleaned
+
+    def _collect_garbage(
+        self,
+        ctx: Ctx,
+        volume: Volume,
+        request: Request,
+        template_id: UUID | None,
+        views: list[PoolView],
+        refused: Decision,
+    ) -> tuple[Decision, Any, list[Aggregate]]:
+        """The GarbageCollectingStoragePoolAllocator: with `storage.cleanup.enabled`,
+        destroy the unused template copies of the pool that cleanup makes suitable,
+        give their reservations back, and take that pool. Each copy is confirmed on
+        its own aggregate (saved with the volume, so a clone that starts reading it
+        meanwhile makes the save conflict and the whole choice is made again)."""
+        if self.copy_source is None or not self.settings().get(
+            "storage.cleanup.enabled"
+        ):
+            return refused, None, []
+        found: dict[str, list[DataObjectInStore]] = {}
+        reclaimable: dict[str, int] = {}
+        for pool_id, ids in self.copy_source(self, volume.zone_id, template_id).items():
+            for cid in ids:
+                copy = self.find(DataObjectInStore, cid)
+                if (
+                    copy is not None
+                    and copy.unused
+                    and copy.object_type is DataObjectType.TEMPLATE
+                    and copy.store_role is StoreRole.Primary
+                    and str(copy.store_id) == pool_id
+                ):
+                    found.setdefault(pool_id, []).append(copy)
+                    held = copy.held_on(copy.store_id) or 0
+                    reclaimable[pool_id] = reclaimable.get(pool_id, 0) + held
+        algorithm = str(self.settings().get("vm.allocation.algorithm"))
+        threshold = self._threshold()
+        decision = collect_garbage(
+            request,
+            views,
+            reclaimable,
+            threshold,
+            refused,
+            algorithm,
+            seed=volume.id.int & 0xFFFF,
+            used_threshold=self._used_threshold(),
+        )
+        if decision.chosen is None:
+            return refused, None, []
+        pool = self.load(StoragePool, UUID(decision.chosen))
+        cleaned: list[Aggregate] = []
+        for copy in found[decision.chosen]:
+            template = self.load(Template, copy.object_id)
+            copy.request_destroy(
+                ctx,
+                DeleteCommand(
+                    commandId=transfer.command_id(ctx.causation_id, copy.id, "delete"),
+                    data=transfer.template_to(
+                        template, transfer.primary_to(pool), copy.install_path
+                    ),
+                ),
+            )
+            pool.release(ctx, copy)
+            cleaned.append(copy)
+        check = pool.check(volume.size, threshold, self._factor())
+        if not check.passes:
+            return refused, None, []  # the projection overstated what cleanup frees
+        return decision, pool, cleaned
 
     def ready_image_copy(
         self, template: Template
@@ -163,14 +252,20 @@ class Operations(LedgerCore):
     ) -> list[Aggregate]:
         """CloudStack's createBaseImageAsync then clone: copy the template to the pool
         once (a `template_spool_ref` row), and clone it for every volume."""
-        cid = copy_id(template.id, pool.id)
-        copy = self.find(DataObjectInStore, cid)
+        generation, copy = self.template_copy(template.id, pool.id)
+        cid = copy_id(template.id, pool.id, generation)
         if copy is not None and copy.is_ready:
             self.request_clone(ctx, volume, pool, template, copy)
-            return []
+            copy.add_child(ctx, volume.id)  # storage cleanup keeps it while cloned
+            return [copy]
         if copy is None:
             copy = DataObjectInStore.allocate(
-                ctx, DataObjectType.TEMPLATE, template.id, pool.id, StoreRole.Primary
+                ctx,
+                DataObjectType.TEMPLATE,
+                template.id,
+                pool.id,
+                StoreRole.Primary,
+                generation=generation,
             )
         if copy.pending is None:
             source = self.ready_image_copy(template)
@@ -179,9 +274,7 @@ class Operations(LedgerCore):
                     "template", template.name, "not downloaded to an image store"
                 )
             store, image_copy = source
-            pool.reserve(
-                ctx, str(cid), template.size, self._threshold(), self._factor()
-            )
+            pool.reserve(ctx, copy, template.size, self._threshold(), self._factor())
             copy.request_copy(
                 ctx,
                 CopyCommand(
@@ -196,6 +289,37 @@ class Operations(LedgerCore):
                 ),
             )
         copy.add_waiter(ctx, volume.id)
+        copy.add_child(ctx, volume.id)
+        return [copy]
+
+    def template_copy(
+        self, template_id: UUID, pool_id: UUID
+    ) -> tuple[int, DataObjectInStore | None]:
+        """The live copy of a template on a pool with its generation, or the
+        generation a new copy takes: storage cleanup leaves a copy Destroyed for
+        good, so the next one gets the next derived id."""
+        generation = 0
+        while True:
+            copy = self.find(
+                DataObjectInStore, copy_id(template_id, pool_id, generation)
+            )
+            if copy is None or copy.state not in GONE:
+                return generation, copy
+            generation += 1
+
+    def release_template_copy(
+        self, ctx: Ctx, volume: Volume, pool_id: UUID | None = None
+    ) -> list[Aggregate]:
+        """The volume no longer reads the template copy on its pool (or on `pool_id`,
+        the pool it left): expunged, moved away, or never created, so storage
+        cleanup may take the copy again."""
+        pool_id = pool_id or volume.pool_id
+        if volume.template_id is None or pool_id is None:
+            return []
+        _, copy = self.template_copy(volume.template_id, pool_id)
+        if copy is None or str(volume.id) not in copy.children:
+            return []
+        copy.remove_child(ctx, volume.id)
         return [copy]
 
     def request_clone(
@@ -407,8 +531,8 @@ class Operations(LedgerCore):
                 tags=tuple(tags or ()),
                 template_size=template.size,
             )
-            decision, pool = self.place(ctx, volume, request, template)
-            out: list[Aggregate | None] = [volume, vm, claim, job, pool]
+            decision, pool, cleaned = self.place(ctx, volume, request, template)
+            out: list[Aggregate | None] = [volume, vm, claim, job, pool, *cleaned]
             if pool is None:
                 job.fail(ctx, no_pool_message(decision))
                 return out
@@ -450,7 +574,7 @@ class Operations(LedgerCore):
             if root.state is not VolumeState.Destroy:
                 root.destroy(ctx, with_vm=True)
                 if pool is not None:
-                    pool.release(ctx, str(root.id))
+                    pool.release(ctx, root)
             if not expunge:
                 job.succeed(ctx, {"state": vm.state.name})
                 return out
@@ -512,12 +636,12 @@ class Operations(LedgerCore):
             request = Request(
                 size=size, zone_id=zone, tags=tuple(tags or ()), pool_id=str(pool_id)
             )
-            decision, pool = self.place(ctx, volume, request)
+            decision, pool, cleaned = self.place(ctx, volume, request)
             if pool is None:
                 job.fail(ctx, no_pool_message(decision))
                 return [volume, job]
             self.request_create(ctx, volume, pool)
-            return [volume, job, pool]
+            return [volume, job, pool, *cleaned]
 
         return self._job_of(self.atomic(decide, what=f"volume create {name}"))
 
@@ -561,12 +685,12 @@ class Operations(LedgerCore):
                     host_id=str(host.id),
                     tags=tuple(volume.tags),
                 )
-                decision, pool = self.place(ctx, volume, request)
+                decision, pool, cleaned = self.place(ctx, volume, request)
                 if pool is None:
                     job.fail(ctx, no_pool_message(decision))
                     return [volume, job]
                 self.request_create(ctx, volume, pool)
-                return [volume, job, pool]
+                return [volume, job, pool, *cleaned]
             if volume.state is not VolumeState.Ready:
                 volume.next(
                     "AttachRequested"
@@ -636,7 +760,7 @@ class Operations(LedgerCore):
             if volume.path is None:
                 volume.request_expunge(ctx, None)  # nothing on primary to keep
             if pool is not None:
-                pool.release(ctx, str(volume.id))
+                pool.release(ctx, volume)
             job.succeed(ctx, {"state": volume.state.name})
             return [volume, job, pool]
 
@@ -650,7 +774,7 @@ class Operations(LedgerCore):
             pool = self.load(StoragePool, volume.pool_id) if volume.pool_id else None
             if pool is not None:
                 pool.reserve(
-                    ctx, str(volume.id), volume.size, self._threshold(), self._factor()
+                    ctx, volume, volume.size, self._threshold(), self._factor()
                 )
             job.succeed(ctx, {"state": volume.state.name})
             return [volume, job, pool]
@@ -665,7 +789,7 @@ class Operations(LedgerCore):
             if volume.state is VolumeState.Allocated:
                 volume.destroy(ctx)
                 if pool is not None:
-                    pool.release(ctx, str(volume.id))
+                    pool.release(ctx, volume)
             if not self.request_expunge(ctx, volume, pool):
                 job.succeed(ctx, {"state": volume.state.name})
             return [volume, job, pool]
@@ -696,7 +820,7 @@ class Operations(LedgerCore):
                     why="not created yet",
                 )
             pool = self.load(StoragePool, volume.pool_id)
-            pool.grow(ctx, str(volume.id), new_size, self._threshold(), self._factor())
+            pool.grow(ctx, volume, new_size, self._threshold(), self._factor())
             volume.request_resize(ctx, ResizeVolumeCommand(
                 commandId=transfer.command_id(ctx.causation_id, volume.id, "resize"),
                 volume=transfer.volume_to(volume, pool),

@@ -2,19 +2,24 @@
 
 CloudStack computes a pool's allocated size from its tables each time
 (`CapacityManagerImpl.getAllocatedPoolCapacity`) and checks it in
-`StorageManagerImpl.storagePoolHasEnoughSpace`. Here the pool holds its reservations,
-one per object (volume or cached template copy), so the check and the reservation are
-one atomic save: two allocations racing for the last space cannot both win.
+`StorageManagerImpl.storagePoolHasEnoughSpace`. Here the pool keeps the total it has
+reserved, so the check and the reservation are one atomic save: two allocations racing
+for the last space cannot both win.
+
+What each object holds is kept by the object (the volume, the cached template copy:
+a `CapacityHolder`), which is saved with the pool in that same save. A pool with
+100,000 volumes on it is then two counters, not 100,000 entries to decode on every
+load; the holder's record is what makes a retried reserve or release change nothing.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 from ledger.base import Ctx, StorctlAggregate
-from ledger.errors import CapacityExceeded, IllegalTransition
+from ledger.errors import CapacityExceeded, IllegalTransition, InvalidInput
 from ledger.values import PoolStatus, PoolType, Scope, format_size
 
 #: Pool types whose `StoragePoolType.supportsOverProvisioning` is true in CloudStack.
@@ -58,6 +63,31 @@ _STATUS_MOVES: dict[str, tuple[frozenset[PoolStatus], PoolStatus]] = {
 
 
 @dataclass(frozen=True)
+class UsedCheck:
+    """`pool.storage.capacity.disablethreshold` against what a host measured: CloudStack
+    refuses a pool whose physical use reaches the threshold (`checkUsagedSpace`)."""
+
+    capacity: int
+    used: int
+    threshold: float
+
+    @property
+    def share(self) -> float:
+        return self.used / self.capacity if self.capacity else float("inf")
+
+    @property
+    def passes(self) -> bool:
+        return self.used == 0 or self.share < self.threshold
+
+    def reason(self) -> str:
+        return (
+            f"{self.share * 100:.0f}% used on disk ({format_size(self.used)} of "
+            f"{format_size(self.capacity)}), at or over the "
+            f"{self.threshold * 100:.0f}% used threshold"
+        )
+
+
+@dataclass(frozen=True)
 class CapacityCheck:
     """The numbers behind one capacity decision, kept for the words of the refusal."""
 
@@ -94,8 +124,54 @@ class CapacityCheck:
         )
 
 
+class CapacityHolder(Protocol):
+    """An object that reserves on pools (a Volume, a DataObjectInStore): it records
+    what it holds on each, in its own stream, saved with the pool."""
+
+    @property
+    def id(self) -> UUID: ...
+
+    def held_on(self, pool_id: UUID) -> int | None: ...
+
+    def record_hold(self, ctx: Ctx, pool_id: UUID, size: int) -> None: ...
+
+    def record_release(self, ctx: Ctx, pool_id: UUID) -> None: ...
+
+
+class HoldsCapacity:
+    """The `CapacityHolder` half kept by an aggregate: `holds` maps a pool id to the
+    size held there (a migrating volume holds on two pools, anything else on at most
+    one). The aggregate defines `CapacityHeld(pool_id, size)` and
+    `CapacityGivenBack(pool_id)` events whose `apply` updates `holds`."""
+
+    holds: dict[str, int]
+
+    def held_on(self, pool_id: UUID) -> int | None:
+        return self.holds.get(str(pool_id))
+
+    def record_hold(self, ctx: Ctx, pool_id: UUID, size: int) -> None:
+        aggregate: Any = self  # a StorctlAggregate with the two events
+        aggregate.emit(aggregate.CapacityHeld, ctx, pool_id=pool_id, size=size)
+
+    def record_release(self, ctx: Ctx, pool_id: UUID) -> None:
+        aggregate: Any = self
+        aggregate.emit(aggregate.CapacityGivenBack, ctx, pool_id=pool_id)
+
+
 class StoragePool(StorctlAggregate):
+    """v2 (snapshot state): `allocated` and `objects` instead of the per-object
+    `reservations`, whose entries made before the holders kept their own record
+    live on in `legacy` until released."""
+
     TOPIC = "storctl.StoragePool"
+    class_version = 2
+    used = 0  # for snapshots taken before StatsReported existed
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        legacy = state.pop("reservations", {})
+        state["legacy"] = legacy
+        state["objects"] = len(legacy)
 
     class Event(StorctlAggregate.Event):
         TOPIC = "storctl.StoragePool.Event"
@@ -113,6 +189,17 @@ class StoragePool(StorctlAggregate):
         overprovision: float | None
         tags: list[str]
 
+    class StatsReported(Event):
+        """What a host that reaches the pool measured of its physical use (CloudStack's
+        GetStorageStatsAnswer, kept as `storage_pool.used_bytes`)."""
+
+        TOPIC = "storctl.StoragePool.StatsReported"
+        used: int
+        host: str
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.used = self.used
+
     class StatusChanged(Event):
         TOPIC = "storctl.StoragePool.StatusChanged"
         trigger: str
@@ -123,13 +210,25 @@ class StoragePool(StorctlAggregate):
             aggregate.status = self.to_status
 
     class CapacityReserved(Event):
+        """v2 added `kept_by_pool`: v1 reservations were recorded only by the pool,
+        so the pool keeps them (in `legacy`) until they are released; from v2 on the
+        holder keeps its own record and the pool only counts."""
+
         TOPIC = "storctl.StoragePool.CapacityReserved"
+        class_version = 2
         object_id: str
         size: int
+        kept_by_pool: bool
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["kept_by_pool"] = True
 
         def apply(self, aggregate: Any) -> None:
-            aggregate.reservations[self.object_id] = self.size
+            if self.kept_by_pool:
+                aggregate.legacy[self.object_id] = self.size
             aggregate.allocated += self.size
+            aggregate.objects += 1
 
     class CapacityReleased(Event):
         TOPIC = "storctl.StoragePool.CapacityReleased"
@@ -137,8 +236,9 @@ class StoragePool(StorctlAggregate):
         size: int
 
         def apply(self, aggregate: Any) -> None:
-            aggregate.reservations.pop(self.object_id, None)
+            aggregate.legacy.pop(self.object_id, None)
             aggregate.allocated -= self.size
+            aggregate.objects -= 1
 
     def __init__(
         self,
@@ -168,14 +268,26 @@ class StoragePool(StorctlAggregate):
         self.overprovision = overprovision
         self.tags = list(tags)
         self.status = PoolStatus.Up
-        self.reservations: dict[str, int] = {}
-        self.allocated = 0
+        self.used = 0  # physical bytes in use, as last reported by a host
+        self.allocated = 0  # bytes reserved, over every object on the pool
+        self.objects = 0  # volumes and template copies holding a reservation
+        # object id -> size, for reservations recorded before holders kept their own
+        # (upcast v1 events and snapshots); empty on a pool registered since
+        self.legacy: dict[str, int] = {}
 
     @classmethod
     def register(cls, ctx: Ctx, **fields: Any) -> StoragePool:
         return cls.create(cls.Registered, ctx, **fields)
 
     # ------------------------------------------------------------ status
+
+    def report_stats(self, ctx: Ctx, used: int, host: str) -> None:
+        if used < 0:
+            raise InvalidInput("used bytes", str(used), "a size of 0 or more")
+        self.emit(self.StatsReported, ctx, used=used, host=host)
+
+    def used_check(self, threshold: float) -> UsedCheck:
+        return UsedCheck(capacity=self.capacity, used=self.used, threshold=threshold)
 
     def change_status(self, ctx: Ctx, trigger: str) -> None:
         sources, dest = _STATUS_MOVES[trigger]
@@ -209,58 +321,79 @@ class StoragePool(StorctlAggregate):
             asking=size,
         )
 
+    def held_by(self, holder: CapacityHolder) -> int | None:
+        """What `holder` holds here: its own record, or the pool's from before."""
+        held = holder.held_on(self.id)
+        if held is None:
+            held = self.legacy.get(str(holder.id))
+        return held
+
     def reserve(
         self,
         ctx: Ctx,
-        object_id: str,
+        holder: CapacityHolder,
         size: int,
         threshold: float,
         default_factor: float,
     ) -> None:
-        """Reserve `size` for `object_id`, or refuse past the disable threshold."""
-        if object_id in self.reservations:
-            if self.reservations[object_id] == size:
+        """Reserve `size` for `holder`, or refuse past the disable threshold. The
+        caller saves `holder` with the pool."""
+        held = self.held_by(holder)
+        if held is not None:
+            if held == size:
                 return  # already held: a retried request changes nothing
             raise CapacityExceeded(
-                self.name, f"{object_id} already holds a reservation"
+                self.name, f"{holder.id} already holds a reservation"
             )
         if size < 0:
             raise CapacityExceeded(self.name, f"negative size {size}")
         check = self.check(size, threshold, default_factor)
         if not check.passes:
             raise CapacityExceeded(self.name, check.reason())
-        self.emit(self.CapacityReserved, ctx, object_id=object_id, size=size)
+        self._reserve(ctx, holder, size)
 
     def grow(
         self,
         ctx: Ctx,
-        object_id: str,
+        holder: CapacityHolder,
         new_size: int,
         threshold: float,
         default_factor: float,
     ) -> None:
         """Reserve more for an object that grows (a resize), checked like a new one."""
-        held = self.reservations.get(object_id, 0)
+        held = self.held_by(holder) or 0
         if new_size <= held:
             return
         check = self.check(new_size - held, threshold, default_factor)
         if not check.passes:
             raise CapacityExceeded(self.name, check.reason())
-        if held:
-            self.emit(self.CapacityReleased, ctx, object_id=object_id, size=held)
-        self.emit(self.CapacityReserved, ctx, object_id=object_id, size=new_size)
+        self.release(ctx, holder)
+        self._reserve(ctx, holder, new_size)
 
-    def shrink(self, ctx: Ctx, object_id: str, size: int) -> None:
+    def shrink(self, ctx: Ctx, holder: CapacityHolder, size: int) -> None:
         """Hold less for an object (a failed resize gives back what it reserved);
         less never overbooks, so there is nothing to check."""
-        held = self.reservations.get(object_id)
+        held = self.held_by(holder)
         if held is None or size >= held:
             return
-        self.emit(self.CapacityReleased, ctx, object_id=object_id, size=held)
-        self.emit(self.CapacityReserved, ctx, object_id=object_id, size=size)
+        self.release(ctx, holder)
+        self._reserve(ctx, holder, size)
 
-    def release(self, ctx: Ctx, object_id: str) -> None:
-        """Release what `object_id` holds; releasing nothing is a no-op."""
-        size = self.reservations.get(object_id)
-        if size is not None:
-            self.emit(self.CapacityReleased, ctx, object_id=object_id, size=size)
+    def release(self, ctx: Ctx, holder: CapacityHolder) -> None:
+        """Release what `holder` holds; releasing nothing is a no-op."""
+        size = self.held_by(holder)
+        if size is None:
+            return
+        self.emit(self.CapacityReleased, ctx, object_id=str(holder.id), size=size)
+        if holder.held_on(self.id) is not None:
+            holder.record_release(ctx, self.id)
+
+    def _reserve(self, ctx: Ctx, holder: CapacityHolder, size: int) -> None:
+        self.emit(
+            self.CapacityReserved,
+            ctx,
+            object_id=str(holder.id),
+            size=size,
+            kept_by_pool=False,
+        )
+        holder.record_hold(ctx, self.id, size)

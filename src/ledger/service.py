@@ -135,6 +135,19 @@ class Ledger(MigrationOperations):
 
         return self.atomic(decide, what=f"pool {ref}")[0]  # type: ignore[return-value]
 
+    def record_pool_stats(
+        self, ctx: Ctx, pool_id: UUID, used: int, host: str
+    ) -> StoragePool:
+        """What a host measured of a pool's physical use, on record for the
+        allocators' `pool.storage.capacity.disablethreshold` check."""
+
+        def decide() -> list[Aggregate]:
+            pool = self.load(StoragePool, pool_id)
+            pool.report_stats(ctx, used, host)
+            return [pool]
+
+        return self.atomic(decide, what="pool stats")[0]  # type: ignore[return-value]
+
     def pool_maintenance(self, ctx: Ctx, ref: str, *, enable: bool) -> StoragePool:
         """CloudStack's PrepareForMaintenance then Maintenance; or cancel it.
 
@@ -157,13 +170,13 @@ class Ledger(MigrationOperations):
 
         def decide() -> list[Aggregate | None]:
             pool = self.resolve(StoragePool, ref)
-            if pool.reservations:
+            if pool.objects:
                 raise IllegalTransition(
                     "StoragePool",
                     str(pool.id),
                     pool.status.name,
                     "Remove",
-                    why=f"{len(pool.reservations)} volumes or template copies on it",
+                    why=f"{pool.objects} volumes or template copies on it",
                 )
             pool.change_status(ctx, "Remove")
             zone_agg = self.zone(pool.zone_id)

@@ -329,7 +329,7 @@ class SnapshotOperations(Operations):
                 tags=tuple(source.tags),
                 pool_id=str(pool_id) if pool_id else None,
             )
-            decision, pool = self.place(ctx, volume, request)
+            decision, pool, cleaned = self.place(ctx, volume, request)
             if pool is None:
                 job.fail(ctx, no_pool_message(decision))
                 return [volume, job]
@@ -351,7 +351,7 @@ class SnapshotOperations(Operations):
                 ),
                 "CreateRequested",
             )
-            return [volume, job, pool]
+            return [volume, job, pool, *cleaned]
 
         return self._job_of(self.atomic(decide, what=f"volume create {name}"))
 

@@ -21,13 +21,22 @@ from ledger.commands import (
 )
 from ledger.errors import IllegalTransition
 from ledger.fsm import VOLUME
+from ledger.pool import HoldsCapacity
 from ledger.values import VolumeState, VolumeType
 
 
-class Volume(Commandable):
+class Volume(HoldsCapacity, Commandable):
+    """v2 (snapshot state) added `holds`: a v1 volume's reservation was recorded by
+    its pool, which keeps it as a legacy entry until it is released."""
+
     TOPIC = "storctl.Volume"
     SPEC = VOLUME
     KIND = "Volume"
+    class_version = 2
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        state["holds"] = {}
 
     class Event(StorctlAggregate.Event):
         TOPIC = "storctl.Volume.Event"
@@ -73,6 +82,25 @@ class Volume(Commandable):
             if self.from_pool_id is not None:
                 aggregate.last_pool_id = self.from_pool_id
             aggregate.pool_id = self.pool_id
+
+    class CapacityHeld(Event):
+        """This volume's half of a pool's `CapacityReserved`, in the same save."""
+
+        TOPIC = "storctl.Volume.CapacityHeld"
+        pool_id: UUID
+        size: int
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.holds[str(self.pool_id)] = self.size
+
+    class CapacityGivenBack(Event):
+        """This volume's half of a pool's `CapacityReleased`, in the same save."""
+
+        TOPIC = "storctl.Volume.CapacityGivenBack"
+        pool_id: UUID
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.holds.pop(str(self.pool_id), None)
 
     class CreateRequested(Requested, Event):
         TOPIC = "storctl.Volume.CreateRequested"
@@ -216,6 +244,7 @@ class Volume(Commandable):
         self.path: str | None = None
         self.decisions = 0
         self.snapshot_head: UUID | None = None  # the last snapshot backed up
+        self.holds: dict[str, int] = {}  # pool id -> bytes reserved there
 
     @classmethod
     def allocate(cls, ctx: Ctx, **fields: Any) -> Volume:

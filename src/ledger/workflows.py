@@ -107,7 +107,7 @@ class Workflows(Steps):
         template = self.ledger.load(Template, copy.object_id)
         out: Decided = [copy, pool]
         if not self._ok(event):
-            pool.release(ctx, str(copy.id))
+            pool.release(ctx, copy)
         for volume_id, job_id in copy.serve_waiters(ctx):
             volume = self.ledger.load(Volume, volume_id)
             vctx = Ctx(ctx.actor, job_id, ctx.causation_id)
@@ -115,6 +115,7 @@ class Workflows(Steps):
                 self.ledger.request_clone(vctx, volume, pool, template, copy)
                 out.append(volume)
             else:
+                copy.remove_child(vctx, volume_id)
                 out += self._undo_placement(
                     vctx,
                     volume,
@@ -132,6 +133,8 @@ class Workflows(Steps):
             return self.storage.snapshot_backup_destroyed(event, ctx, copy)
         if copy.object_type is DataObjectType.VOLUME:
             return self.storage.leftover_destroyed(event, ctx)
+        if copy.store_role is StoreRole.Primary:
+            return []  # storage cleanup: its reservation went back when it was chosen
         job = self._job(event)
         if job is None:
             return []
@@ -148,7 +151,7 @@ class Workflows(Steps):
     ) -> Decided:
         """CloudStack's failed create: the volume back to Allocated without a pool,
         its reservation released, the job failed with the agent's words."""
-        pool.release(ctx, str(volume.id))
+        pool.release(ctx, volume)
         volume.change_pool(ctx, None)
         out: Decided = [volume, pool]
         job = self.ledger.find(Job, UUID(ctx.job_id))
@@ -170,7 +173,10 @@ class Workflows(Steps):
             if volume.pool_id is None or event.trigger != "OperationFailed":
                 return []
             pool = self.ledger.load(StoragePool, volume.pool_id)
-            return self._undo_placement(ctx, volume, pool, self._details(event))
+            released = self.ledger.release_template_copy(ctx, volume)
+            return released + self._undo_placement(
+                ctx, volume, pool, self._details(event)
+            )
         if job is None:
             return []
         if job.cmd == "volume.attach":
@@ -202,8 +208,8 @@ class Workflows(Steps):
         volume = self.ledger.load(Volume, event.originator_id)
         if volume.pool_id is not None:
             pool = self.ledger.load(StoragePool, volume.pool_id)
-            pool.shrink(ctx, str(volume.id), int(job.params["previous"]))
-            out.append(pool)
+            pool.shrink(ctx, volume, int(job.params["previous"]))
+            out += [pool, volume]
         job.fail(ctx, f"resize failed: {self._details(event)}")
         return out
 
@@ -238,11 +244,16 @@ class Workflows(Steps):
         return out
 
     def volume_expunged(self, event: Any, ctx: Ctx) -> Decided:
+        out: Decided = []
+        if self._ok(event):
+            # its file is gone, and with it the last read of the template copy
+            volume = self.ledger.load(Volume, event.originator_id)
+            out += self.ledger.release_template_copy(ctx, volume)
         job = self._job(event)
         if job is None:
-            return []
+            return out
         if self._ok(event):
             job.succeed(ctx, {"state": event.to_state.name})
         else:
             job.fail(ctx, self._details(event))
-        return [job]
+        return [*out, job]

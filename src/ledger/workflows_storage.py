@@ -172,7 +172,7 @@ class StorageSteps(Steps):
             self.ledger.request_second_leg(ctx, volume, stage, target)
             return [volume]
         volume.fail_migration(ctx, self._details(event))
-        target.release(ctx, str(volume.id))
+        target.release(ctx, volume)
         out: Decided = [volume, target]
         if not job.settled:
             job.fail(
@@ -186,15 +186,18 @@ class StorageSteps(Steps):
         source = self.ledger.load(StoragePool, UUID(job.params["from"]))
         target = self.ledger.load(StoragePool, UUID(job.params["to"]))
         stage = self.ledger.find(DataObjectInStore, stage_id(volume.id, str(job.id)))
-        out: Decided = [source, target]
+        out: Decided = [source, target, volume]
         if stage is not None and stage.install_path and stage.pending is None:
             self.ledger.remove_stage(ctx, stage)
             out.append(stage)
         if self._ok(event):
-            source.release(ctx, str(volume.id))
+            source.release(ctx, volume)
+            # the copy on the target is full: the source pool's template copy is
+            # no longer read by it
+            out += self.ledger.release_template_copy(ctx, volume, source.id)
             out.append(self.ledger.remove_leftover(ctx, volume, source, None))
             return out  # the job settles when the source file is gone
-        target.release(ctx, str(volume.id))
+        target.release(ctx, volume)
         if not job.settled:
             job.fail(ctx, f"migration failed: {self._details(event)}")
             out.append(job)

@@ -18,7 +18,8 @@ from projections.view import reader
 
 _POOLS = (
     "SELECT uuid, name, scope, data_center_id, cluster_id, host_id, status,"
-    " capacity_bytes, allocated_bytes, overprovision_factor FROM storage_pool"
+    " capacity_bytes, used_bytes, allocated_bytes, overprovision_factor"
+    " FROM storage_pool"
     " WHERE data_center_id = ? AND removed IS NULL"
 )
 _TAGS = (
@@ -64,6 +65,32 @@ def pool_candidates(
             factor=float(row["overprovision_factor"]),
             volumes=volumes.get(row["uuid"], 0),
             has_template=row["uuid"] in cached,
+            used=int(row["used_bytes"] or 0),
         )
         for row in rows
     ]
+
+
+# CloudStack's `getUnusedTemplatesInPool`: a template copy is unused when no volume
+# that still has a file (not expunged) on the same pool was made from the template.
+_UNUSED = (
+    "SELECT r.id, r.pool_id FROM template_spool_ref r"
+    " JOIN storage_pool p ON p.uuid = r.pool_id"
+    " WHERE p.data_center_id = ? AND p.removed IS NULL AND r.state = 'Ready'"
+    " AND r.template_id <> ?"
+    " AND NOT EXISTS (SELECT 1 FROM volumes v WHERE v.pool_id = r.pool_id"
+    " AND v.template_id = r.template_id AND v.removed IS NULL)"
+)
+
+
+def unused_template_copies(
+    ledger: Any, zone_id: str, template_id: UUID | None
+) -> dict[str, list[UUID]]:
+    """Template copies storage cleanup may take, per pool (never a copy of the
+    template being placed)."""
+    catch_up(ledger)
+    out: dict[str, list[UUID]] = {}
+    with reader(ledger) as r:
+        for row in r.all(_UNUSED, [zone_id, str(template_id or "")]):
+            out.setdefault(row["pool_id"], []).append(UUID(row["id"]))
+    return out

@@ -116,6 +116,11 @@ def _pool_status(event: StoragePool.StatusChanged, db: Db) -> None:
 
 
 @project.register
+def _pool_stats(event: StoragePool.StatsReported, db: Db) -> None:
+    db.update("storage_pool", "uuid", str(event.originator_id), used_bytes=event.used)
+
+
+@project.register
 def _pool_reserved(event: StoragePool.CapacityReserved, db: Db) -> None:
     db.execute(
         "UPDATE storage_pool SET allocated_bytes = allocated_bytes + ? WHERE uuid = ?",

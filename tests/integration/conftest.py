@@ -126,6 +126,19 @@ class Storctl:
     def job(self, ref: str) -> dict[str, Any]:
         return self.ok("job", "show", ref)
 
+    def db_rows(self, sql: str, params: list[Any]) -> list[dict[str, Any]]:
+        """Rows of the projected tables, as the last command left them."""
+        from ledger.service import Ledger
+        from ledger.store import parse_db
+        from projections.view import reader
+
+        app = Ledger(env={**parse_db(self.db).env, "CREATE_TABLE": "n"})
+        try:
+            with reader(app) as r:
+                return [dict(row) for row in r.all(sql, params)]
+        finally:
+            app.close()
+
 
 @pytest.fixture
 def storctl_for() -> Callable[[str], Storctl]:

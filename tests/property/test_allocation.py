@@ -75,7 +75,7 @@ class Allocation(RuleBasedStateMachine):
             tags=tags,
             pool_id=str(self.pool_ids[pinned]) if pinned else None,
         )
-        decision, pool = self.ledger.place(c, volume, request)
+        decision, pool, _ = self.ledger.place(c, volume, request)
         self.ledger.save(volume, pool)
         # Every pool of the zone is named, exactly once, taken or refused.
         assert sorted(v.pool for v in decision.verdicts) == sorted(POOLS)
@@ -95,8 +95,8 @@ class Allocation(RuleBasedStateMachine):
             return
         volume = self.ledger.load(Volume, __import__("uuid").UUID(volume_id))
         pool = self.ledger.load(StoragePool, volume.pool_id)
-        pool.release(ctx(), volume_id)
-        self.ledger.save(pool)
+        pool.release(ctx(), volume)
+        self.ledger.save(pool, volume)
         del self.held[volume_id]
 
     @rule(

@@ -267,25 +267,24 @@ class System(RuleBasedStateMachine):
                 v.size
                 for v in volumes
                 if v.state is VolumeState.Migrating
-                and str(v.id) in pool.reservations
+                and v.held_on(pid) is not None
                 and v.pool_id != pid
             )
-            expected += sum(
-                pool.reservations.get(str(c.id), 0) for c in copies if c.store_id == pid
-            )
+            expected += sum(c.held_on(pid) or 0 for c in copies if c.store_id == pid)
             assert pool.allocated == expected, name
+            # the pool's totals are the sum of its holders' own records
+            holders = [h for h in [*volumes, *copies] if h.held_on(pid) is not None]
+            assert pool.objects == len(holders), name
+            assert pool.allocated == sum(h.held_on(pid) or 0 for h in holders), name
             assert pool.allocated <= THRESHOLD * pool.capacity * pool.factor(2.0) + 1
 
     @invariant()
     def a_volume_is_on_at_most_one_pool(self) -> None:
-        holders: dict[str, list[str]] = {}
-        for name, pid in self.pools.items():
-            for key in self.ledger.load(StoragePool, pid).reservations:
-                holders.setdefault(key, []).append(name)
         for vid in self.all_ids("storctl.Volume."):
             volume = self.ledger.load(Volume, vid)
             allowed = 2 if volume.state is VolumeState.Migrating else 1
-            assert len(holders.get(str(vid), [])) <= allowed
+            assert len(volume.holds) <= allowed
+            assert set(volume.holds) <= {str(pid) for pid in self.pools.values()}
 
     @invariant()
     def nothing_transitional_once_jobs_settled(self) -> None:

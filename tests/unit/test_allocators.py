@@ -6,7 +6,14 @@ import random
 
 import pytest
 
-from ledger.allocators import PoolView, Request, allocate, order, refusal
+from ledger.allocators import (
+    PoolView,
+    Request,
+    allocate,
+    collect_garbage,
+    order,
+    refusal,
+)
 from ledger.values import GiB, PoolStatus, Scope
 
 
@@ -24,6 +31,7 @@ def pool(
     volumes=0,
     has_template=False,
     zone="z1",
+    used=0,
 ):
     return PoolView(
         id=f"id-{name}",
@@ -39,6 +47,7 @@ def pool(
         factor=factor,
         volumes=volumes,
         has_template=has_template,
+        used=used,
     )
 
 
@@ -52,6 +61,17 @@ class TestRefusals:
     def test_capacity_past_threshold_is_refused_in_words(self):
         why = refusal(pool("p", allocated=8 * GiB), req(int(1.1 * GiB)), 0.85)
         assert why == "would reach 91% of 10 GiB, over the 85% threshold"
+
+    def test_physical_use_reaching_its_threshold_is_refused_in_words(self):
+        # checkUsagedSpace: used / capacity at or over the threshold refuses, even
+        # when the allocated size would pass
+        full = pool("p", used=int(8.5 * GiB))
+        assert refusal(full, req(GiB), 0.85, used_threshold=0.85) == (
+            "85% used on disk (8.50 GiB of 10 GiB), at or over the 85% used threshold"
+        )
+        assert refusal(full, req(GiB), 0.85, used_threshold=0.9) is None
+        assert refusal(pool("p", used=8 * GiB), req(GiB), 0.85) is None
+        assert refusal(pool("p", used=0), req(GiB), 0.85, used_threshold=0.0) is None
 
     def test_exactly_the_threshold_is_accepted(self):
         p = pool("p", capacity=100 * GiB, allocated=84 * GiB)
@@ -188,3 +208,46 @@ class TestOrderings:
             for s in range(30)
         }
         assert len(seen) > 1
+
+
+class TestGarbageCollecting:
+    """The last allocator: the chain again as if unused template copies were gone."""
+
+    def test_takes_the_pool_cleanup_frees_and_keeps_the_other_verdicts(self):
+        pools = [
+            pool("a", allocated=8 * GiB),  # cleanup frees too little here
+            pool("b", allocated=8 * GiB),  # and enough here
+            pool("c", status=PoolStatus.Maintenance),
+        ]
+        request = req(2 * GiB)
+        refused = allocate(request, pools, 0.85)
+        assert refused.chosen is None
+        decision = collect_garbage(
+            request, pools, {"id-a": GiB // 2, "id-b": 2 * GiB}, 0.85, refused
+        )
+        assert decision.chosen == "id-b"
+        by_pool = {v.pool: v for v in decision.verdicts}
+        assert by_pool["b"].allocator == "garbage"
+        assert by_pool["b"].reason == (
+            "taken after cleaning up unused template copies (2 GiB)"
+        )
+        assert by_pool["a"] == next(v for v in refused.verdicts if v.pool == "a")
+        assert by_pool["c"].reason == "in Maintenance"
+        assert len(decision.verdicts) == len(pools)
+
+    def test_a_pool_cleanup_cannot_make_suitable_stays_refused(self):
+        pools = [pool("a", allocated=8 * GiB, tags=("hdd",))]
+        request = req(GiB, tags=("ssd",))
+        refused = allocate(request, pools, 0.85)
+        assert collect_garbage(request, pools, {"id-a": 8 * GiB}, 0.85, refused) is (
+            refused
+        )
+
+    def test_nothing_to_clean_or_a_pool_already_chosen_changes_nothing(self):
+        pools = [pool("a", allocated=9 * GiB), pool("b")]
+        request = req(GiB)
+        refused = allocate(request, pools[:1], 0.85)
+        assert collect_garbage(request, pools[:1], {}, 0.85, refused) is refused
+        taken = allocate(request, pools, 0.85)
+        assert taken.chosen == "id-b"
+        assert collect_garbage(request, pools, {"id-a": GiB}, 0.85, taken) is taken

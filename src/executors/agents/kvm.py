@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from executors import qemu
-from executors.agents import kvm_snapshots
+from executors.agents import kvm_snapshots, kvm_stats
 from executors.agents.staging import AgentFailure
 from executors.agents.staging import remove as _remove
 from executors.agents.staging import staged as _staged
@@ -60,6 +60,7 @@ from ledger.commands import (
     DettachCommand,
     DownloadAnswer,
     DownloadCommand,
+    GetStorageStatsCommand,
     ImageStoreTO,
     PrimaryDataStoreTO,
     ResizeVolumeAnswer,
@@ -138,6 +139,8 @@ class _Job:
                 return self.check_disk(command)
             case ResizeVolumeCommand():
                 return self.resize(command)
+            case GetStorageStatsCommand():
+                return kvm_stats.storage_stats(command)
         answer = kvm_snapshots.run(self, command)
         if answer is not None:
             return answer

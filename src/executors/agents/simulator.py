@@ -29,6 +29,8 @@ from ledger.commands import (
     DettachCommand,
     DownloadAnswer,
     DownloadCommand,
+    GetStorageStatsAnswer,
+    GetStorageStatsCommand,
     ResizeVolumeAnswer,
     ResizeVolumeCommand,
     TemplateObjectTO,
@@ -116,6 +118,9 @@ def success_for(command: Any) -> Answer:
             downloadPct=100,
             checkSum=command.checksum,
         )
+    if isinstance(command, GetStorageStatsCommand):
+        # no disk: nothing is physically used (the allocated size still counts)
+        return GetStorageStatsAnswer(commandId=cid, result=True, details=note)
     if isinstance(command, ResizeVolumeCommand):
         return ResizeVolumeAnswer(
             commandId=cid, result=True, details=note, newSize=command.newSize

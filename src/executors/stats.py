@@ -1,0 +1,40 @@
+"""Pool statistics: ask a host that reaches the pool how much of it is in use.
+
+CloudStack's StatsCollector sends `GetStorageStatsCommand` synchronously and stores
+the answer in `storage_pool.used_bytes`; the allocators then refuse a pool whose
+physical use reaches `pool.storage.capacity.disablethreshold`. Here the answer is an
+event on the pool (`StatsReported`), so the figure the allocator used is on record.
+Nothing waits on a job: the command is read-only, and it runs where it is asked.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from executors import endpoints
+from executors.dispatcher import Dispatcher
+from ledger import transfer
+from ledger.base import Ctx
+from ledger.commands import GetStorageStatsCommand
+from ledger.errors import OperationFailed
+from ledger.pool import StoragePool
+from ledger.service import Ledger
+
+
+def collect(ledger: Ledger, ctx: Ctx, ref: str) -> StoragePool:
+    """Measure one pool through an endpoint and record what it reported."""
+    pool = ledger.resolve(StoragePool, ref)
+    command = GetStorageStatsCommand(
+        commandId=str(uuid.uuid4()), store=transfer.primary_to(pool)
+    )
+    choice = endpoints.select(ledger, command)
+    if choice.host is None:
+        raise OperationFailed(ctx.job_id, choice.reason)
+    answer = Dispatcher(ledger).run(choice.host, command)
+    if not answer.result:
+        raise OperationFailed(
+            ctx.job_id,
+            f"{choice.host.name} could not measure {pool.name}: {answer.details}",
+        )
+    used = int(getattr(answer, "usedBytes", 0))
+    return ledger.record_pool_stats(ctx, pool.id, used, choice.host.name)
