@@ -40,6 +40,9 @@ class ImageInfo:
     actual_size: int | None
     backing_file: str | None
     backing_format: str | None
+    # A qcow2 `data_file` keeps the guest's data in another file, named by path: like
+    # a backing file, a reference out of the image that a byte copy would carry along.
+    data_file: str | None = None
 
 
 def qemu_format(image_format: str) -> str:
@@ -174,12 +177,16 @@ def parse_info(json_text: str) -> ImageInfo:
     actual = data.get("actual-size")
     backing = data.get("backing-filename")
     backing_fmt = data.get("backing-filename-format")
+    specific = data.get("format-specific")
+    details = specific.get("data") if isinstance(specific, dict) else None
+    data_file = details.get("data-file") if isinstance(details, dict) else None
     return ImageInfo(
         format=fmt,
         virtual_size=virtual,
         actual_size=actual if isinstance(actual, int) else None,
         backing_file=backing if isinstance(backing, str) and backing else None,
         backing_format=backing_fmt if isinstance(backing_fmt, str) else None,
+        data_file=data_file if isinstance(data_file, str) and data_file else None,
     )
 
 

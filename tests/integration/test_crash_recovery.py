@@ -116,9 +116,10 @@ def test_killed_executor_does_not_block_the_next_one(sqlite_cli: Storctl) -> Non
 # ------------------------------------------------------------------ KVM
 
 SHIM = """#!/bin/sh
-# qemu-img, except that `convert` finishes its work and then never returns
-# (until killed): a worker killed now leaves a finished temporary file behind.
-if [ "$1" = convert ]; then
+# qemu-img, except that `check` (of the copied template, before its rename) finishes
+# and then never returns (until killed): a worker killed now leaves a finished
+# temporary file behind.
+if [ "$1" = check ]; then
     {real} "$@" || exit $?
     echo $$ > {marker}
     exec cat {fifo}
@@ -129,7 +130,7 @@ exec {real} "$@"
 
 @pytest.mark.qemu
 @pytest.mark.skipif(not shutil.which("qemu-img"), reason="needs qemu-img")
-def test_kvm_kill_mid_convert_leaves_no_part_file(tmp_path: Path) -> None:
+def test_kvm_kill_mid_copy_leaves_no_part_file(tmp_path: Path) -> None:
     from .test_deploy_kvm import KvmZone, qemu_info, qemu_io
 
     kvm = KvmZone(tmp_path)
@@ -137,7 +138,7 @@ def test_kvm_kill_mid_convert_leaves_no_part_file(tmp_path: Path) -> None:
     template = kvm.register("tiny")
     shim_dir = tmp_path / "bin"
     shim_dir.mkdir()
-    marker, fifo = tmp_path / "convert.pid", tmp_path / "convert.fifo"
+    marker, fifo = tmp_path / "check.pid", tmp_path / "check.fifo"
     os.mkfifo(fifo)
     shim = shim_dir / "qemu-img"
     shim.write_text(
@@ -154,7 +155,7 @@ def test_kvm_kill_mid_convert_leaves_no_part_file(tmp_path: Path) -> None:
         shim_pid = int(
             wait_for(
                 lambda: marker.exists() and marker.read_text().strip(),
-                what="qemu-img convert to finish writing its temporary file",
+                what="the template copy to finish writing its temporary file",
             )
         )
     finally:

@@ -1,7 +1,7 @@
 """A real ENOSPC: a pool on an 8 MiB tmpfs that claims 10G, and a template of 16 MiB.
 
 The ledger believes the pool has room (its capacity is what the operator said), so the
-allocator picks it; `qemu-img convert` of the template onto it then runs out of space.
+allocator picks it; the copy of the template onto it then runs out of space.
 CLI.md's exit 3: "insufficient space" in one line, the volume back to Allocated with
 no pool, the pool's allocated capacity as before, and nothing left on the tmpfs (no
 partial file, no `.part`).

@@ -7,6 +7,7 @@ fail on demand: a full disk, a hung command.
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import hashlib
 import http.server
@@ -15,11 +16,13 @@ import os
 import select
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from executors.agents import kvm
 from executors.agents.kvm import KvmAgent
 from executors.runner import (
     CommandTimedOut,
@@ -200,6 +203,18 @@ class TestDownload:
         assert "backing file" in answer.details
         assert not files_under(tmp_path / "secondary")
 
+    def test_template_with_an_external_data_file_is_refused(
+        self, agent, tmp_path, image_store
+    ):
+        evil, host_disk = tmp_path / "evil.qcow2", tmp_path / "host-disk"
+        qemu_img(
+            "create", "-f", "qcow2", "-o", f"data_file={host_disk}", str(evil), "1M"
+        )
+        answer = agent.handle(download(evil.as_uri(), image_store))
+        assert not answer.result
+        assert f"external data file '{host_disk}'" in answer.details
+        assert not files_under(tmp_path / "secondary")
+
     def test_http_url_is_fetched(self, agent, source, image_store):
         with serving(source.parent) as base:
             answer = agent.handle(
@@ -296,7 +311,7 @@ class TestTemplateAndClones:
         assert runner.count("create") == creates == 1
 
     def test_volume_copy_to_another_pool_flattens_the_clone(
-        self, agent, cached_template, pool, tmp_path
+        self, agent, runner, cached_template, pool, tmp_path
     ):
         assert agent.handle(
             CopyCommand("c-cl", template_on(pool, TMPL), volume_on(pool))
@@ -314,6 +329,174 @@ class TestTemplateAndClones:
         assert answer.newData.size == 64 * MiB
         assert "backing-filename" not in info(copy)
         assert qemu_io(copy, "read -P 0xab 0 64k").returncode == 0
+        assert runner.count("convert") == 1  # only a byte copy can't flatten
+
+
+class ScriptedCheck(CountingRunner):
+    """The real runner, except that `qemu-img check` exits with `code`."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__()
+        self.code = code
+
+    def run(self, argv, *, timeout, on_progress=None):
+        if argv[1] == "check":
+            self.calls.append(list(argv))
+            return Completed(self.code, "{}", "")
+        return super().run(argv, timeout=timeout, on_progress=on_progress)
+
+
+class Clock:
+    """`time` for the agent's module: the real clock, plus a jump on demand."""
+
+    def __init__(self) -> None:
+        self.ahead = 0.0
+
+    def monotonic(self) -> float:
+        return time.monotonic() + self.ahead
+
+
+def copy_template(agent, image_store, pool, **kw):
+    command = CopyCommand("c-cp", template_on(image_store), template_on(pool, None))
+    return agent.handle(command, **kw)
+
+
+@pytest.mark.qemu
+class TestStandaloneCopy:
+    """A qcow2 with nothing outside itself is copied as bytes, not re-encoded."""
+
+    def test_qcow2_template_is_copied_byte_for_byte(
+        self, agent, runner, source, image_store, pool
+    ):
+        assert agent.handle(download(source.as_uri(), image_store)).result
+        answer = copy_template(agent, image_store, pool)
+        assert answer.result, answer.details
+        cached = Path(pool.path) / TMPL
+        assert (
+            cached.read_bytes() == (image_store_dir(image_store) / INSTALL).read_bytes()
+        )
+        assert (runner.count("convert"), runner.count("check")) == (0, 1)
+        assert files_under(Path(pool.path)) == {cached}
+
+    def test_raw_template_is_converted_to_qcow2(self, agent, runner, tmp_path, pool):
+        store = ImageStoreTO("is-1", "secondary", f"file://{tmp_path / 'sec'}")
+        (tmp_path / "sec").mkdir()
+        raw = tmp_path / "disk.raw"
+        raw.write_bytes(b"\xab" * 65536 + b"\0" * (MiB - 65536))
+        install = f"template/tmpl/2/{TMPL}/{TMPL}.raw"
+        assert agent.handle(
+            download(raw.as_uri(), store, format="RAW", installPath=install)
+        ).result
+        answer = agent.handle(
+            CopyCommand(
+                "c-cp",
+                TemplateObjectTO(TMPL, "tmpl", "RAW", store, path=install),
+                template_on(pool, None),
+            )
+        )
+        assert answer.result, answer.details
+        cached = Path(pool.path) / TMPL
+        assert info(cached)["format"] == "qcow2"
+        assert qemu_io(cached, "read -P 0xab 0 64k").returncode == 0
+        assert (runner.count("convert"), runner.count("check")) == (1, 0)
+
+    def test_migration_copies_the_bytes_and_keeps_the_holes(
+        self, agent, runner, pool, tmp_path
+    ):
+        volume = Path(pool.path) / VOL
+        qemu_img("create", "-f", "qcow2", "-o", "preallocation=metadata",
+                 str(volume), str(256 * MiB))  # fmt: skip
+        assert qemu_io(volume, "write -P 0xab 0 64k").returncode == 0
+        (tmp_path / "pool2").mkdir()
+        pool2 = PrimaryDataStoreTO(
+            "p-2", "pool2", "Filesystem", str(tmp_path / "pool2")
+        )
+        answer = agent.handle(
+            CopyCommand("c-mv", volume_on(pool, path=VOL), volume_on(pool2))
+        )
+        assert answer.result, answer.details
+        copy = tmp_path / "pool2" / VOL
+        assert copy.read_bytes() == volume.read_bytes()
+        assert copy.stat().st_size == volume.stat().st_size > 256 * MiB
+        assert copy.stat().st_blocks * 512 < 4 * MiB  # the holes stayed holes
+        assert qemu_io(copy, "read -P 0xab 0 64k").returncode == 0
+        assert runner.count("convert") == 0
+
+    def test_leaked_clusters_are_accepted(self, source, image_store, pool):
+        runner = ScriptedCheck(3)
+        agent = KvmAgent(runner)
+        assert agent.handle(download(source.as_uri(), image_store)).result
+        assert copy_template(agent, image_store, pool).result
+        assert runner.count("convert") == 0
+
+    @pytest.mark.parametrize("code", [1, 2])
+    def test_a_copy_check_refuses_is_made_by_convert_instead(
+        self, source, image_store, pool, code
+    ):
+        runner = ScriptedCheck(code)
+        agent = KvmAgent(runner)
+        assert agent.handle(download(source.as_uri(), image_store)).result
+        answer = copy_template(agent, image_store, pool)
+        assert answer.result, answer.details
+        assert runner.count("convert") == 1
+        cached = Path(pool.path) / TMPL
+        assert files_under(Path(pool.path)) == {cached}
+        assert qemu_io(cached, "read -P 0xab 0 64k").returncode == 0
+
+    def test_without_copy_file_range_sendfile_copies(
+        self, agent, source, image_store, pool, monkeypatch
+    ):
+        def cross_device(*args):
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+        assert agent.handle(download(source.as_uri(), image_store)).result
+        monkeypatch.setattr(os, "copy_file_range", cross_device)
+        answer = copy_template(agent, image_store, pool)
+        assert answer.result, answer.details
+        cached = Path(pool.path) / TMPL
+        assert (
+            cached.read_bytes() == (image_store_dir(image_store) / INSTALL).read_bytes()
+        )
+
+    def test_full_pool_is_insufficient_space_and_leaves_nothing(
+        self, agent, source, image_store, pool, monkeypatch
+    ):
+        real = os.copy_file_range
+
+        def fills_up(src, dst, count, offset_src=None, offset_dst=None):
+            real(src, dst, min(count, 4096), offset_src, offset_dst)  # got this far
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        assert agent.handle(download(source.as_uri(), image_store)).result
+        monkeypatch.setattr(os, "copy_file_range", fills_up)
+        answer = copy_template(agent, image_store, pool)
+        assert not answer.result
+        assert answer.details.startswith("insufficient space: No space left on device")
+        assert "\n" not in answer.details
+        assert not files_under(Path(pool.path))
+
+    def test_deadline_mid_copy_is_a_timeout_and_leaves_nothing(
+        self, agent, source, image_store, pool, monkeypatch
+    ):
+        clock = Clock()
+        real = os.copy_file_range
+
+        def slow(*args):
+            clock.ahead += 3600  # this chunk took an hour
+            return real(*args)
+
+        assert agent.handle(download(source.as_uri(), image_store)).result
+        monkeypatch.setattr(kvm, "time", clock)
+        monkeypatch.setattr(kvm, "_COPY_CHUNK", 64 * 1024)
+        monkeypatch.setattr(os, "copy_file_range", slow)
+        command = CopyCommand(
+            "c-cp", template_on(image_store), template_on(pool, None), wait=30
+        )
+        answer = agent.handle(command)
+        assert not answer.result
+        assert answer.details.startswith("copy /")
+        assert answer.details.endswith("timed out after 30 s")
+        assert not files_under(Path(pool.path))
 
 
 @pytest.mark.qemu

@@ -165,6 +165,16 @@ CLONE = {
             {"format": "raw", "virtual-size": 5},
             qemu.ImageInfo("raw", 5, None, None, None),
         ),
+        (
+            {
+                **PLAIN,
+                "format-specific": {
+                    "type": "qcow2",
+                    "data": {"compat": "1.1", "data-file": "/dev/sda"},
+                },
+            },
+            qemu.ImageInfo("qcow2", 10485760, 200704, None, None, "/dev/sda"),
+        ),
     ],
 )
 def test_parse_info_reads_qemu_img_json(data, expected):
