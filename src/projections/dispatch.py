@@ -34,6 +34,23 @@ def project(event: object, db: Db) -> None:
     """Apply one event to the tables (journal aside). Unknown events: no table."""
 
 
+#: event class -> its handler, resolved once: `project`'s own cache is keyed by
+#: weak references (one made per call), a cost per event on a rebuild
+_HANDLERS: dict[type[Any], Step] = {}
+_RESOLVED_WITH = [0]  # the registry size `_HANDLERS` was filled with
+
+
+def handler(kind: type[Any]) -> Step:
+    """What `project` calls for an event of class `kind`."""
+    if len(project.registry) != _RESOLVED_WITH[0]:  # registered since
+        _HANDLERS.clear()
+        _RESOLVED_WITH[0] = len(project.registry)
+    found = _HANDLERS.get(kind)
+    if found is None:
+        found = _HANDLERS[kind] = project.dispatch(kind)
+    return found
+
+
 @project.register
 def _requested(event: Requested, db: Db) -> None:
     step(event, db)

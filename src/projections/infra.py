@@ -19,10 +19,12 @@ from ledger.host import Host
 from ledger.image_store import ImageStore
 from ledger.pool import OVERPROVISIONING_TYPES, StoragePool
 from ledger.values import PoolStatus
-from projections.db import Db, iso, text, to_json
+from projections.db import Counter, Db, iso, text, to_json
 from projections.dispatch import project
 
 FACTOR_KEY = "storage.overprovisioning.factor"
+#: summed per batch: one UPDATE per pool, not one per reservation (see `Db.add`)
+ALLOCATED: Counter = ("storage_pool", "uuid", "allocated_bytes")
 _OVERPROVISIONING = tuple(t.value for t in OVERPROVISIONING_TYPES)
 
 
@@ -122,18 +124,12 @@ def _pool_stats(event: StoragePool.StatsReported, db: Db) -> None:
 
 @project.register
 def _pool_reserved(event: StoragePool.CapacityReserved, db: Db) -> None:
-    db.execute(
-        "UPDATE storage_pool SET allocated_bytes = allocated_bytes + ? WHERE uuid = ?",
-        [event.size, str(event.originator_id)],
-    )
+    db.add(ALLOCATED, event.originator_id, event.size)
 
 
 @project.register
 def _pool_released(event: StoragePool.CapacityReleased, db: Db) -> None:
-    db.execute(
-        "UPDATE storage_pool SET allocated_bytes = allocated_bytes - ? WHERE uuid = ?",
-        [event.size, str(event.originator_id)],
-    )
+    db.add(ALLOCATED, event.originator_id, -event.size)
 
 
 # ---------------------------------------------------------------- image_store

@@ -11,7 +11,9 @@ fields), passwords redacted. `async_job` is CloudStack's: `job_status` 0 pending
 
 from __future__ import annotations
 
+import json
 from typing import Any
+from uuid import UUID
 
 from ledger.copies import DataObjectInStore
 from ledger.host import Host
@@ -22,7 +24,7 @@ from ledger.template import Template
 from ledger.values import JobStatus
 from ledger.vm import VirtualMachine
 from ledger.volume import Volume
-from projections.db import Db, iso, text, to_json
+from projections.db import Db, iso, redact, secret_key, text, to_json, uuid_text
 from projections.dispatch import aggregate_name, project
 
 JOURNAL_COLUMNS = (
@@ -95,6 +97,53 @@ def details(event: object) -> str:
 
 
 def journal_row(position: int, event: Any) -> tuple[Any, ...]:
+    """The `event_journal` row of `event`: what `_slow_row` computes, faster."""
+    kind = type(event)
+    shape = _SHAPES.get(kind)
+    if shape is None:
+        shape = _SHAPES[kind] = _Shape(event)
+    fields = event.__dict__
+    if fields.keys() != shape.names:  # stored before a field was added, say
+        return _slow_row(position, event)
+    parts = []
+    for prefix, name, secret in shape.details:
+        value = fields[name]
+        kind = type(value)
+        if secret:
+            parts.append(prefix + '"***"')
+        elif kind is str:
+            parts.append(prefix + _encode_str(redact(value) if "@" in value else value))
+        elif kind is int:
+            parts.append(prefix + int.__repr__(value))
+        elif value is None:
+            parts.append(prefix + "null")
+        elif kind is bool:
+            parts.append(prefix + ("true" if value else "false"))
+        elif kind is UUID:
+            parts.append(prefix + '"' + uuid_text(value) + '"')
+        else:
+            parts.append(prefix + _encode(redact(value)))
+    before, after = states(event) if shape.states is None else shape.states
+    return (
+        position,
+        iso(event.timestamp),
+        shape.object_type,
+        uuid_text(event.originator_id),
+        shape.event,
+        before,
+        after,
+        fields["actor"] if shape.actor else getattr(event, "actor", None),
+        fields["job_id"] if shape.job_id else getattr(event, "job_id", None),
+        fields["causation_id"]
+        if shape.causation_id
+        else getattr(event, "causation_id", None),
+        "{" + ",".join(parts) + "}",
+    )
+
+
+def _slow_row(position: int, event: Any) -> tuple[Any, ...]:
+    """The journal row by definition: `journal_row` must equal it for every event
+    (tests compare the two)."""
     before, after = states(event)
     return (
         position,
@@ -109,6 +158,44 @@ def journal_row(position: int, event: Any) -> tuple[Any, ...]:
         getattr(event, "causation_id", None),
         details(event),
     )
+
+
+_encode = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
+_encode_str = json.encoder.encode_basestring_ascii  # what `_encode` does to a str
+
+
+class _Shape:
+    """What a journal row of one event class needs that the class alone decides,
+    worked out once: about a third of a rebuild went into doing it per event.
+
+    `details` is the JSON `to_json` writes, key by key in sorted order, each with
+    its `"key":` prefix and whether `redact` hides it by its name; the value is
+    encoded per event (the common types inline, exactly as `json.dumps` writes
+    them; any other through `redact` and `json` as before).
+    """
+
+    def __init__(self, event: object) -> None:
+        kind = type(event)
+        fields = vars(event)
+        self.names = frozenset(fields)
+        self.object_type = aggregate_name(event)
+        self.event = kind.__name__
+        self.states: tuple[str | None, str | None] | None = None
+        moves = ("from_state", "from_status", "to_state", "to_status")
+        if kind in _INITIAL or kind in _SETTLED:
+            self.states = states(event)
+        elif not any(n in fields or hasattr(kind, n) for n in moves):
+            self.states = (None, None)
+        self.actor = "actor" in fields
+        self.job_id = "job_id" in fields
+        self.causation_id = "causation_id" in fields
+        self.details = tuple(
+            (_encode_str(name) + ":", name, secret_key(name))
+            for name in sorted(str(k) for k in fields if k not in _COLUMN_FIELDS)
+        )
+
+
+_SHAPES: dict[type[Any], _Shape] = {}
 
 
 def append(db: Db, rows: list[tuple[Any, ...]]) -> None:

@@ -30,6 +30,7 @@ def catch_up(
     if batch < 1:
         raise ValueError("batch must be at least 1")
     view = view_for(ledger)
+    decode = ledger.mapper.to_domain_event
     applied = 0
     while True:
         last = view.max_tracking_id(APPLICATION_NAME) or 0
@@ -40,7 +41,9 @@ def catch_up(
         )
         if not notifications:
             return applied
-        items = [(n.id, ledger.mapper.to_domain_event(n)) for n in notifications]
+        # Decoded one at a time as applied: a batch of decoded events held at once
+        # costs the garbage collector more than the decoding itself.
+        items = ((n.id, decode(n)) for n in notifications)
         try:
             apply_batch(view, items, notifications[-1].id)
         except IntegrityError:
@@ -49,7 +52,7 @@ def catch_up(
             if (view.max_tracking_id(APPLICATION_NAME) or 0) > last:
                 continue
             raise
-        applied += len(items)
+        applied += len(notifications)
         if len(notifications) < batch:
             return applied
 
@@ -62,7 +65,16 @@ def status(ledger: Application[Any]) -> dict[str, int]:
     return {"position": at, "head": head, "lag": max(head - at, 0)}
 
 
-def rebuild(ledger: Application[Any], batch: int = 500) -> int:
-    """Drop the tables and this follower's tracking row, then apply every event."""
-    view_for(ledger).reset()
-    return catch_up(ledger, batch=batch)
+def rebuild(ledger: Application[Any], batch: int = 5000) -> int:
+    """Drop the tables and this follower's tracking row, then apply every event.
+
+    Batches are ten times `catch_up`'s: nobody waits on a rebuild's next batch, and
+    each batch pays a commit and a tracking read. The secondary indexes are built
+    once at the end, cheaper than kept up row by row (a rebuild that stops midway
+    still builds them, or the next process start does)."""
+    view = view_for(ledger)
+    view.reset(indexes=False)
+    try:
+        return catch_up(ledger, batch=batch)
+    finally:
+        view.create_indexes()

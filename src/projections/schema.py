@@ -151,14 +151,16 @@ def index_name(table: Table, columns: tuple[str, ...]) -> str:
     return f"{table.name}_{'_'.join(columns)}_idx"
 
 
-def sqlite_ddl() -> list[str]:
-    """CREATE statements for SQLite (idempotent)."""
+def sqlite_ddl(*, tables: bool = True, indexes: bool = True) -> list[str]:
+    """CREATE statements for SQLite (idempotent): the tables, their secondary
+    indexes, or both (a rebuild creates the indexes after filling the tables)."""
     out: list[str] = []
     for table in TABLES:
-        out.append(
-            f"CREATE TABLE IF NOT EXISTS {table.name} {column_sql(table, 'sqlite')}"
-        )
-        for cols in table.indexes:
+        if tables:
+            out.append(
+                f"CREATE TABLE IF NOT EXISTS {table.name} {column_sql(table, 'sqlite')}"
+            )
+        for cols in table.indexes if indexes else ():
             out.append(
                 f"CREATE INDEX IF NOT EXISTS {index_name(table, cols)} "
                 f"ON {table.name} ({', '.join(cols)})"
@@ -166,7 +168,7 @@ def sqlite_ddl() -> list[str]:
     return out
 
 
-def postgres_ddl() -> list[tuple[str, str]]:
+def postgres_ddl(*, tables: bool = True, indexes: bool = True) -> list[tuple[str, str]]:
     """(template, table) pairs for PostgreSQL; `{0}` in a template is the schema.
 
     The caller formats `{0}` with a quoted schema identifier, so the tables land in
@@ -174,14 +176,15 @@ def postgres_ddl() -> list[tuple[str, str]]:
     """
     out: list[tuple[str, str]] = []
     for table in TABLES:
-        out.append(
-            (
-                f"CREATE TABLE IF NOT EXISTS {{0}}.{table.name} "
-                f"{column_sql(table, 'postgres')}",
-                table.name,
+        if tables:
+            out.append(
+                (
+                    f"CREATE TABLE IF NOT EXISTS {{0}}.{table.name} "
+                    f"{column_sql(table, 'postgres')}",
+                    table.name,
+                )
             )
-        )
-        for cols in table.indexes:
+        for cols in table.indexes if indexes else ():
             out.append(
                 (
                     f"CREATE INDEX IF NOT EXISTS {index_name(table, cols)} "

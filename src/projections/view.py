@@ -11,7 +11,7 @@ described in `schema.py` (CloudStack's `volumes`, `storage_pool`, ...).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any, ClassVar, Protocol
 from weakref import WeakKeyDictionary
@@ -29,7 +29,7 @@ from psycopg.sql import SQL, Composed, Identifier
 # Importing the family modules registers their handlers on `project`.
 from projections import infra, templates, volumes  # noqa: F401
 from projections.db import Db
-from projections.dispatch import project
+from projections.dispatch import handler
 from projections.journal import append, journal_row
 from projections.schema import TABLE_NAMES, Dialect, postgres_ddl, sqlite_ddl
 
@@ -46,7 +46,9 @@ class View(Protocol):
 
     def max_tracking_id(self, application_name: str) -> int | None: ...
 
-    def reset(self) -> None: ...
+    def reset(self, *, indexes: bool = True) -> None: ...
+
+    def create_indexes(self) -> None: ...
 
 
 class SQLiteProjectionView(SQLiteTrackingRecorder):
@@ -66,16 +68,22 @@ class SQLiteProjectionView(SQLiteTrackingRecorder):
     def record_tracking(self, db: Db, tracking: Tracking) -> None:
         self._insert_tracking(db.cursor, tracking)
 
-    def reset(self) -> None:
-        """Drop and recreate the tables; forget this follower's position."""
+    def reset(self, *, indexes: bool = True) -> None:
+        """Drop and recreate the tables; forget this follower's position. Without
+        `indexes`, the secondary indexes wait for `create_indexes`."""
         with self.datastore.transaction(commit=True) as cursor:
             for name in TABLE_NAMES:
                 cursor.execute(f"DROP TABLE IF EXISTS {name}")
-            for statement in self.create_table_statements:
+            for statement in sqlite_ddl(indexes=indexes):
                 cursor.execute(statement)
             cursor.execute(
                 "DELETE FROM tracking WHERE application_name = ?", (APPLICATION_NAME,)
             )
+
+    def create_indexes(self) -> None:
+        with self.datastore.transaction(commit=True) as cursor:
+            for statement in sqlite_ddl(tables=False):
+                cursor.execute(statement)
 
 
 class PostgresProjectionView(PostgresTrackingRecorder):
@@ -89,6 +97,14 @@ class PostgresProjectionView(PostgresTrackingRecorder):
             for template, _ in postgres_ddl()
         ]
         self.sql_create_statements.extend(self.ddl)
+        self.table_ddl: list[Composed] = [
+            SQL(template).format(schema)  # type: ignore[arg-type]
+            for template, _ in postgres_ddl(indexes=False)
+        ]
+        self.index_ddl: list[Composed] = [
+            SQL(template).format(schema)  # type: ignore[arg-type]
+            for template, _ in postgres_ddl(tables=False)
+        ]
         self.search_path = SQL("SET LOCAL search_path TO {0}").format(schema)
 
     @contextmanager
@@ -102,15 +118,21 @@ class PostgresProjectionView(PostgresTrackingRecorder):
     def record_tracking(self, db: Db, tracking: Tracking) -> None:
         self._insert_tracking(db.cursor, tracking)
 
-    def reset(self) -> None:
-        """Drop and recreate the tables; forget this follower's position."""
+    def create_indexes(self) -> None:
+        with self.datastore.transaction(commit=True) as cursor:
+            for statement in self.index_ddl:
+                cursor.execute(statement)
+
+    def reset(self, *, indexes: bool = True) -> None:
+        """Drop and recreate the tables; forget this follower's position. Without
+        `indexes`, the secondary indexes wait for `create_indexes`."""
         schema = Identifier(self.datastore.schema)
         with self.datastore.transaction(commit=True) as cursor:
             for name in TABLE_NAMES:
                 cursor.execute(
                     SQL("DROP TABLE IF EXISTS {0}.{1}").format(schema, Identifier(name))
                 )
-            for statement in self.ddl:
+            for statement in self.ddl if indexes else self.table_ddl:
                 cursor.execute(statement)
             cursor.execute(
                 SQL("DELETE FROM {0}.{1} WHERE application_name = %s").format(
@@ -145,7 +167,7 @@ def view_for(ledger: Application[Any]) -> View:
     return view
 
 
-def apply_batch(view: View, items: Sequence[tuple[int, Any]], last_id: int) -> None:
+def apply_batch(view: View, items: Iterable[tuple[int, Any]], last_id: int) -> None:
     """Apply (position, event) pairs and record `last_id`, all in one transaction.
 
     The tracking row is written first: it takes the write lock at once (no stale
@@ -154,12 +176,18 @@ def apply_batch(view: View, items: Sequence[tuple[int, Any]], last_id: int) -> N
     """
     with view.view_transaction(commit=True) as db:
         view.record_tracking(db, Tracking(APPLICATION_NAME, last_id))
-        rows = []
-        for position, event in items:
-            db.position = position
-            rows.append(journal_row(position, event))
-            project(event, db)
-        append(db, rows)
+        apply_items(db, items)
+
+
+def apply_items(db: Db, items: Iterable[tuple[int, Any]]) -> None:
+    """Apply (position, event) pairs to the tables through `db` (no tracking)."""
+    rows = []
+    for position, event in items:
+        db.position = position
+        rows.append(journal_row(position, event))
+        handler(type(event))(event, db)
+    append(db, rows)
+    db.flush()
 
 
 class Reader:
