@@ -1,0 +1,147 @@
+"""The `storctl` click group: global options, lazy nouns, and where errors become exits.
+
+Exit codes (CLI.md): 0 done; 1 a bug (traceback); 2 refused, nothing written; 3 the
+operation ran and failed, the failure recorded. Noun modules are imported only when
+their command runs; `storctl` and `storctl --help` are answered by `cli.main`
+without importing this module (or click) at all.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any
+
+import click
+
+from cli.main import NOUNS
+
+# click >= 8.2 answers a bare group with this UsageError, whose message is the help;
+# 8.1 printed the help itself and exited 0.
+_NO_ARGS: type[click.UsageError] = getattr(
+    click.exceptions, "NoArgsIsHelpError", type("_Never", (click.UsageError,), {})
+)
+
+
+class ExitError(click.ClickException):
+    """A `StorctlError` on its way out: one line on stderr, the tree's exit code."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.exit_code = code  # type: ignore[misc]
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"storctl: {one_line(self.format_message())}", err=True)
+
+
+def one_line(text: str) -> str:
+    """Whatever an operator typed (newlines, control characters) is shown escaped,
+    so a refusal is always exactly one line."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+class StorctlGroup(click.Group):
+    """Loads nouns lazily and translates the error tree in one place."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *NOUNS])
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in NOUNS:
+            module = importlib.import_module(NOUNS[name][0])
+            cmd: click.Command = module.cli
+            return cmd
+        return super().get_command(ctx, name)
+
+    def format_commands(
+        self, ctx: click.Context, formatter: click.HelpFormatter
+    ) -> None:
+        rows = [(name, NOUNS[name][1]) for name in sorted(NOUNS)]
+        rows += [
+            (name, (cmd.get_short_help_str(60)))
+            for name, cmd in sorted(self.commands.items())
+        ]
+        with formatter.section("Commands"):
+            formatter.write_dl(sorted(rows))
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        """Click's usage errors in CLI.md's shape: one line on stderr, exit 2."""
+        kwargs["standalone_mode"] = False
+        try:
+            rv = super().main(*args, **kwargs)
+        except _NO_ARGS as exc:  # bare `storctl`: click's whole help, on stderr
+            click.echo(exc.format_message(), err=True)
+            sys.exit(2)
+        except click.UsageError as exc:
+            where = exc.ctx.command_path if exc.ctx else "storctl"
+            click.echo(
+                f"storctl: {one_line(exc.format_message())} (see: {where} --help)",
+                err=True,
+            )
+            sys.exit(2)
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("storctl: aborted", err=True)
+            sys.exit(1)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from ledger.errors import StorctlError
+
+        try:
+            return super().invoke(ctx)
+        except StorctlError as exc:
+            raise ExitError(str(exc), exc.exit_code) from exc
+
+
+@click.group(cls=StorctlGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--db",
+    envvar="STORCTL_DB",
+    metavar="URL",
+    help="sqlite:///path/file.db, a file path, or postgresql://user@host:port/db "
+    "[env STORCTL_DB; default $XDG_DATA_HOME/storctl/ledger.db]",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Choice(["table", "json", "csv"]),
+    default=None,
+    help="Output format (default: table on a terminal, json otherwise).",
+)
+@click.option("--actor", metavar="NAME", help="Who is asking (default: login name).")
+@click.option(
+    "--async",
+    "run_async",
+    is_flag=True,
+    help='Operations return {"jobid": ...} at once instead of waiting.',
+)
+@click.version_option("0.1.0", prog_name="storctl")
+@click.pass_context
+def cli(
+    ctx: click.Context,
+    db: str | None,
+    output: str | None,
+    actor: str | None,
+    run_async: bool,  # noqa: FBT001 - click passes flags positionally
+) -> None:
+    """Event-sourced CloudStack storage: pools, templates, volumes, snapshots.
+
+    Every change is an append-only event guarded by CloudStack's state machines;
+    the tables you know (volumes, storage_pool, ...) are projections of them.
+
+    \b
+    Example:
+      storctl --db /tmp/lab.db host add kvm-01 --zone z1 --cluster c1
+      storctl --db /tmp/lab.db pool add gold --zone z1 --cluster c1 \\
+              --path /srv/gold --capacity 100G
+      storctl --db /tmp/lab.db -o json pool list
+    """
+    from cli.context import AppContext
+
+    if output is None:
+        output = "table" if sys.stdout.isatty() else "json"
+    ctx.obj = AppContext(db_url=db, output=output, actor=actor, run_async=run_async)
+    ctx.call_on_close(ctx.obj.close)
