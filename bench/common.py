@@ -143,7 +143,8 @@ def open_ledger(url: str, cls: Any = None, **env: str) -> Any:
     CLI wires it (candidates from the projected `storage_pool`)."""
     from ledger.service import Ledger
     from ledger.store import ddl_lock, parse_db, prepare
-    from projections.candidates import pool_candidates
+    from projections.candidates import pool_candidates, unused_template_copies
+    from projections.placement import find_suitable
     from projections.view import view_for
 
     db = parse_db(url)
@@ -152,6 +153,8 @@ def open_ledger(url: str, cls: Any = None, **env: str) -> Any:
         app = (cls or Ledger)(env={**db.env, **env})
         view_for(app)
     app.pool_source = pool_candidates
+    app.copy_source = unused_template_copies
+    app.suitable_source = find_suitable
     return app
 
 

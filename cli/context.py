@@ -34,6 +34,7 @@ class AppContext:
             db = self.db
             prepare(db)
             from projections.candidates import pool_candidates, unused_template_copies
+            from projections.placement import find_suitable
             from projections.view import view_for
 
             # On PostgreSQL, CREATE ... IF NOT EXISTS from processes starting together
@@ -48,6 +49,7 @@ class AppContext:
                     view_for(self._ledger)
             self._ledger.pool_source = pool_candidates
             self._ledger.copy_source = unused_template_copies
+            self._ledger.suitable_source = find_suitable
         return self._ledger
 
     def ctx(self) -> Ctx:

@@ -22,6 +22,10 @@ from cli.output import emit, say
 def cli(ref: str, show_all: bool) -> None:  # noqa: FBT001 - click passes flags so
     """The allocation decision for a volume: every pool, taken or refused, and why.
 
+    Pools the database found suitable together (all but the one taken, or those a
+    later allocator would have judged) are one row that counts them; the JSON lists
+    their ids under `pool_ids`.
+
     \b
     Example:
       storctl why data-1
@@ -41,6 +45,7 @@ def cli(ref: str, show_all: bool) -> None:  # noqa: FBT001 - click passes flags 
         return
     shown = decisions if show_all else decisions[-1:]
     docs = [_doc(str(vid), d) for d in shown]
+    _name_groups(a, docs)
     if a.output == "json":
         emit(a.output, docs if show_all else docs[0])
         return
@@ -51,11 +56,45 @@ def cli(ref: str, show_all: bool) -> None:  # noqa: FBT001 - click passes flags 
             f"zone {req['zone_id']}, cluster {req['cluster_id'] or '-'}: "
             + (f"pool {_taken(doc)} taken" if doc["chosen"] else "no suitable pool")
         )
-        emit(a.output, doc["verdicts"], ["pool", "allocator", "taken", "reason"])
+        rows = [_row(v) for v in doc["verdicts"]]
+        emit(a.output, rows, ["pool", "allocator", "taken", "reason"])
+
+
+def _row(verdict: dict[str, Any]) -> dict[str, Any]:
+    """A table row; pools judged together are one row that names a few or counts
+    many (the JSON has every id in `pool_ids` and name in `pool_names`)."""
+    if "pool_ids" not in verdict:
+        return verdict
+    names = verdict.get("pool_names") or []
+    shown = ", ".join(names) if 0 < len(names) <= 3 else f"{verdict['pools']:,} pools"
+    return {**verdict, "pool": shown}
+
+
+def _name_groups(a: Any, docs: list[dict[str, Any]]) -> None:
+    """The names of grouped pools, from the projected `storage_pool` table (the
+    event keeps ids only, to stay small with 10,000 pools)."""
+    groups = [v for doc in docs for v in doc["verdicts"] if "pool_ids" in v]
+    if not groups:
+        return
+    with a.reader() as r:
+        names = {
+            row["uuid"]: row["name"]
+            for row in r.all("SELECT uuid, name FROM storage_pool", [])
+        }
+    for doc in docs:
+        doc["verdicts"] = [
+            {**v, "pool_names": [names.get(i, i) for i in v["pool_ids"]]}
+            if "pool_ids" in v
+            else v
+            for v in doc["verdicts"]
+        ]
 
 
 def _taken(doc: dict[str, Any]) -> str:
-    return next((v["pool"] for v in doc["verdicts"] if v["taken"]), str(doc["chosen"]))
+    return next(
+        (v["pool"] for v in doc["verdicts"] if v["taken"] and "pool" in v),
+        str(doc["chosen"]),
+    )
 
 
 def _doc(volume_id: str, event: Any) -> dict[str, Any]:

@@ -80,11 +80,23 @@ class Verdict:
     reason: str
 
 
+@dataclass(frozen=True)
+class Group:
+    """Pools that share one verdict and were judged together by the read side (every
+    suitable pool but the one taken, say), named by id: with 10,000 pools a line per
+    pool would make each decision a megabyte of events."""
+
+    allocator: str
+    reason: str
+    pool_ids: tuple[str, ...]
+
+
 @dataclass
 class Decision:
     request: Request
     verdicts: list[Verdict] = field(default_factory=list)
     chosen: str | None = None
+    groups: list[Group] = field(default_factory=list)
 
     def verdict_dicts(self) -> list[dict[str, Any]]:
         # by hand: dataclasses.asdict deep-copies, and 10,000 pools made it the
@@ -98,7 +110,24 @@ class Decision:
                 "reason": v.reason,
             }
             for v in self.verdicts
+        ] + [
+            {
+                "pools": len(g.pool_ids),
+                "pool_ids": list(g.pool_ids),
+                "allocator": g.allocator,
+                "taken": False,
+                "reason": g.reason,
+            }
+            for g in self.groups
+            if g.pool_ids
         ]
+
+    def expanded(self) -> dict[str, tuple[str, bool, str]]:
+        """pool id -> (allocator, taken, reason), groups spelled out."""
+        out = {v.pool_id: (v.allocator, v.taken, v.reason) for v in self.verdicts}
+        for g in self.groups:
+            out.update({pid: (g.allocator, False, g.reason) for pid in g.pool_ids})
+        return out
 
     def summary(self) -> str:
         if self.chosen:
@@ -171,6 +200,19 @@ def order(pools: list[PoolView], algorithm: str, rng: random.Random) -> list[Poo
     return list(pools)  # firstfit and userconcentratedpod_firstfit: as listed
 
 
+def pick(suitable: Sequence[PoolView], algorithm: str, rng: random.Random) -> PoolView:
+    """`vm.allocation.algorithm`: which of the suitable pools (listed by name) is
+    taken. The same rule the read side applies in SQL (`projections.placement`)."""
+    if algorithm in ("random", "userconcentratedpod_random"):
+        # by id: the read side draws from the ids it already holds
+        return sorted(suitable, key=lambda p: p.id)[rng.randrange(len(suitable))]
+    if algorithm == "firstfitleastconsumed":
+        return min(suitable, key=lambda p: p.allocated / (p.capacity * p.factor))
+    if algorithm == "userdispersing":
+        return min(suitable, key=lambda p: p.volumes)
+    return suitable[0]  # firstfit and userconcentratedpod_firstfit
+
+
 def chain(request: Request) -> list[str]:
     if request.pool_id is not None:
         return ["requested"]
@@ -200,26 +242,26 @@ def allocate(
                 for p in listed
                 if p.id not in judged and scope_refusal(p, request, allocator) is None
             ]
-        for pool in order(candidates, algorithm, rng):
+        suitable: list[PoolView] = []
+        for pool in candidates:
             why = refusal(pool, request, threshold, used_threshold)
-            if why is None and decision.chosen is None:
-                decision.chosen = pool.id
-                judged[pool.id] = Verdict(
-                    pool.id, pool.name, allocator, taken=True, reason="taken"
-                )
-            elif why is None:
-                judged[pool.id] = Verdict(
-                    pool.id,
-                    pool.name,
-                    allocator,
-                    taken=False,
-                    reason="suitable, another was first",
-                )
+            if why is None:
+                suitable.append(pool)
             else:
                 judged[pool.id] = Verdict(
                     pool.id, pool.name, allocator, taken=False, reason=why
                 )
-        if decision.chosen is not None:
+        if suitable:
+            decision.chosen = pick(suitable, algorithm, rng).id
+            for pool in suitable:
+                taken = pool.id == decision.chosen
+                judged[pool.id] = Verdict(
+                    pool.id,
+                    pool.name,
+                    allocator,
+                    taken=taken,
+                    reason="taken" if taken else SUITABLE,
+                )
             break
     for pool in listed:
         if pool.id not in judged:
@@ -234,6 +276,66 @@ def allocate(
     return decision
 
 
+SUITABLE = "suitable, another was first"
+NOT_REACHED = "not reached: an earlier allocator found a pool"
+
+
+@dataclass(frozen=True)
+class Suitable:
+    """What the read side found for one allocator of the chain: the ids of every
+    pool in its scope that passes every rule, and the one `pick` takes among them."""
+
+    allocator: str
+    pool_ids: tuple[str, ...]
+    taken: PoolView | None
+
+
+def allocate_found(
+    request: Request,
+    found: Sequence[Suitable],
+    others: Sequence[PoolView],
+    threshold: float,
+    used_threshold: float = 0.85,
+) -> Decision | None:
+    """The chain's decision when the read side found the suitable pools (`found`,
+    per allocator, in chain order) and handed over every other pool of the zone
+    (`others`) to be judged here, one by one, in the same words as `allocate`.
+    The result names every pool exactly as `allocate` over all of them would; None
+    when `others` holds a suitable pool after all (the two sides disagree: the
+    caller judges every pool itself)."""
+    stages = chain(request)
+    winner = next((i for i, s in enumerate(found) if s.taken is not None), None)
+    judged = allocate(request, others, threshold, used_threshold=used_threshold)
+    if judged.chosen is not None:
+        return None
+    if winner is None:
+        return judged
+    won = found[winner]
+    assert won.taken is not None
+    later = stages[stages.index(won.allocator) + 1 :]
+    by_id = {p.id: p for p in others}
+    verdicts = []
+    for v in judged.verdicts:
+        if any(scope_refusal(by_id[v.pool_id], request, a) is None for a in later):
+            v = Verdict(v.pool_id, v.pool, "scope", taken=False, reason=NOT_REACHED)
+        verdicts.append(v)
+    taken = Verdict(
+        won.taken.id, won.taken.name, won.allocator, taken=True, reason="taken"
+    )
+    rest = list(won.pool_ids)
+    if taken.pool_id in rest:
+        rest.remove(taken.pool_id)
+    groups = [Group(won.allocator, SUITABLE, tuple(rest))] + [
+        Group("scope", NOT_REACHED, s.pool_ids) for s in found[winner + 1 :]
+    ]
+    return Decision(
+        request=request,
+        verdicts=[taken, *verdicts],
+        chosen=taken.pool_id,
+        groups=[g for g in groups if g.pool_ids],
+    )
+
+
 def _unreached(pool: PoolView, request: Request, *, decided: bool) -> str:
     """Why no allocator of the chain judged `pool`."""
     if pool.zone_id != request.zone_id:
@@ -244,7 +346,7 @@ def _unreached(pool: PoolView, request: Request, *, decided: bool) -> str:
         scope_refusal(pool, request, a) is None for a in ("cluster", "zone")
     ) or (request.local and scope_refusal(pool, request, "local") is None)
     if decided and in_some_scope:
-        return "not reached: an earlier allocator found a pool"
+        return NOT_REACHED
     if pool.scope is Scope.HOST:
         if not request.local:
             return "local storage, and the disk does not ask for it"

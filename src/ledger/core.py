@@ -85,6 +85,9 @@ class LedgerCore(Application[UUID]):
     #: Where allocators read candidate pools; None reads the aggregates. The CLI sets
     #: it to the projected table, so the ledger never imports the read side.
     pool_source: Callable[[Any, str, UUID | None], list[Any]] | None = None
+    #: Where allocators find the suitable pools without judging each in Python
+    #: (`projections.placement.find_suitable`); None judges every pool.
+    suitable_source: Callable[..., tuple[list[Any], list[Any]]] | None = None
     #: Where storage cleanup finds template copies on the zone's pools that no volume
     #: uses, as {pool id: [copy id]}; None finds none. Each is confirmed on its
     #: aggregate before it is destroyed.

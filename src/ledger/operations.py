@@ -21,7 +21,9 @@ from ledger.allocators import (
     PoolView,
     Request,
     allocate,
+    allocate_found,
     collect_garbage,
+    refusal,
 )
 from ledger.base import Ctx
 from ledger.commands import (
@@ -97,7 +99,9 @@ class Operations(LedgerCore):
             for pid in zone.pools
         ]
 
-    def view_of(self, pool: StoragePool, template_id: UUID | None) -> PoolView:
+    def view_of(
+        self, pool: StoragePool, template_id: UUID | None, factor: float | None = None
+    ) -> PoolView:
         copy = (
             self.template_copy(template_id, pool.id)[1]
             if template_id is not None
@@ -116,7 +120,7 @@ class Operations(LedgerCore):
             tags=tuple(pool.tags),
             capacity=pool.capacity,
             allocated=pool.allocated,
-            factor=pool.factor(self._factor()),
+            factor=pool.factor(self._factor() if factor is None else factor),
             volumes=pool.objects,
             has_template=has_template,
             used=pool.used,
@@ -138,27 +142,52 @@ class Operations(LedgerCore):
         stale one and the chain runs again, so the recorded decision is the true one.
         """
         template_id = template.id if template else None
-        views = {v.id: v for v in self.pool_views(volume.zone_id, template_id)}
-        algorithm = str(self.settings().get("vm.allocation.algorithm"))
-        threshold, factor = self._threshold(), self._factor()
-        for _ in range(len(views) + 1):
-            decision = allocate(
-                request,
-                list(views.values()),
-                threshold,
-                algorithm,
-                seed=volume.id.int & 0xFFFF,
-                used_threshold=self._used_threshold(),
+        settings = self.settings()  # once: each read loads the Config aggregate
+        algorithm = str(settings.get("vm.allocation.algorithm"))
+        threshold = float(
+            settings.get("pool.storage.allocated.capacity.disablethreshold")
+        )
+        factor = float(settings.get("storage.overprovisioning.factor"))
+        used_threshold = float(settings.get("pool.storage.capacity.disablethreshold"))
+        seed = volume.id.int & 0xFFFF
+        decision: Decision | None = None
+        views: dict[str, PoolView] | None = None
+        if self.suitable_source is not None:
+            # the read side finds the suitable pools; the chosen one's aggregate
+            # confirms, or every pool is judged below
+            found, others = self.suitable_source(
+                self, request, template_id, threshold, used_threshold, algorithm, seed
             )
-            if decision.chosen is None:
-                break
-            pool = self.load(StoragePool, UUID(decision.chosen))
-            fresh = self.view_of(pool, template_id)
-            if fresh == views[decision.chosen]:
-                break
-            views[decision.chosen] = fresh  # the projection was behind: judge again
+            quick = allocate_found(request, found, others, threshold, used_threshold)
+            if quick is not None and quick.chosen is not None:
+                pool = self.load(StoragePool, UUID(quick.chosen))
+                fresh = self.view_of(pool, template_id, factor)
+                if refusal(fresh, request, threshold, used_threshold) is None:
+                    decision = quick
+            elif quick is not None:
+                views = {v.id: v for v in others}  # nothing suitable: all are here
+        if decision is None:
+            if views is None:
+                views = {v.id: v for v in self.pool_views(volume.zone_id, template_id)}
+            for _ in range(len(views) + 1):
+                decision = allocate(
+                    request,
+                    list(views.values()),
+                    threshold,
+                    algorithm,
+                    seed=seed,
+                    used_threshold=used_threshold,
+                )
+                if decision.chosen is None:
+                    break
+                pool = self.load(StoragePool, UUID(decision.chosen))
+                fresh = self.view_of(pool, template_id, factor)
+                if fresh == views[decision.chosen]:
+                    break
+                views[decision.chosen] = fresh  # the projection was behind: again
+        assert decision is not None
         cleaned: list[Aggregate] = []
-        if decision.chosen is None:
+        if decision.chosen is None and views is not None:
             decision, pool, cleaned = self._collect_garbage(
                 ctx, volume, request, template_id, list(views.values()), decision
             )
