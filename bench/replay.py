@@ -22,10 +22,10 @@ baseline for both: reading the same notifications (`select_notifications`, batch
 from __future__ import annotations
 
 import time
-import uuid
 from typing import Any
 
 from bench.common import Figure, Options, database, open_ledger
+from bench.load import Holder
 
 POOLS = 50
 #: events per save: one big transaction on SQLite; on PostgreSQL a save of 20,000
@@ -68,9 +68,9 @@ def generate(app: Any, events: int, per_save: int) -> int:
         pending = 0
         while pending < min(per_save, events - written):
             pool = pools[pending // 2 % POOLS]
-            object_id = str(uuid.uuid4())
-            pool.reserve(ctx, object_id, 1 << 30, 0.99, 1.0)
-            pool.release(ctx, object_id)
+            holder = Holder()
+            pool.reserve(ctx, holder, 1 << 30, 0.99, 1.0)
+            pool.release(ctx, holder)
             pending += 2
         app.save(*pools)
         written += pending
