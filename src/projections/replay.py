@@ -3,25 +3,31 @@
 CloudStack can only show its tables as they are now; here every table is a fold of
 the log, so a prefix of the log gives the tables as they were then. `replay_into`
 copies the stored events of the prefix, byte for byte and in order, into a fresh
-ledger, marks its followers (workflows, dispatchers) as done so no command is sent
-to an agent again, and catches its projections up: the whole CLI then reads it with
-`--db FILE`. A prefix is always a consistent state (every save is one transaction),
-which is why a time is turned into the prefix before the first event after it.
+ledger, projects its tables and marks its followers (workflows, dispatchers) as done
+so no command is sent to an agent again, all in one transaction: the whole CLI then
+reads it with `--db FILE`. A prefix is always a consistent state (every save is one
+transaction), which is why a time is turned into the prefix before the first event
+after it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
+from itertools import islice
 from typing import Any
 
 from eventsourcing.application import Application
 from eventsourcing.persistence import Notification, StoredEvent, Tracking
+from eventsourcing.sqlite import SQLiteAggregateRecorder
 
 from ledger.errors import InvalidInput
-from projections.runner import catch_up
+from projections.db import Db
+from projections.view import APPLICATION_NAME, apply_items, view_for
 
 BATCH = 500
+#: stored events per insert statement (and per projected chunk) of a copy
+CHUNK = 1000
 
 #: followers whose tracking rows a replayed ledger marks as done
 FOLLOWERS = ("workflow", "dispatcher")
@@ -39,16 +45,16 @@ def parse_time(text: str, what: str = "time") -> datetime:
 
 
 def notifications(
-    ledger: Application[Any], stop: int | None = None
+    ledger: Application[Any], stop: int | None = None, batch: int = BATCH
 ) -> Iterator[Notification]:
     """Every stored event (up to notification id `stop`), in log order."""
     last = 0
     while True:
         notes = ledger.recorder.select_notifications(
-            start=last, limit=BATCH, stop=stop, inclusive_of_start=False
+            start=last, limit=batch, stop=stop, inclusive_of_start=False
         )
         yield from notes
-        if len(notes) < BATCH:
+        if len(notes) < batch:
             return
         last = notes[-1].id
 
@@ -71,33 +77,82 @@ def resolve_until(ledger: Application[Any], until: str) -> int:
     return last
 
 
-def _stored(note: Notification) -> StoredEvent:
-    return StoredEvent(
-        originator_id=note.originator_id,
-        originator_version=note.originator_version,
-        topic=note.topic,
-        state=note.state,
-    )
+def copy_events(target: Application[Any], events: Iterable[StoredEvent]) -> int:
+    """Insert `events` (in log order) into an empty ledger, apply them to its
+    tables and mark its followers done at the head, all in one transaction;
+    returns the head position.
 
-
-def copy_events(target: Application[Any], events: Sequence[StoredEvent]) -> int:
-    """Insert `events` into an empty ledger in one transaction, then mark its
-    followers done at the head; returns the head position."""
-    if events:
-        target.recorder.insert_events(list(events))
-    head: int = target.recorder.max_notification_id() or 0
-    if head:
-        for name in FOLLOWERS:
-            target.recorder.insert_events([], tracking=Tracking(name, head))
+    One transaction keeps the promise that a ledger holds a consistent prefix: a
+    copy that fails or is killed midway leaves nothing, never events without
+    their followers' tracking rows (which an engine would act on again). The
+    events go in by chunks (one statement each on PostgreSQL: the library's
+    single `insert_events` call hung there past about 10,000 events, in psycopg's
+    pipeline), and each chunk is decoded and projected as it goes in, so a copy
+    reads the source once and holds one chunk in memory.
+    """
+    view = view_for(target)
+    recorder: Any = target.recorder
+    decode = target.mapper.to_domain_event
+    events = iter(events)
+    with view.view_transaction(commit=True) as db:
+        insert = _inserter(recorder, db)
+        head = 0
+        while chunk := list(islice(events, CHUNK)):
+            positions = insert(chunk)
+            apply_items(db, zip(positions, map(decode, chunk), strict=True))
+            head = positions[-1]
+        if head:
+            for name in FOLLOWERS:
+                recorder._insert_tracking(db.cursor, Tracking(name, head))
+            view.record_tracking(db, Tracking(APPLICATION_NAME, head))
     return head
 
 
+def _inserter(recorder: Any, db: Db) -> Callable[[list[StoredEvent]], list[int]]:
+    """Inserts a chunk of stored events with `db`'s cursor, inside its
+    transaction; returns their positions. The library's own statements, without
+    the transaction (and on PostgreSQL the pipeline) its `insert_events` opens."""
+    cursor = db.cursor
+    if db.dialect == "postgres":
+
+        def insert_postgres(chunk: list[StoredEvent]) -> list[int]:
+            recorder._insert_stored_events(cursor, chunk)  # locks the table first
+            return list(recorder._fetch_ids_after_insert_events(cursor, chunk))
+
+        return insert_postgres
+
+    def last_rowid() -> int:
+        cursor.execute(recorder.select_max_notification_id_statement)
+        return int(cursor.fetchone()[0] or 0)
+
+    after = last_rowid()
+
+    def insert_sqlite(chunk: list[StoredEvent]) -> list[int]:
+        # executemany (the library inserts row by row to read each rowid back);
+        # inside this transaction the rowids are the next ones, which is checked.
+        nonlocal after
+        SQLiteAggregateRecorder._insert_events(recorder, cursor, chunk)
+        first, after = after + 1, after + len(chunk)
+        if last_rowid() != after:  # pragma: no cover - SQLite's rowid rule
+            raise RuntimeError("copied events did not get consecutive positions")
+        return list(range(first, after + 1))
+
+    return insert_sqlite
+
+
 def replay_into(source: Application[Any], target: Application[Any], stop: int) -> int:
-    """Copy every event of `source` up to position `stop` into `target` (empty) and
-    bring its tables up to date; returns how many events were copied."""
+    """Copy every event of `source` up to position `stop` into `target` (empty),
+    with its tables, in one transaction; returns how many events were copied."""
     if target.recorder.max_notification_id():
         raise InvalidInput("target", "ledger", "already holds events")
-    events = [_stored(note) for note in notifications(source, stop)] if stop else []
-    copy_events(target, events)
-    catch_up(target)
-    return len(events)
+    copied = 0
+
+    def counted() -> Iterator[StoredEvent]:
+        nonlocal copied
+        for note in notifications(source, stop, batch=CHUNK):
+            copied += 1
+            yield note  # a Notification is a StoredEvent (and its id is ignored)
+
+    if stop:
+        copy_events(target, counted())
+    return copied

@@ -7,12 +7,19 @@ import shutil
 import uuid
 
 import pytest
+from eventsourcing.persistence import IntegrityError
 
 from ledger.base import Ctx
+from ledger.pool import StoragePool
 from ledger.service import Ledger
-from ledger.store import parse_db
-from ledger.values import VolumeState
+from ledger.store import parse_db, prepare
+from ledger.values import GiB, Hypervisor, PoolType, Scope, VolumeState
 from ledger.volume import Volume
+from projections import replay as replay_module
+from projections.replay import FOLLOWERS, copy_events, notifications, replay_into
+from projections.runner import rebuild
+from projections.schema import TABLES
+from projections.view import APPLICATION_NAME, reader, view_for
 
 from .test_audit import run, simulator_session
 
@@ -235,3 +242,108 @@ class TestVerify:
         found = json.loads(run(copy, "replay", "verify", code=3).stdout)
         assert [(d["position"], d["check"]) for d in found] == [(planted, "workflow")]
         assert "DestroyRequested" in found[0]["recorded"]
+
+
+# ---------------------------------------------------------------- big copies
+
+
+class Holder:
+    """What reserves on a pool (`ledger.pool.CapacityHolder`), kept in memory: the
+    log needs the pool's events, not a volume's."""
+
+    def __init__(self) -> None:
+        self.id = uuid.uuid4()
+        self.holds: dict[str, int] = {}
+
+    def held_on(self, pool_id: uuid.UUID) -> int | None:
+        return self.holds.get(str(pool_id))
+
+    def record_hold(self, ctx: Ctx, pool_id: uuid.UUID, size: int) -> None:
+        self.holds[str(pool_id)] = size
+
+    def record_release(self, ctx: Ctx, pool_id: uuid.UUID) -> None:
+        self.holds.pop(str(pool_id), None)
+
+
+def reservations(path: str, pairs: int) -> tuple[Ledger, int]:
+    """A SQLite ledger with a pool and `pairs` reservations, each released but
+    the last: about 2 * `pairs` events, written in one save (quick)."""
+    app = open_ledger(path)
+    ctx = Ctx.new("bench")
+    app.register_host(ctx, "sim1", "z1", "c1", Hypervisor.Simulator)
+    pool = app.load(
+        StoragePool,
+        app.register_pool(
+            ctx, name="p1", zone="z1", path="/sim/p1", capacity=1 << 60,
+            scope=Scope.CLUSTER, pool_type=PoolType.Simulator, cluster="c1",
+            overprovision=1.0,
+        ).id,
+    )  # fmt: skip
+    for i in range(pairs):
+        holder = Holder()
+        pool.reserve(ctx, holder, GiB, 0.99, 1.0)
+        if i < pairs - 1:
+            pool.release(ctx, holder)
+    app.save(pool)
+    return app, app.recorder.max_notification_id() or 0
+
+
+def open_ledger(url: str) -> Ledger:
+    db = parse_db(url)
+    prepare(db)
+    return Ledger(env=db.env)
+
+
+def tables(app: Ledger) -> dict[str, list[str]]:
+    with view_for(app).view_transaction(commit=False) as db:
+        return {
+            t.name: sorted(
+                repr(sorted(r.items())) for r in db.all(f"SELECT * FROM {t.name}")
+            )
+            for t in TABLES
+        }
+
+
+def test_a_long_prefix_is_copied_whole_with_its_tables(db_url, tmp_path):
+    """25,000 events (one `insert_events` call of that size hung on PostgreSQL):
+    copied by chunks in one transaction, tables projected as they go in, every
+    follower at the head, and the tables those of a rebuild."""
+    source, last = reservations(str(tmp_path / "source.db"), 12_500)
+    target = open_ledger(db_url)
+    try:
+        assert replay_into(source, target, last) == last > 25_000
+        assert target.recorder.max_notification_id() == last
+        for name in (*FOLLOWERS, APPLICATION_NAME):
+            assert target.recorder.max_tracking_id(name) == last, name
+        copied = tables(target)
+        assert len(copied["event_journal"]) == last
+        with reader(target) as r:
+            pool = r.one("SELECT allocated_bytes FROM storage_pool")
+        assert pool == {"allocated_bytes": GiB}
+        rebuild(target)
+        assert tables(target) == copied
+    finally:
+        target.close()
+        source.close()
+
+
+def test_a_copy_that_fails_midway_leaves_nothing(db_url, tmp_path, monkeypatch):
+    """A duplicate event in a later chunk: the chunks before it, their tables and
+    the followers' rows all go (a prefix is consistent, or absent)."""
+    monkeypatch.setattr(replay_module, "CHUNK", 10)
+    source, last = reservations(str(tmp_path / "source.db"), 20)
+    notes = list(notifications(source))
+    source.close()
+    target = open_ledger(db_url)
+    try:
+        with pytest.raises(IntegrityError):
+            copy_events(target, [*notes[:25], notes[3], *notes[25:]])
+        assert not target.recorder.max_notification_id()
+        for name in (*FOLLOWERS, APPLICATION_NAME):
+            assert not target.recorder.max_tracking_id(name), name
+        assert all(rows == [] for rows in tables(target).values())
+        # and the same events go in afterwards (PostgreSQL burnt the failed ids)
+        assert copy_events(target, notes) == target.recorder.max_notification_id()
+        assert len(tables(target)["event_journal"]) == len(notes) == last
+    finally:
+        target.close()
