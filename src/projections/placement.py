@@ -245,9 +245,10 @@ def find_suitable(
                 continue
             if algorithm in ("random", "userconcentratedpod_random"):
                 pick = sorted(ids)[rng.randrange(len(ids))]  # as allocators.pick
-                taken_rows = r.all(
-                    f"SELECT p.*, {cached} AS cached {base} AND p.uuid = ?",
-                    [*cached_params, *base_params, pick],
+                taken_rows = r.all(  # by primary key: the planner must not scan
+                    f"SELECT p.*, {cached} AS cached FROM storage_pool p"
+                    " WHERE p.uuid = ?",
+                    [*cached_params, pick],
                 )
             else:
                 taken_rows = r.all(
