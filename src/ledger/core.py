@@ -9,7 +9,10 @@ a version conflict as an error.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from copy import deepcopy
+from datetime import date, datetime
+from enum import Enum
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -17,6 +20,7 @@ from eventsourcing.application import (
     AggregateNotFoundError,
     Application,
     ProcessingEvent,
+    Repository,
 )
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Tracking
@@ -49,6 +53,82 @@ A = TypeVar("A", bound=Aggregate)
 
 #: How many times a save that lost a race is decided again before giving up.
 RETRIES = 20
+
+#: Aggregates kept in memory by the repository. Each load still reads the events
+#: recorded after the cached version (fast-forward), so other processes' writes are
+#: seen, but a pool or VM with a long history is not replayed on every load.
+CACHE_SIZE = 2000
+
+
+def _project(aggregate: Any, events: Iterable[Any]) -> Any:
+    """eventsourcing's `project_aggregate` without its per-event
+    `isinstance(event, CanMutateProtocol)` assert: a runtime-checkable Protocol
+    check costs more than the mutation itself (every stored event of ours is an
+    aggregate event, which can mutate)."""
+    for event in events:
+        aggregate = event.mutate(aggregate)
+    return aggregate
+
+
+#: Values that never change in place: a copy may share them.
+_ATOMS = (str, int, float, bool, type(None), UUID, Enum, datetime, date, bytes)
+
+
+def _copy(value: Any, memo: dict[int, Any]) -> Any:
+    """`copy.deepcopy` for what aggregates hold (JSON-like containers of atoms),
+    without its reduce protocol for every UUID and datetime. Containers shared
+    inside one aggregate stay shared in the copy, as deepcopy keeps them."""
+    if isinstance(value, _ATOMS):
+        return value
+    kind = type(value)
+    if kind not in (dict, list, set, tuple):
+        return deepcopy(value, memo)
+    done = memo.get(id(value))
+    if done is not None:
+        return done
+    if kind is dict:
+        out: Any = {k: _copy(v, memo) for k, v in value.items()}
+    elif kind is list:
+        out = [_copy(v, memo) for v in value]
+    elif kind is set:
+        out = {_copy(v, memo) for v in value}
+    else:
+        out = tuple(_copy(v, memo) for v in value)
+    memo[id(value)] = out  # the source holds `value`, so its id stays unique
+    return out
+
+
+def copy_aggregate(aggregate: Any) -> Any:
+    copied = object.__new__(type(aggregate))
+    memo: dict[int, Any] = {}
+    copied.__dict__.update({k: _copy(v, memo) for k, v in vars(aggregate).items()})
+    return copied
+
+
+class _Repository(Repository[UUID]):
+    """The library's repository, projecting with `_project` and copying cached
+    aggregates with `copy_aggregate` by default."""
+
+    def get(  # type: ignore[override]
+        self,
+        aggregate_id: UUID,
+        *,
+        version: int | None = None,
+        projector_func: Any = _project,
+        fastforward_skipping: bool = False,
+        deepcopy_from_cache: bool = True,
+    ) -> Any:
+        aggregate = super().get(
+            aggregate_id,
+            version=version,
+            projector_func=projector_func,
+            fastforward_skipping=fastforward_skipping,
+            deepcopy_from_cache=False,
+        )
+        if deepcopy_from_cache and self.cache is not None and version is None:
+            aggregate = copy_aggregate(aggregate)
+        return aggregate
+
 
 KIND_NAMES: dict[type[Aggregate], str] = {
     Host: "host",
@@ -98,6 +178,19 @@ class LedgerCore(Application[UUID]):
         # transaction as the events they produce (exactly-once state changes).
         return self.factory.process_recorder()
 
+    def construct_repository(self) -> Repository[UUID]:
+        # The cache with fast-forward, always (without it a cache would not see
+        # other processes' saves). AGGREGATE_CACHE_MAXSIZE=0 turns it off (the
+        # library would keep every aggregate ever loaded): cold loads, as a CLI's
+        # first, for the benchmarks that time them.
+        size = int(self.env.get(self.AGGREGATE_CACHE_MAXSIZE) or CACHE_SIZE)
+        return _Repository(
+            event_store=self.events,
+            snapshot_store=self.snapshots,
+            cache_maxsize=size if size > 0 else None,
+            fastforward=True,
+        )
+
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
         for transcoding in transcodings():
@@ -114,6 +207,17 @@ class LedgerCore(Application[UUID]):
             raise NotFound(KIND_NAMES.get(cls, cls.__name__), str(obj_id))
         return obj
 
+    def peek(self, cls: type[A], obj_id: UUID) -> A:
+        """`load` for reading only: the cached aggregate itself, not a copy, so the
+        caller must not change it (endpoint choice, a pending check)."""
+        try:
+            obj: Aggregate = self.repository.get(obj_id, deepcopy_from_cache=False)
+        except AggregateNotFoundError:
+            raise NotFound(KIND_NAMES.get(cls, cls.__name__), str(obj_id)) from None
+        if not isinstance(obj, cls):
+            raise NotFound(KIND_NAMES.get(cls, cls.__name__), str(obj_id))
+        return obj
+
     def find(self, cls: type[A], obj_id: UUID) -> A | None:
         try:
             return self.load(cls, obj_id)
@@ -121,7 +225,11 @@ class LedgerCore(Application[UUID]):
             return None
 
     def settings(self) -> Config | Settings:
-        return self.find(Config, CONFIG_ID) or Settings()
+        """Read only (every caller asks `.get(key)`): not copied from the cache."""
+        try:
+            return self.peek(Config, CONFIG_ID)
+        except NotFound:
+            return Settings()
 
     def zone(self, name: str) -> Zone | None:
         return self.find(Zone, zone_id_for(name))
