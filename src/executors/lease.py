@@ -13,14 +13,18 @@ import contextlib
 import os
 import socket
 import sqlite3
+import threading
 import time
-from collections.abc import Iterator
+import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from ledger.store import Database, pg_connect_args, tables_exist
 
 TTL = 15.0  # seconds a lease lives without renewal
+
+T = TypeVar("T")
 
 _DDL = (
     "CREATE TABLE IF NOT EXISTS storctl_lease ("
@@ -45,6 +49,11 @@ class Holder:
         return True
 
 
+def _close_quietly(conn: Any) -> None:
+    with contextlib.suppress(Exception):
+        conn.close()
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -60,48 +69,103 @@ def _pid_alive(pid: int) -> bool:
 
 
 class Leases:
-    """Take, renew and give back named leases in the ledger's database."""
+    """Take, renew and give back named leases in the ledger's database.
+
+    One connection is kept for the lease table (a CLI takes and gives back the
+    lease once per job, and a new connection costs more than the transaction,
+    a lot more on PostgreSQL); a broken one is replaced once before giving up."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
         self.me = (socket.gethostname(), os.getpid())
+        self._conn: Any = None
+        self._closer: weakref.finalize[Any, Any] | None = None
+        self._pid = os.getpid()
+        self._lock = threading.Lock()
         if tables_exist(db, "storctl_lease"):
             return
-        with self._tx() as cur:
+
+        def create(cur: Any) -> None:
             if db.kind == "postgres":
                 # Concurrent CREATE TABLE IF NOT EXISTS can fail on PostgreSQL
                 # ("tuple concurrently updated"): first starters queue on a lock.
                 cur.execute("SELECT pg_advisory_xact_lock(hashtext('storctl_lease'))")
             cur.execute(_DDL)
 
-    @contextlib.contextmanager
-    def _tx(self) -> Iterator[Any]:
-        if self.db.kind == "sqlite":
-            yield from self._sqlite_tx()
-        else:
-            yield from self._pg_tx()
+        self._run(create)
 
-    def _sqlite_tx(self) -> Iterator[Any]:
-        assert self.db.path is not None
-        conn = sqlite3.connect(self.db.path, timeout=30, isolation_level=None)
+    def close(self) -> None:
+        with self._lock:
+            self._drop()
+
+    def _open(self) -> Any:
+        self._conn = self._connect()
+        # Closed with this object at the latest (a CLI never calls `close`).
+        self._closer = weakref.finalize(self, _close_quietly, self._conn)
+        self._closer.atexit = False  # an exiting process may still give leases back
+        return self._conn
+
+    def _drop(self) -> None:
+        if self._closer is not None:
+            self._closer()
+        self._conn = self._closer = None
+
+    def _run(self, work: Callable[[Any], T], *, write: bool = True) -> T:
+        """`work(cursor)` in one transaction on the kept connection. Every lease
+        operation is idempotent, so a connection the server dropped is replaced
+        and the operation run once more."""
+        with self._lock:
+            if os.getpid() != self._pid:
+                # A forked child never uses (nor closes) its parent's socket.
+                if self._closer is not None:
+                    self._closer.detach()
+                self._conn = self._closer = None
+                self._pid = os.getpid()
+            if self.db.kind == "sqlite":
+                if self._conn is None:
+                    self._open()
+                return self._sqlite_tx(work, write=write)
+            import psycopg
+
+            for attempt in (1, 2):
+                fresh = self._conn is None
+                conn = self._open() if fresh else self._conn
+                try:
+                    with conn.transaction():
+                        return work(conn.cursor())
+                except psycopg.OperationalError:
+                    self._drop()
+                    if fresh or attempt == 2:
+                        raise
+            raise AssertionError("unreachable")
+
+    def _connect(self) -> Any:
+        if self.db.kind == "sqlite":
+            assert self.db.path is not None
+            return sqlite3.connect(
+                self.db.path,
+                timeout=30,
+                isolation_level=None,
+                check_same_thread=False,  # guarded by self._lock
+            )
+        import psycopg
+
+        pg = psycopg.connect(**pg_connect_args(self.db), autocommit=True)
+        if self.db.schema:
+            pg.execute(f'SET search_path TO "{self.db.schema}"')
+        return pg
+
+    def _sqlite_tx(self, work: Callable[[Any], T], *, write: bool) -> T:
+        conn = self._conn
+        # IMMEDIATE: a lease is read and written under SQLite's one write lock.
+        conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            yield _SqliteCursor(conn.cursor())
+            result = work(_SqliteCursor(conn.cursor()))
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-        finally:
-            conn.close()
-
-    def _pg_tx(self) -> Iterator[Any]:
-        import psycopg
-
-        with psycopg.connect(**pg_connect_args(self.db)) as pg:
-            if self.db.schema:
-                pg.execute(f'SET search_path TO "{self.db.schema}"')
-            with pg.transaction():
-                yield pg.cursor()
+        return result
 
     def _select(self, cur: Any, name: str) -> Holder | None:
         lock = "" if self.db.kind == "sqlite" else " FOR UPDATE"
@@ -117,7 +181,8 @@ class Leases:
     def acquire(self, name: str, scope: str = "") -> bool:
         """Take `name` if free (or held by a dead holder, or already ours)."""
         now = time.time()
-        with self._tx() as cur:
+
+        def take(cur: Any) -> bool:
             # The row exists first (a dead placeholder if new), so FOR UPDATE has
             # a row to lock and two first-comers cannot both insert it.
             cur.execute(
@@ -140,8 +205,10 @@ class Leases:
             )
             return True
 
+        return self._run(take)
+
     def renew(self, name: str) -> bool:
-        with self._tx() as cur:
+        def extend(cur: Any) -> bool:
             cur.execute(
                 "UPDATE storctl_lease SET expires = %s"
                 " WHERE name = %s AND holder_host = %s AND holder_pid = %s",
@@ -149,22 +216,29 @@ class Leases:
             )
             return bool(cur.rowcount)
 
+        return self._run(extend)
+
     def release(self, name: str) -> None:
-        with self._tx() as cur:
+        def give_back(cur: Any) -> None:
             cur.execute(
                 "DELETE FROM storctl_lease"
                 " WHERE name = %s AND holder_host = %s AND holder_pid = %s",
                 (name, *self.me),
             )
 
+        self._run(give_back)
+
     def holders(self, prefix: str = "") -> list[Holder]:
         now = time.time()
-        with self._tx() as cur:
+
+        def read(cur: Any) -> list[Holder]:
             cur.execute(
                 "SELECT name, holder_host, holder_pid, scope, expires"
                 " FROM storctl_lease"
             )
-            rows = [Holder(*r) for r in cur.fetchall()]
+            return [Holder(*r) for r in cur.fetchall()]
+
+        rows = self._run(read, write=False)
         return [h for h in rows if h.name.startswith(prefix) and h.alive(now)]
 
 
