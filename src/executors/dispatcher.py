@@ -55,7 +55,10 @@ class Dispatcher:
         """Send the command of one request event, if it is still pending and ours."""
         if not isinstance(event, Requested) or not event.command:
             return False
-        obj: Any = self.ledger.repository.get(event.originator_id)
+        # Read only (not copied from the cache): the answer is folded on a fresh copy.
+        obj: Any = self.ledger.repository.get(
+            event.originator_id, deepcopy_from_cache=False
+        )
         pending = getattr(obj, "pending", None)
         if not pending or pending.get("commandId") != event.command.get("commandId"):
             return False  # answered already (or superseded): nothing to send

@@ -22,6 +22,7 @@ from ledger.reach import pool_hosts, zone_hosts
 from ledger.service import Ledger
 from ledger.values import HostState
 from ledger.vm import VirtualMachine
+from ledger.zone import Zone, zone_id_for
 
 NO_ENDPOINT = "No remote endpoint to send command"
 
@@ -46,12 +47,20 @@ def stores_of(command: Any) -> list[PrimaryDataStoreTO | ImageStoreTO]:
     return found
 
 
+def _zone(ledger: Ledger, name: str) -> Zone | None:
+    try:
+        return ledger.peek(Zone, zone_id_for(name))
+    except NotFound:
+        return None
+
+
 def _reach(ledger: Ledger, store: PrimaryDataStoreTO | ImageStoreTO) -> set[UUID]:
+    # Every aggregate here is only read: `peek` spares copying them from the cache.
     if isinstance(store, ImageStoreTO):
-        image = ledger.load(ImageStore, UUID(store.uuid))
-        return zone_hosts(ledger.zone(image.zone_id))
-    pool = ledger.load(StoragePool, UUID(store.uuid))
-    return pool_hosts(pool, ledger.zone(pool.zone_id))
+        image = ledger.peek(ImageStore, UUID(store.uuid))
+        return zone_hosts(_zone(ledger, image.zone_id))
+    pool = ledger.peek(StoragePool, UUID(store.uuid))
+    return pool_hosts(pool, _zone(ledger, pool.zone_id))
 
 
 def select(ledger: Ledger, command: Any) -> Choice:
@@ -65,13 +74,16 @@ def select(ledger: Ledger, command: Any) -> Choice:
     if not candidates:
         names = ", ".join(s.name for s in stores)
         return Choice(None, f"{NO_ENDPOINT}: no host reaches all of {names}")
-    hosts = sorted((ledger.load(Host, h) for h in candidates), key=lambda h: h.name)
+    hosts = sorted((ledger.peek(Host, h) for h in candidates), key=lambda h: h.name)
     up = [h for h in hosts if h.state is HostState.Up]
     if not up:
         return Choice(None, f"{NO_ENDPOINT}: no Up host reaches {stores[0].name}")
     vm_id = getattr(command, "vmId", None)
     if vm_id:
-        vm = ledger.find(VirtualMachine, UUID(vm_id))
+        try:
+            vm: VirtualMachine | None = ledger.peek(VirtualMachine, UUID(vm_id))
+        except NotFound:
+            vm = None
         for host in up:
             if vm is not None and host.id == vm.host_id:
                 return Choice(host, "the VM's host")

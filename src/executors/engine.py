@@ -8,11 +8,14 @@ event again after a restart (its decisions are pure, so nothing changes).
 
 On the embedded default a CLI command drives the engine until its job settles. The
 engine holds the `engine` lease while it works; a CLI that finds it taken waits for
-its job instead of processing the same events twice.
+its job instead of processing the same events twice. While the lease is held nobody
+else moves our tracking rows, so a follower reads its row only when the lease is
+(re)taken, not on every round.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import threading
 import time
@@ -32,15 +35,101 @@ from ledger.workflows import Workflows
 
 BATCH = 200
 POLL = 0.05  # seconds between polls when idle (SQLite has no LISTEN/NOTIFY)
+#: How long the set of per-host workers (other dispatchers' leases) is trusted. A
+#: stale set only makes a command run twice (agents are idempotent, the second
+#: answer is refused as stale) or wait for a worker that just went away.
+OTHERS_TTL = 2.0
+RENEW = 5.0  # seconds between lease renewals while working
+#: How long a process keeps the lease after a drive, for its next drive (a script
+#: running jobs back to back pays one lease transaction, not two per job). Another
+#: process waits at most this long, and nothing at all once this one exits.
+LINGER = 0.25
+
+
+class _Held:
+    """A lease this process holds: by how many engines, since when renewed."""
+
+    def __init__(self, leases: Leases) -> None:
+        self.leases = leases
+        self.users = 0
+        self.renewed = time.monotonic()
+        self.generation = 0  # a release scheduled for an older one is void
+
+
+#: Leases are per process (holder = host and pid), so every engine of the process
+#: shares one record of them; the lock covers the lease transactions too, so a
+#: lingering release never runs between another engine's take and its use.
+_HELD: dict[tuple[str, str], _Held] = {}
+_HELD_LOCK = threading.RLock()
+
+
+def _take(leases: Leases, name: str, scope: str) -> bool:
+    key = (leases.db.url, name)
+    with _HELD_LOCK:
+        held = _HELD.get(key)
+        if held is None or time.monotonic() - held.renewed > RENEW:
+            if not leases.acquire(name, scope):
+                return False
+            held = _HELD.setdefault(key, _Held(leases))
+            held.renewed = time.monotonic()
+        held.users += 1
+        held.generation += 1
+        return True
+
+
+def _give_back(leases: Leases, name: str) -> None:
+    key = (leases.db.url, name)
+    with _HELD_LOCK:
+        held = _HELD[key]
+        held.users -= 1
+        if held.users:
+            return
+        timer = threading.Timer(LINGER, _expire, (key, held.generation))
+        timer.daemon = True
+        timer.start()
+
+
+def _expire(key: tuple[str, str], generation: int) -> None:
+    with _HELD_LOCK:
+        held = _HELD.get(key)
+        if held is None or held.users or held.generation != generation:
+            return  # taken again meanwhile
+        del _HELD[key]
+        with contextlib.suppress(Exception):  # at worst it expires by itself
+            held.leases.release(key[1])
+
+
+def _renewed(leases: Leases, name: str) -> bool:
+    with _HELD_LOCK:
+        if not leases.renew(name):
+            return False
+        held = _HELD.get((leases.db.url, name))
+        if held is not None:
+            held.renewed = time.monotonic()
+        return True
+
+
+@atexit.register
+def _release_all() -> None:
+    """A process that exits gives its leases back at once."""
+    with _HELD_LOCK:
+        for key, held in list(_HELD.items()):
+            del _HELD[key]
+            with contextlib.suppress(Exception):
+                held.leases.release(key[1])
 
 
 class Follower:
-    """Pulls notifications after its tracked position, one batch at a time."""
+    """Pulls notifications after its position, one batch at a time."""
 
-    def __init__(self, ledger: Ledger, name: str) -> None:
+    def __init__(
+        self, ledger: Ledger, name: str, decode: Callable[[Notification], Any]
+    ) -> None:
         self.ledger = ledger
         self.name = name
-        self.position = self._tracked()
+        self.decode = decode
+        self.position = 0
+        self.resync()
 
     def _tracked(self) -> int:
         tracked: int | None = self.ledger.recorder.max_tracking_id(  # type: ignore[attr-defined]
@@ -48,15 +137,21 @@ class Follower:
         )
         return tracked or 0
 
+    def resync(self) -> bool:
+        """Catch up with our tracking row, which another process may have moved
+        while it held the lease; True when it had."""
+        tracked = self._tracked()
+        if tracked > self.position:
+            self.position = tracked
+            return True
+        return False
+
     def step(self, handle: Callable[[Notification, Any], bool]) -> int:
-        # Another process may have moved our tracking row (a lease taken over).
-        self.position = max(self.position, self._tracked())
         notes = self.ledger.recorder.select_notifications(
             start=self.position, limit=BATCH, inclusive_of_start=False
         )
         for note in notes:
-            event = self.ledger.mapper.to_domain_event(note)
-            handle(note, event)
+            handle(note, self.decode(note))
             self.position = note.id
         return len(notes)
 
@@ -82,47 +177,99 @@ class Engine:
         self.leases = Leases(db)
         self.lease_name = "engine" if hosts is None else self.dispatcher.name
         self._followers: dict[str, Follower] = {}
+        self._others_read = -OTHERS_TTL
+        # Events decoded once for every follower of this engine, by notification id.
+        self._decoded: dict[int, Any] = {}
+        self._watched: UUID | None = None  # the job `drive` waits for
+        self._settled = False  # seen settling by the workflow follower
+        self._settled_job: Job | None = None  # as our own decision saved it
+        self._moved = False  # another process worked while we did not hold the lease
 
     # ------------------------------------------------------------ followers
 
     def _follower(self, name: str) -> Follower:
         if name not in self._followers:
-            self._followers[name] = Follower(self.ledger, name)
+            self._followers[name] = Follower(self.ledger, name, self._decode)
         return self._followers[name]
 
+    def _decode(self, note: Notification) -> Any:
+        event = self._decoded.get(note.id)
+        if event is None:
+            event = self._decoded[note.id] = self.ledger.mapper.to_domain_event(note)
+        return event
+
     def _workflow(self, note: Notification, event: Any) -> bool:
+        if (
+            self._watched is not None
+            and event.originator_id == self._watched
+            and isinstance(event, Job.Succeeded | Job.Failed)
+        ):
+            self._settled = True
         saved = self.ledger.atomic(
             lambda: self.workflows.decide(event),
             tracking=Tracking("workflow", note.id),
             what="workflow",
         )
+        for a in saved:
+            if a.id == self._watched and isinstance(a, Job) and a.settled:
+                self._settled, self._settled_job = True, a
         return bool(saved)
 
-    def step(self) -> int:
-        """One round of every follower; how many notifications they read."""
+    def _refresh_others(self) -> None:
+        """Which hosts have a worker of their own (their commands are theirs)."""
+        if time.monotonic() - self._others_read < OTHERS_TTL:
+            return
+        self.dispatcher.others = {
+            name
+            for holder in self.leases.holders("dispatcher:")
+            for name in holder.scope.split(",")
+            if name
+        }
+        self._others_read = time.monotonic()
+
+    def step(self, *, project: bool = True) -> int:
+        """One round of every follower; how many notifications they read.
+
+        The dispatcher goes first, so the workflows read its answers in the same
+        round: a job of one command settles in one round."""
         done = 0
         if self.hosts is None:
-            done += self._follower("workflow").step(self._workflow)
-            self.dispatcher.others = {
-                name
-                for holder in self.leases.holders("dispatcher:")
-                for name in holder.scope.split(",")
-                if name
-            }
+            self._refresh_others()
         done += self._follower(self.dispatcher.name).step(self.dispatcher.handle)
-        if self.project is not None:
+        if self.hosts is None:
+            done += self._follower("workflow").step(self._workflow)
+        low = min(f.position for f in self._followers.values())
+        self._decoded = {k: v for k, v in self._decoded.items() if k > low}
+        if project and self.project is not None:
             done += self.project(self.ledger)
         return done
 
     @contextlib.contextmanager
     def lease(self) -> Iterator[bool]:
+        """Hold the lease for the block (if free); given back `LINGER` seconds
+        after the last holder of this process leaves it."""
         scope = ",".join(sorted(self.hosts)) if self.hosts else ""
-        taken = self.leases.acquire(self.lease_name, scope)
+        taken = _take(self.leases, self.lease_name, scope)
         try:
+            self._moved = taken and self._resync()
             yield taken
         finally:
             if taken:
-                self.leases.release(self.lease_name)
+                _give_back(self.leases, self.lease_name)
+
+    def _resync(self) -> bool:
+        """On taking the lease: what others did while we did not hold it."""
+        names = [self.dispatcher.name] + (["workflow"] if self.hosts is None else [])
+        new = any(name not in self._followers for name in names)
+        moved = [self._follower(name).resync() for name in names]
+        return new or any(moved)
+
+    def _renew(self) -> None:
+        if not _renewed(self.leases, self.lease_name):
+            # It expired (a stall longer than its TTL) and another may have worked
+            # meanwhile: go on from where it got to (a decision it already saved
+            # would be refused by the tracking row anyway).
+            self._resync()
 
     # ------------------------------------------------------------ driving
 
@@ -148,19 +295,37 @@ class Engine:
             time.sleep(POLL)
 
     def _work_until(self, job_id: UUID, deadline: float | None) -> Job:
-        last_renew = time.monotonic()
-        while True:
-            progressed = self.step()
+        """Rounds until the workflow follower sees the job settle (its own decision
+        or an event it reads); the job is loaded again only then, or when idle."""
+        if self._moved:
+            # Settled by another process, in events our followers now skip?
             job = self.job_settled(job_id)
             if job.settled:
                 return job
-            if deadline is not None and time.monotonic() > deadline:
-                return job
-            if time.monotonic() - last_renew > 5:
-                self.leases.renew(self.lease_name)
-                last_renew = time.monotonic()
-            if not progressed:
-                time.sleep(POLL)
+        self._watched, self._settled, self._settled_job = job_id, False, None
+        try:
+            last_renew = time.monotonic()
+            while True:
+                progressed = self.step(project=False)
+                if self._settled_job is not None:
+                    return self._settled_job  # saved: what a load would return
+                if self._settled:
+                    return self.job_settled(job_id)
+                if not progressed:
+                    job = self.job_settled(job_id)
+                    if job.settled:
+                        return job
+                    # Idle (an agent's answer pending elsewhere): the tables catch up.
+                    self._final_projection()
+                if deadline is not None and time.monotonic() > deadline:
+                    return self.job_settled(job_id)
+                if time.monotonic() - last_renew > RENEW:
+                    self._renew()
+                    last_renew = time.monotonic()
+                if not progressed:
+                    time.sleep(POLL)
+        finally:
+            self._watched, self._settled_job = None, None
 
     def _final_projection(self) -> None:
         if self.project is not None:
@@ -184,8 +349,8 @@ class Engine:
                     total += progressed
                     if once and not progressed:
                         return total
-                    if time.monotonic() - last_renew > 5:
-                        self.leases.renew(self.lease_name)
+                    if time.monotonic() - last_renew > RENEW:
+                        self._renew()
                         last_renew = time.monotonic()
                     if not progressed:
                         stop.wait(POLL * 4)
