@@ -106,13 +106,16 @@ def measure(url: str, n: int, *, churn: bool, per_save: int) -> dict[str, float]
         name = Ledger.name  # the same tables on PostgreSQL
         snapshotting_intervals = {}
 
-    plain = open_ledger(url, NoSnapshots, IS_SNAPSHOTTING_ENABLED="n")
+    # The aggregate cache off: every timed load reads the store, as a CLI's first.
+    plain = open_ledger(
+        url, NoSnapshots, IS_SNAPSHOTTING_ENABLED="n", AGGREGATE_CACHE_MAXSIZE="0"
+    )
     try:
         pool_id = build(plain, n, churn=churn, per_save=per_save)
         without = timed_loads(plain, pool_id, 3, warmup=0)  # seconds each at 100k
     finally:
         plain.close()
-    app = open_ledger(url)
+    app = open_ledger(url, AGGREGATE_CACHE_MAXSIZE="0")
     try:
         app.take_snapshot(pool_id)
         with_snapshot = timed_loads(app, pool_id)
