@@ -44,6 +44,7 @@ INSERT_JOURNAL = (
     f"INSERT INTO event_journal ({', '.join(JOURNAL_COLUMNS)}) "
     f"VALUES ({', '.join('?' for _ in JOURNAL_COLUMNS)})"
 )
+COPY_JOURNAL = f"COPY event_journal ({', '.join(JOURNAL_COLUMNS)}) FROM STDIN"
 
 #: fields that have their own column (or are the library's), never in `details`
 _COLUMN_FIELDS = frozenset(
@@ -199,6 +200,13 @@ _SHAPES: dict[type[Any], _Shape] = {}
 
 
 def append(db: Db, rows: list[tuple[Any, ...]]) -> None:
+    """Insert journal rows: one statement per row on SQLite (in-process, cheap);
+    on PostgreSQL one COPY for all (psycopg's executemany costs a pipelined
+    statement per row, on both sides)."""
+    if db.dialect == "postgres":
+        if rows:
+            db.copy_rows(COPY_JOURNAL, rows)
+        return
     db.executemany(INSERT_JOURNAL, rows)
 
 
