@@ -220,6 +220,7 @@ class Operations(LedgerCore):
         found: dict[str, list[DataObjectInStore]] = {}
         reclaimable: dict[str, int] = {}
         for pool_id, ids in self.copy_source(self, volume.zone_id, template_id).items():
+            holding = self.load(StoragePool, UUID(pool_id))  # also knows old holds
             for cid in ids:
                 copy = self.find(DataObjectInStore, cid)
                 if (
@@ -230,7 +231,7 @@ class Operations(LedgerCore):
                     and str(copy.store_id) == pool_id
                 ):
                     found.setdefault(pool_id, []).append(copy)
-                    held = copy.held_on(copy.store_id) or 0
+                    held = holding.held_by(copy) or 0
                     reclaimable[pool_id] = reclaimable.get(pool_id, 0) + held
         algorithm = str(self.settings().get("vm.allocation.algorithm"))
         threshold = self._threshold()
