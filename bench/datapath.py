@@ -14,12 +14,12 @@ by `qemu-io`; quick: 256 MiB, 128 MiB written) sits in an image-store directory.
 
 Baseline for copy and migration: `cp --sparse=always` of the same source file into
 the same directory; ratio = cp time / agent time (1.0: as fast as cp). Agent and cp
-runs alternate (which goes first alternates too), after one untimed round, and
-before each timed run the previous output is removed and the dirty pages are
-written back (`sync`, untimed), so the writeback of earlier copies lands on neither
-side. Medians of 5 pairs (quick: 3). For the clone: the 1 GiB template's clone
-time; ratio = 20 GiB time / 1 GiB time, medians of 5. The files stay in the page
-cache, so this measures the copy path, not the disk.
+runs alternate (which goes first alternates too), after one untimed round; before
+each timed run both outputs are removed and `sync` runs (untimed), so the
+writeback of earlier copies lands on neither side. Medians of 5 pairs (quick: 3).
+For the clone: the 1 GiB template's clone time; ratio = 20 GiB time / 1 GiB time,
+medians of 5. The files stay in the page cache, so this measures the copy path,
+not the disk.
 """
 
 from __future__ import annotations
@@ -75,18 +75,20 @@ def _timed(fn: Any, cleanup: Any, repeats: int) -> float:
 def _paired(
     agent: Any, agent_cleanup: Any, cp: Any, cp_cleanup: Any, repeats: int
 ) -> tuple[list[float], list[float]]:
-    """Agent and cp times taken alternately, each run without dirty pages pending.
+    """Agent and cp times taken alternately, each run with no writeback pending.
 
-    A 1 GiB copy leaves 1 GiB of dirty pages; without the untimed `sync` the next
-    run (whichever side it is) pays for their writeback. One untimed round first
-    (the first 1 GiB written into fresh memory is several times slower on this VM),
-    and the side that goes first alternates, so neither always follows the other."""
+    A 1 GiB copy leaves 1 GiB of dirty pages. Before each timed run both outputs are
+    removed (which drops their dirty pages unwritten) and `sync` runs, untimed, so
+    no run pays for the writeback of an earlier one. One untimed round first (the
+    first 1 GiB written into fresh memory is several times slower on this VM), and
+    the side that goes first alternates, so neither always follows the other."""
     agent_times: list[float] = []
     cp_times: list[float] = []
-    sides = [(agent, agent_cleanup, agent_times), (cp, cp_cleanup, cp_times)]
+    sides = [(agent, agent_times), (cp, cp_times)]
     for round_ in range(repeats + 1):
-        for fn, cleanup, times in sides if round_ % 2 else sides[::-1]:
-            cleanup()
+        for fn, times in sides if round_ % 2 else sides[::-1]:
+            agent_cleanup()
+            cp_cleanup()
             os.sync()
             start = time.perf_counter()
             fn()
