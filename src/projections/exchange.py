@@ -27,7 +27,7 @@ from eventsourcing.utils import resolve_topic
 from ledger.errors import InvalidInput, Refused
 from projections.db import iso
 from projections.replay import copy_events, notifications
-from projections.runner import catch_up
+from projections.runner import catch_up, decoder
 
 FIELDS = ("position", "originator_id", "originator_version", "topic", "state")
 
@@ -61,8 +61,9 @@ def export_lines(
     selected: list[tuple[Any, Any]] = []
     picked: dict[str, int] = {}  # object -> last selected version
     everything = []
+    decode = decoder(ledger)
     for note in notifications(ledger):
-        event: Any = ledger.mapper.to_domain_event(note)
+        event = decode(note)
         everything.append((note, event))
         if since is not None and event.timestamp < since:
             continue

@@ -23,6 +23,7 @@ from eventsourcing.sqlite import SQLiteAggregateRecorder
 
 from ledger.errors import InvalidInput
 from projections.db import Db
+from projections.runner import Note, decoder, selector
 from projections.view import APPLICATION_NAME, apply_items, view_for
 
 BATCH = 500
@@ -46,13 +47,12 @@ def parse_time(text: str, what: str = "time") -> datetime:
 
 def notifications(
     ledger: Application[Any], stop: int | None = None, batch: int = BATCH
-) -> Iterator[Notification]:
+) -> Iterator[Notification | Note]:
     """Every stored event (up to notification id `stop`), in log order."""
+    select = selector(ledger)
     last = 0
     while True:
-        notes = ledger.recorder.select_notifications(
-            start=last, limit=batch, stop=stop, inclusive_of_start=False
-        )
+        notes = select(last, batch, stop)
         yield from notes
         if len(notes) < batch:
             return
@@ -69,15 +69,16 @@ def resolve_until(ledger: Application[Any], until: str) -> int:
         raise InvalidInput("--until", until, "a position is 0 or more")
     moment = parse_time(text, "--until")
     last = 0
+    decode = decoder(ledger)
     for note in notifications(ledger):
-        event: Any = ledger.mapper.to_domain_event(note)
+        event = decode(note)
         if event.timestamp > moment:
             break
         last = note.id
     return last
 
 
-def copy_events(target: Application[Any], events: Iterable[StoredEvent]) -> int:
+def copy_events(target: Application[Any], events: Iterable[StoredEvent | Note]) -> int:
     """Insert `events` (in log order) into an empty ledger, apply them to its
     tables and mark its followers done at the head, all in one transaction;
     returns the head position.
@@ -92,15 +93,17 @@ def copy_events(target: Application[Any], events: Iterable[StoredEvent]) -> int:
     """
     view = view_for(target)
     recorder: Any = target.recorder
-    decode = target.mapper.to_domain_event
+    decode = decoder(target)
     events = iter(events)
     with view.view_transaction(commit=True) as db:
+        view.drop_indexes(db)  # built once at the end, as a rebuild does
         insert = _inserter(recorder, db)
         head = 0
         while chunk := list(islice(events, CHUNK)):
             positions = insert(chunk)
             apply_items(db, zip(positions, map(decode, chunk), strict=True))
             head = positions[-1]
+        view.create_indexes(db)
         if head:
             for name in FOLLOWERS:
                 recorder._insert_tracking(db.cursor, Tracking(name, head))
@@ -108,14 +111,14 @@ def copy_events(target: Application[Any], events: Iterable[StoredEvent]) -> int:
     return head
 
 
-def _inserter(recorder: Any, db: Db) -> Callable[[list[StoredEvent]], list[int]]:
+def _inserter(recorder: Any, db: Db) -> Callable[[list[Any]], list[int]]:
     """Inserts a chunk of stored events with `db`'s cursor, inside its
     transaction; returns their positions. The library's own statements, without
     the transaction (and on PostgreSQL the pipeline) its `insert_events` opens."""
     cursor = db.cursor
     if db.dialect == "postgres":
 
-        def insert_postgres(chunk: list[StoredEvent]) -> list[int]:
+        def insert_postgres(chunk: list[Any]) -> list[int]:
             recorder._insert_stored_events(cursor, chunk)  # locks the table first
             return list(recorder._fetch_ids_after_insert_events(cursor, chunk))
 
@@ -127,7 +130,7 @@ def _inserter(recorder: Any, db: Db) -> Callable[[list[StoredEvent]], list[int]]
 
     after = last_rowid()
 
-    def insert_sqlite(chunk: list[StoredEvent]) -> list[int]:
+    def insert_sqlite(chunk: list[Any]) -> list[int]:
         # executemany (the library inserts row by row to read each rowid back);
         # inside this transaction the rowids are the next ones, which is checked.
         nonlocal after
@@ -147,11 +150,11 @@ def replay_into(source: Application[Any], target: Application[Any], stop: int) -
         raise InvalidInput("target", "ledger", "already holds events")
     copied = 0
 
-    def counted() -> Iterator[StoredEvent]:
+    def counted() -> Iterator[Notification | Note]:
         nonlocal copied
         for note in notifications(source, stop, batch=CHUNK):
             copied += 1
-            yield note  # a Notification is a StoredEvent (and its id is ignored)
+            yield note  # a stored event (its position is ignored)
 
     if stop:
         copy_events(target, counted())

@@ -9,12 +9,81 @@ rebuild fast). PostgreSQL ids may have gaps: the position is the last id seen, n
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+from uuid import UUID
 
 from eventsourcing.application import Application
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.persistence import IntegrityError, StoredEvent
+from eventsourcing.sqlite import SQLiteApplicationRecorder
 
 from projections.view import APPLICATION_NAME, apply_batch, view_for
+
+#: (after, limit, stop) -> the notifications after position `after`, in order
+Select = Callable[[int, int, int | None], Sequence[Any]]
+
+
+class Note(NamedTuple):
+    """A notification as the mapper reads it (a stored event and its position)."""
+
+    id: int
+    originator_id: UUID
+    originator_version: int
+    topic: str
+    state: bytes
+
+
+def decoder(ledger: Application[Any]) -> Callable[[StoredEvent | Note], Any]:
+    """The mapper's `to_domain_event`, which reads a `Note` as it reads a stored
+    event (its four fields, by name)."""
+    return ledger.mapper.to_domain_event  # type: ignore[return-value]
+
+
+def selector(ledger: Application[Any]) -> Select:
+    """`select_notifications`, or on SQLite the same query read more cheaply.
+
+    The library's SQLite reader builds a frozen dataclass and parses a new UUID
+    for every row: 4 us of the 8 us a rebuild's read and decode costs per event.
+    Here the same rows (`rowid` is the position, as in the library) become named
+    tuples, and each object's id is parsed once per call.
+    """
+    recorder: Any = ledger.recorder
+    if not (
+        isinstance(recorder, SQLiteApplicationRecorder)
+        and recorder.datastore.originator_id_type == "uuid"
+    ):
+
+        def select(after: int, limit: int, stop: int | None) -> Sequence[Any]:
+            return recorder.select_notifications(  # type: ignore[no-any-return]
+                start=after, limit=limit, stop=stop, inclusive_of_start=False
+            )
+
+        return select
+
+    columns = "rowid, originator_id, originator_version, topic, state"
+    query = f"SELECT {columns} FROM {recorder.events_table_name} WHERE rowid>? "
+    ids: dict[str, UUID] = {}
+
+    def select_sqlite(after: int, limit: int, stop: int | None) -> Sequence[Any]:
+        with recorder.datastore.transaction(commit=False) as cursor:
+            if stop is None:
+                cursor.execute(query + "ORDER BY rowid LIMIT ?", (after, limit))
+            else:
+                cursor.execute(
+                    query + "AND rowid<=? ORDER BY rowid LIMIT ?", (after, stop, limit)
+                )
+            rows = cursor.fetchall()
+        if len(ids) > 10_000:
+            ids.clear()
+        notes = []
+        for position, hex_id, version, topic, state in rows:
+            uuid = ids.get(hex_id)
+            if uuid is None:
+                uuid = ids[hex_id] = UUID(hex_id)
+            notes.append(Note(position, uuid, version, topic, state))
+        return notes
+
+    return select_sqlite
 
 
 def position(ledger: Application[Any]) -> int:
@@ -30,15 +99,14 @@ def catch_up(
     if batch < 1:
         raise ValueError("batch must be at least 1")
     view = view_for(ledger)
-    decode = ledger.mapper.to_domain_event
+    decode = decoder(ledger)
+    select = selector(ledger)
     applied = 0
     while True:
         last = view.max_tracking_id(APPLICATION_NAME) or 0
         if stop is not None and last >= stop:
             return applied
-        notifications = ledger.recorder.select_notifications(
-            start=last, limit=batch, stop=stop, inclusive_of_start=False
-        )
+        notifications = select(last, batch, stop)
         if not notifications:
             return applied
         # Decoded one at a time as applied: a batch of decoded events held at once

@@ -151,6 +151,12 @@ def index_name(table: Table, columns: tuple[str, ...]) -> str:
     return f"{table.name}_{'_'.join(columns)}_idx"
 
 
+#: the secondary indexes (not the primary keys), by name
+INDEX_NAMES: tuple[str, ...] = tuple(
+    index_name(table, cols) for table in TABLES for cols in table.indexes
+)
+
+
 def sqlite_ddl(*, tables: bool = True, indexes: bool = True) -> list[str]:
     """CREATE statements for SQLite (idempotent): the tables, their secondary
     indexes, or both (a rebuild creates the indexes after filling the tables)."""

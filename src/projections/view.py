@@ -31,7 +31,13 @@ from projections import infra, templates, volumes  # noqa: F401
 from projections.db import Db
 from projections.dispatch import handler
 from projections.journal import append, journal_row
-from projections.schema import TABLE_NAMES, Dialect, postgres_ddl, sqlite_ddl
+from projections.schema import (
+    INDEX_NAMES,
+    TABLE_NAMES,
+    Dialect,
+    postgres_ddl,
+    sqlite_ddl,
+)
 
 #: the name of this follower's tracking row
 APPLICATION_NAME = "projections"
@@ -48,7 +54,9 @@ class View(Protocol):
 
     def reset(self, *, indexes: bool = True) -> None: ...
 
-    def create_indexes(self) -> None: ...
+    def create_indexes(self, db: Db | None = None) -> None: ...
+
+    def drop_indexes(self, db: Db) -> None: ...
 
 
 class SQLiteProjectionView(SQLiteTrackingRecorder):
@@ -80,10 +88,15 @@ class SQLiteProjectionView(SQLiteTrackingRecorder):
                 "DELETE FROM tracking WHERE application_name = ?", (APPLICATION_NAME,)
             )
 
-    def create_indexes(self) -> None:
-        with self.datastore.transaction(commit=True) as cursor:
+    def create_indexes(self, db: Db | None = None) -> None:
+        """The secondary indexes, in `db`'s transaction or in one of their own."""
+        with _transaction(self.datastore, db) as cursor:
             for statement in sqlite_ddl(tables=False):
                 cursor.execute(statement)
+
+    def drop_indexes(self, db: Db) -> None:
+        for name in INDEX_NAMES:
+            db.cursor.execute(f"DROP INDEX IF EXISTS {name}")
 
 
 class PostgresProjectionView(PostgresTrackingRecorder):
@@ -118,10 +131,18 @@ class PostgresProjectionView(PostgresTrackingRecorder):
     def record_tracking(self, db: Db, tracking: Tracking) -> None:
         self._insert_tracking(db.cursor, tracking)
 
-    def create_indexes(self) -> None:
-        with self.datastore.transaction(commit=True) as cursor:
+    def create_indexes(self, db: Db | None = None) -> None:
+        """The secondary indexes, in `db`'s transaction or in one of their own."""
+        with _transaction(self.datastore, db) as cursor:
             for statement in self.index_ddl:
                 cursor.execute(statement)
+
+    def drop_indexes(self, db: Db) -> None:
+        schema = Identifier(self.datastore.schema)
+        for name in INDEX_NAMES:
+            db.cursor.execute(
+                SQL("DROP INDEX IF EXISTS {0}.{1}").format(schema, Identifier(name))
+            )
 
     def reset(self, *, indexes: bool = True) -> None:
         """Drop and recreate the tables; forget this follower's position. Without
@@ -140,6 +161,16 @@ class PostgresProjectionView(PostgresTrackingRecorder):
                 ),
                 (APPLICATION_NAME,),
             )
+
+
+@contextmanager
+def _transaction(datastore: Any, db: Db | None) -> Iterator[Any]:
+    """`db`'s cursor (its transaction goes on), or a new committed transaction."""
+    if db is not None:
+        yield db.cursor
+        return
+    with datastore.transaction(commit=True) as cursor:
+        yield cursor
 
 
 _VIEWS: WeakKeyDictionary[Application[Any], View] = WeakKeyDictionary()

@@ -506,3 +506,23 @@ def test_a_rebuild_keeps_the_indexes(app: Ledger) -> None:
             )
             names = {row["indexname"] for row in rows}
     assert expected <= names
+
+
+def test_the_reader_reads_what_the_library_reads(app: Ledger) -> None:
+    """`selector` (its own query on SQLite) returns the library's notifications:
+    same positions, ids, versions, topics and bytes, and `stop` honoured."""
+    from projections.runner import selector
+
+    populate(app)
+    select = selector(app)
+    fields = ("id", "originator_id", "originator_version", "topic", "state")
+    for after, limit, stop in [(0, 10_000, None), (5, 7, None), (5, 7, 9), (9, 3, 9)]:
+        ours = select(after, limit, stop)
+        theirs = app.recorder.select_notifications(
+            start=after, limit=limit, stop=stop, inclusive_of_start=False
+        )
+        assert [[getattr(n, f) for f in fields] for n in ours] == [
+            [getattr(n, f) for f in fields] for n in theirs
+        ]
+        assert all(isinstance(n.originator_id, uuid.UUID) for n in ours)
+    assert len(select(0, 10_000, None)) == notification_count(app)

@@ -18,7 +18,7 @@ from ledger.volume import Volume
 from projections import replay as replay_module
 from projections.replay import FOLLOWERS, copy_events, notifications, replay_into
 from projections.runner import rebuild
-from projections.schema import TABLES
+from projections.schema import INDEX_NAMES, TABLES
 from projections.view import APPLICATION_NAME, reader, view_for
 
 from .test_audit import run, simulator_session
@@ -320,6 +320,15 @@ def test_a_long_prefix_is_copied_whole_with_its_tables(db_url, tmp_path):
         with reader(target) as r:
             pool = r.one("SELECT allocated_bytes FROM storage_pool")
         assert pool == {"allocated_bytes": GiB}
+        with reader(target) as r:  # dropped during the copy, built at its end
+            if r.dialect == "sqlite":
+                rows = r.all("SELECT name FROM sqlite_master WHERE type = 'index'")
+            else:
+                rows = r.all(
+                    "SELECT indexname AS name FROM pg_indexes"
+                    " WHERE schemaname = current_schema()"
+                )
+        assert set(INDEX_NAMES) <= {row["name"] for row in rows}
         rebuild(target)
         assert tables(target) == copied
     finally:
