@@ -161,16 +161,17 @@ def iso(moment: datetime) -> str:
 
 def uuid_text(value: UUID) -> str:
     """`str(value)`, remembered: an object's events all carry its id, and `str` of
-    a uuid costs as much as the rest of a journal row's columns."""
-    known = _UUID_TEXT.get(value)
+    a uuid costs as much as the rest of a journal row's columns. Keyed by the
+    uuid's integer, whose hash and comparison are C (a UUID's are Python)."""
+    known = _UUID_TEXT.get(value.int)
     if known is None:
         if len(_UUID_TEXT) >= 4096:
             _UUID_TEXT.clear()
-        known = _UUID_TEXT[value] = str(value)
+        known = _UUID_TEXT[value.int] = str(value)
     return known
 
 
-_UUID_TEXT: dict[UUID, str] = {}
+_UUID_TEXT: dict[int, str] = {}
 
 
 def text(value: Any) -> str | None:

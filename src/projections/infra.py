@@ -19,7 +19,7 @@ from ledger.host import Host
 from ledger.image_store import ImageStore
 from ledger.pool import OVERPROVISIONING_TYPES, StoragePool
 from ledger.values import PoolStatus
-from projections.db import Counter, Db, iso, text, to_json
+from projections.db import Counter, Db, iso, text, to_json, uuid_text
 from projections.dispatch import project
 
 FACTOR_KEY = "storage.overprovisioning.factor"
@@ -124,12 +124,12 @@ def _pool_stats(event: StoragePool.StatsReported, db: Db) -> None:
 
 @project.register
 def _pool_reserved(event: StoragePool.CapacityReserved, db: Db) -> None:
-    db.add(ALLOCATED, event.originator_id, event.size)
+    db.add(ALLOCATED, uuid_text(event.originator_id), event.size)
 
 
 @project.register
 def _pool_released(event: StoragePool.CapacityReleased, db: Db) -> None:
-    db.add(ALLOCATED, event.originator_id, -event.size)
+    db.add(ALLOCATED, uuid_text(event.originator_id), -event.size)
 
 
 # ---------------------------------------------------------------- image_store

@@ -16,10 +16,10 @@ from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from itertools import islice
 from typing import Any
+from uuid import UUID
 
 from eventsourcing.application import Application
 from eventsourcing.persistence import Notification, StoredEvent, Tracking
-from eventsourcing.sqlite import SQLiteAggregateRecorder
 
 from ledger.errors import InvalidInput
 from projections.db import Db
@@ -129,12 +129,28 @@ def _inserter(recorder: Any, db: Db) -> Callable[[list[Any]], list[int]]:
         return int(cursor.fetchone()[0] or 0)
 
     after = last_rowid()
+    hex_ids: dict[int, str] = {}  # uuid -> its hex, as the library stores it
+
+    def hex_of(uuid: UUID) -> str:
+        known = hex_ids.get(uuid.int)
+        if known is None:
+            if len(hex_ids) > 10_000:
+                hex_ids.clear()
+            known = hex_ids[uuid.int] = uuid.hex
+        return known
 
     def insert_sqlite(chunk: list[Any]) -> list[int]:
-        # executemany (the library inserts row by row to read each rowid back);
-        # inside this transaction the rowids are the next ones, which is checked.
+        # The library's statement and row, by executemany (its own insert goes row
+        # by row to read each rowid back); inside this transaction the rowids are
+        # the next ones, which is checked.
         nonlocal after
-        SQLiteAggregateRecorder._insert_events(recorder, cursor, chunk)
+        cursor.executemany(
+            recorder.insert_events_statement,
+            [
+                (hex_of(e.originator_id), e.originator_version, e.topic, e.state)
+                for e in chunk
+            ],
+        )
         first, after = after + 1, after + len(chunk)
         if last_rowid() != after:  # pragma: no cover - SQLite's rowid rule
             raise RuntimeError("copied events did not get consecutive positions")
