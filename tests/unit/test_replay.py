@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import shutil
+import sqlite3
 import uuid
 
 import pytest
@@ -186,8 +186,13 @@ def volume_id(db: str) -> uuid.UUID:
 
 
 def _copy(session: str, tmp_path) -> str:
+    """A copy of the session's database with what is still in its WAL file (a
+    copy of the main file alone lacked it whenever a connection was still open)."""
     copy = str(tmp_path / "planted.db")
-    shutil.copy(session, copy)
+    with sqlite3.connect(session) as source, sqlite3.connect(copy) as target:
+        source.backup(target)
+    source.close()
+    target.close()
     return copy
 
 
