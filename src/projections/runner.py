@@ -10,12 +10,21 @@ rebuild fast). PostgreSQL ids may have gaps: the position is the last id seen, n
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 from uuid import UUID
 
 from eventsourcing.application import Application
-from eventsourcing.persistence import IntegrityError, StoredEvent
+from eventsourcing.persistence import (
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    StoredEvent,
+)
+from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder
+from eventsourcing.utils import retry
+from psycopg.rows import tuple_row
+from psycopg.sql import SQL, Identifier
 
 from projections.view import APPLICATION_NAME, apply_batch, view_for
 
@@ -40,14 +49,18 @@ def decoder(ledger: Application[Any]) -> Callable[[StoredEvent | Note], Any]:
 
 
 def selector(ledger: Application[Any]) -> Select:
-    """`select_notifications`, or on SQLite the same query read more cheaply.
+    """`select_notifications`, the same query read more cheaply.
 
-    The library's SQLite reader builds a frozen dataclass and parses a new UUID
-    for every row: 4 us of the 8 us a rebuild's read and decode costs per event.
-    Here the same rows (`rowid` is the position, as in the library) become named
-    tuples, and each object's id is parsed once per call.
+    The library builds a frozen dataclass for every row, from a dict on
+    PostgreSQL, and on SQLite parses a new UUID for each: on SQLite 4 us of the
+    8 us a rebuild's read and decode costs per event. Here the same rows (the
+    position is `rowid` on SQLite, `notification_id` on PostgreSQL, as in the
+    library) become named tuples, and on SQLite each object's id is parsed once
+    per call.
     """
     recorder: Any = ledger.recorder
+    if isinstance(recorder, PostgresApplicationRecorder):
+        return _postgres_selector(recorder)
     if not (
         isinstance(recorder, SQLiteApplicationRecorder)
         and recorder.datastore.originator_id_type == "uuid"
@@ -84,6 +97,39 @@ def selector(ledger: Application[Any]) -> Select:
         return notes
 
     return select_sqlite
+
+
+def _postgres_selector(recorder: PostgresApplicationRecorder) -> Select:
+    table = SQL("{0}.{1}").format(
+        Identifier(recorder.datastore.schema), Identifier(recorder.events_table_name)
+    )
+    head = SQL(
+        "SELECT notification_id, originator_id, originator_version, topic, state"
+        " FROM {0} WHERE notification_id > %s"
+    ).format(table)
+    to_end = head + SQL(" ORDER BY notification_id LIMIT %s")
+    to_stop = head + SQL(" AND notification_id <= %s ORDER BY notification_id LIMIT %s")
+
+    def select_postgres(after: int, limit: int, stop: int | None) -> Sequence[Any]:
+        params: tuple[int, ...] = (after, limit)
+        query = to_end
+        if stop is not None:
+            query, params = to_stop, (after, stop, limit)
+        with (
+            recorder.datastore.get_connection() as conn,
+            conn.cursor(row_factory=tuple_row) as cursor,
+        ):
+            cursor.execute(query, params, prepare=True)
+            rows = cursor.fetchall()
+        return [
+            Note(position, oid, version, topic, bytes(state))
+            for position, oid, version, topic, state in rows
+        ]
+
+    # retried as the library retries its own select (a connection of the pool
+    # that went away)
+    retried = retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    return cast(Select, retried(select_postgres))
 
 
 def position(ledger: Application[Any]) -> int:
