@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import Enum
 from functools import lru_cache
+from operator import attrgetter
 from typing import Any
 from uuid import UUID
 
@@ -150,10 +151,8 @@ def _update_sql(table: str, key: str, cols: tuple[str, ...]) -> str:
 
 def iso(moment: datetime) -> str:
     """ISO 8601 UTC with microseconds and `Z`: sortable as text."""
-    if moment.tzinfo is UTC:  # every decoded event time: skip the conversions
-        if moment.microsecond:  # `isoformat()` without `timespec` is faster
-            return moment.isoformat()[:-6] + "Z"
-        return moment.isoformat()[:-6] + ".000000Z"
+    if moment.tzinfo is UTC:  # every decoded event time: no conversion needed
+        return _ISO % _FIELDS(moment)  # the fastest way found to write one
     if moment.utcoffset() != _ZERO:
         moment = moment.astimezone(UTC)
     return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
@@ -184,6 +183,8 @@ def text(value: Any) -> str | None:
 
 
 _ZERO = timedelta(0)
+_ISO = "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ"
+_FIELDS = attrgetter("year", "month", "day", "hour", "minute", "second", "microsecond")
 _SECRET_KEYS = re.compile(r"pass(word|wd)?|secret|token|credential", re.IGNORECASE)
 _URL_PASSWORD = re.compile(r"(://[^:/@\s]+:)[^@/\s]+@")
 
