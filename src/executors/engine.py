@@ -15,7 +15,6 @@ else moves our tracking rows, so a follower reads its row only when the lease is
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import threading
 import time
@@ -26,7 +25,7 @@ from uuid import UUID
 from eventsourcing.persistence import Notification, Tracking
 
 from executors.dispatcher import Dispatcher, Progress
-from executors.lease import Leases
+from executors.lease import RENEW, Leases, give_back, renew_held, take
 from ledger.errors import StorctlError
 from ledger.job import Job
 from ledger.service import Ledger
@@ -39,84 +38,9 @@ POLL = 0.05  # seconds between polls when idle (SQLite has no LISTEN/NOTIFY)
 #: stale set only makes a command run twice (agents are idempotent, the second
 #: answer is refused as stale) or wait for a worker that just went away.
 OTHERS_TTL = 2.0
-RENEW = 5.0  # seconds between lease renewals while working
-#: How long a process keeps the lease after a drive, for its next drive (a script
-#: running jobs back to back pays one lease transaction, not two per job). Another
-#: process waits at most this long, and nothing at all once this one exits.
-LINGER = 0.25
-
-
-class _Held:
-    """A lease this process holds: by how many engines, since when renewed."""
-
-    def __init__(self, leases: Leases) -> None:
-        self.leases = leases
-        self.users = 0
-        self.renewed = time.monotonic()
-        self.generation = 0  # a release scheduled for an older one is void
-
-
-#: Leases are per process (holder = host and pid), so every engine of the process
-#: shares one record of them; the lock covers the lease transactions too, so a
-#: lingering release never runs between another engine's take and its use.
-_HELD: dict[tuple[str, str], _Held] = {}
-_HELD_LOCK = threading.RLock()
-
-
-def _take(leases: Leases, name: str, scope: str) -> bool:
-    key = (leases.db.url, name)
-    with _HELD_LOCK:
-        held = _HELD.get(key)
-        if held is None or time.monotonic() - held.renewed > RENEW:
-            if not leases.acquire(name, scope):
-                return False
-            held = _HELD.setdefault(key, _Held(leases))
-            held.renewed = time.monotonic()
-        held.users += 1
-        held.generation += 1
-        return True
-
-
-def _give_back(leases: Leases, name: str) -> None:
-    key = (leases.db.url, name)
-    with _HELD_LOCK:
-        held = _HELD[key]
-        held.users -= 1
-        if held.users:
-            return
-        timer = threading.Timer(LINGER, _expire, (key, held.generation))
-        timer.daemon = True
-        timer.start()
-
-
-def _expire(key: tuple[str, str], generation: int) -> None:
-    with _HELD_LOCK:
-        held = _HELD.get(key)
-        if held is None or held.users or held.generation != generation:
-            return  # taken again meanwhile
-        del _HELD[key]
-        with contextlib.suppress(Exception):  # at worst it expires by itself
-            held.leases.release(key[1])
-
-
-def _renewed(leases: Leases, name: str) -> bool:
-    with _HELD_LOCK:
-        if not leases.renew(name):
-            return False
-        held = _HELD.get((leases.db.url, name))
-        if held is not None:
-            held.renewed = time.monotonic()
-        return True
-
-
-@atexit.register
-def _release_all() -> None:
-    """A process that exits gives its leases back at once."""
-    with _HELD_LOCK:
-        for key, held in list(_HELD.items()):
-            del _HELD[key]
-            with contextlib.suppress(Exception):
-                held.leases.release(key[1])
+#: At most this many rounds after the job settled, for the work its last decisions
+#: requested (more is left to the next drive or worker, as work of other jobs is).
+DRAIN_ROUNDS = 10
 
 
 class Follower:
@@ -129,6 +53,7 @@ class Follower:
         self.name = name
         self.decode = decode
         self.position = 0
+        self.acted = 0  # notifications it saved something for, ever
         self.resync()
 
     def _tracked(self) -> int:
@@ -151,7 +76,8 @@ class Follower:
             start=self.position, limit=BATCH, inclusive_of_start=False
         )
         for note in notes:
-            handle(note, self.decode(note))
+            if handle(note, self.decode(note)):
+                self.acted += 1
             self.position = note.id
         return len(notes)
 
@@ -249,13 +175,13 @@ class Engine:
         """Hold the lease for the block (if free); given back `LINGER` seconds
         after the last holder of this process leaves it."""
         scope = ",".join(sorted(self.hosts)) if self.hosts else ""
-        taken = _take(self.leases, self.lease_name, scope)
+        taken = take(self.leases, self.lease_name, scope)
         try:
             self._moved = taken and self._resync()
             yield taken
         finally:
             if taken:
-                _give_back(self.leases, self.lease_name)
+                give_back(self.leases, self.lease_name)
 
     def _resync(self) -> bool:
         """On taking the lease: what others did while we did not hold it."""
@@ -265,7 +191,7 @@ class Engine:
         return new or any(moved)
 
     def _renew(self) -> None:
-        if not _renewed(self.leases, self.lease_name):
+        if not renew_held(self.leases, self.lease_name):
             # It expired (a stall longer than its TTL) and another may have worked
             # meanwhile: go on from where it got to (a decision it already saved
             # would be refused by the tracking row anyway).
@@ -307,9 +233,10 @@ class Engine:
             last_renew = time.monotonic()
             while True:
                 progressed = self.step(project=False)
-                if self._settled_job is not None:
-                    return self._settled_job  # saved: what a load would return
                 if self._settled:
+                    self._drain()
+                    if self._settled_job is not None:
+                        return self._settled_job  # saved: as a load would return it
                     return self.job_settled(job_id)
                 if not progressed:
                     job = self.job_settled(job_id)
@@ -326,6 +253,19 @@ class Engine:
                     time.sleep(POLL)
         finally:
             self._watched, self._settled_job = None, None
+
+    def _acted(self) -> int:
+        return sum(f.acted for f in self._followers.values())
+
+    def _drain(self) -> None:
+        """What the job's last decisions set going (a leftover copy's delete after
+        a failed migration): rounds until one saves nothing, as before the job
+        settled the round that settled it also sent what it requested."""
+        for _ in range(DRAIN_ROUNDS):
+            before = self._acted()
+            self.step(project=False)
+            if self._acted() == before:
+                return
 
     def _final_projection(self) -> None:
         if self.project is not None:

@@ -9,6 +9,7 @@ Taking or renewing a lease is one short transaction: `BEGIN IMMEDIATE` on SQLite
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import socket
@@ -229,6 +230,7 @@ class Leases:
         self._run(give_back)
 
     def holders(self, prefix: str = "") -> list[Holder]:
+        _flush(self.db.url)
         now = time.time()
 
         def read(cur: Any) -> list[Holder]:
@@ -260,3 +262,98 @@ class _SqliteCursor:
     @property
     def rowcount(self) -> int:
         return self.cur.rowcount
+
+
+RENEW = 5.0  # seconds between renewals while a lease is used
+
+#: How long a process keeps the lease after a drive, for its next drive (a script
+#: running jobs back to back pays one lease transaction, not two per job). Another
+#: process waits at most this long, and nothing at all once this one exits.
+LINGER = 0.25
+
+
+class _Held:
+    """A lease this process holds: by how many engines, since when renewed."""
+
+    def __init__(self, leases: Leases) -> None:
+        self.leases = leases
+        self.users = 0
+        self.renewed = time.monotonic()
+        self.generation = 0  # a release scheduled for an older one is void
+
+
+#: Leases are per process (holder = host and pid), so every engine of the process
+#: shares one record of them; the lock covers the lease transactions too, so a
+#: lingering release never runs between another engine's take and its use.
+_HELD: dict[tuple[str, str], _Held] = {}
+_HELD_LOCK = threading.RLock()
+
+
+def take(leases: Leases, name: str, scope: str) -> bool:
+    """Take `name` for this process (at once if it still holds it, lingering)."""
+    key = (leases.db.url, name)
+    with _HELD_LOCK:
+        held = _HELD.get(key)
+        if held is None or time.monotonic() - held.renewed > RENEW:
+            if not leases.acquire(name, scope):
+                return False
+            held = _HELD.setdefault(key, _Held(leases))
+            held.renewed = time.monotonic()
+        held.users += 1
+        held.generation += 1
+        return True
+
+
+def give_back(leases: Leases, name: str) -> None:
+    """The lease is given back `LINGER` seconds after its last user leaves it."""
+    key = (leases.db.url, name)
+    with _HELD_LOCK:
+        held = _HELD[key]
+        held.users -= 1
+        if held.users:
+            return
+        timer = threading.Timer(LINGER, _expire, (key, held.generation))
+        timer.daemon = True
+        timer.start()
+
+
+def _expire(key: tuple[str, str], generation: int) -> None:
+    with _HELD_LOCK:
+        held = _HELD.get(key)
+        if held is None or held.users or held.generation != generation:
+            return  # taken again meanwhile
+        del _HELD[key]
+        with contextlib.suppress(Exception):  # at worst it expires by itself
+            held.leases.release(key[1])
+
+
+def _flush(url: str) -> None:
+    """Give back at once the leases this process keeps unused on `url`: an idle
+    lingering lease is no worker (`storctl doctor` asks in the same process)."""
+    with _HELD_LOCK:
+        for key, held in list(_HELD.items()):
+            if key[0] == url and not held.users:
+                held.generation += 1  # its timer is void
+                del _HELD[key]
+                with contextlib.suppress(Exception):
+                    held.leases.release(key[1])
+
+
+def renew_held(leases: Leases, name: str) -> bool:
+    with _HELD_LOCK:
+        if not leases.renew(name):
+            return False
+        held = _HELD.get((leases.db.url, name))
+        if held is not None:
+            held.renewed = time.monotonic()
+        return True
+
+
+@atexit.register
+def _release_all() -> None:
+    """A process that exits gives its leases back at once."""
+    with _HELD_LOCK:
+        for key, held in list(_HELD.items()):
+            del _HELD[key]
+            with contextlib.suppress(Exception):
+                held.leases.release(key[1])
