@@ -29,7 +29,7 @@ from projections.view import APPLICATION_NAME, apply_items, view_for
 
 BATCH = 500
 #: stored events per insert statement (and per projected chunk) of a copy
-CHUNK = 1000
+CHUNK = 5000
 
 #: followers whose tracking rows a replayed ledger marks as done
 FOLLOWERS = ("workflow", "dispatcher")
