@@ -87,8 +87,8 @@ def copy_events(target: Application[Any], events: Iterable[StoredEvent | Note]) 
     One transaction keeps the promise that a ledger holds a consistent prefix: a
     copy that fails or is killed midway leaves nothing, never events without
     their followers' tracking rows (which an engine would act on again). The
-    events go in by chunks (one statement each on PostgreSQL: the library's
-    single `insert_events` call hung there past about 10,000 events, in psycopg's
+    events go in by chunks, not through the library's `insert_events` (one call
+    for a whole prefix hung on PostgreSQL past about 20,000 events, in psycopg's
     pipeline), and each chunk is decoded and projected as it goes in, so a copy
     reads the source once and holds one chunk in memory.
     """
@@ -114,8 +114,9 @@ def copy_events(target: Application[Any], events: Iterable[StoredEvent | Note]) 
 
 def _inserter(recorder: Any, db: Db) -> Callable[[list[Any]], list[int]]:
     """Inserts a chunk of stored events with `db`'s cursor, inside its
-    transaction; returns their positions. The library's own statements, without
-    the transaction (and on PostgreSQL the pipeline) its `insert_events` opens."""
+    transaction; returns their positions. The library's table and row layout,
+    without the transaction (and on PostgreSQL the pipeline) its `insert_events`
+    opens."""
     cursor = db.cursor
     if db.dialect == "postgres":
         return _postgres_inserter(recorder, cursor)
