@@ -1,10 +1,11 @@
 """Driving the projections: pull from the Ledger's notification log, apply, track.
 
-SQLite's recorder cannot subscribe, so the follower always pulls:
-`select_notifications` after the tracked position, a batch at a time, each batch
-applied with its one tracking row in one transaction (batching is what makes a
-rebuild fast). PostgreSQL ids may have gaps: the position is the last id seen, never
-"the previous one plus one". Writes every table of `schema.py`.
+SQLite's recorder cannot subscribe, so the follower always pulls: the notifications
+after the tracked position (`selector`: the library's query, read more cheaply), a
+batch at a time, each batch applied with its one tracking row in one transaction
+(batching is what makes a rebuild fast). PostgreSQL ids may have gaps: the position
+is the last id seen, never "the previous one plus one". Writes every table of
+`schema.py`.
 """
 
 from __future__ import annotations
