@@ -54,9 +54,11 @@ class View(Protocol):
 
     def reset(self, *, indexes: bool = True) -> None: ...
 
-    def create_indexes(self, db: Db | None = None) -> None: ...
+    def create_indexes(self, db: Db | None = None, *, wait: bool = True) -> None: ...
 
     def drop_indexes(self, db: Db) -> None: ...
+
+    def missing_indexes(self) -> set[str]: ...
 
 
 class SQLiteProjectionView(SQLiteTrackingRecorder):
@@ -88,7 +90,7 @@ class SQLiteProjectionView(SQLiteTrackingRecorder):
                 "DELETE FROM tracking WHERE application_name = ?", (APPLICATION_NAME,)
             )
 
-    def create_indexes(self, db: Db | None = None) -> None:
+    def create_indexes(self, db: Db | None = None, *, wait: bool = True) -> None:
         """The secondary indexes, in `db`'s transaction or in one of their own."""
         with _transaction(self.datastore, db) as cursor:
             for statement in sqlite_ddl(tables=False):
@@ -97,6 +99,11 @@ class SQLiteProjectionView(SQLiteTrackingRecorder):
     def drop_indexes(self, db: Db) -> None:
         for name in INDEX_NAMES:
             db.cursor.execute(f"DROP INDEX IF EXISTS {name}")
+
+    def missing_indexes(self) -> set[str]:
+        with self.datastore.transaction(commit=False) as cursor:
+            cursor.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
+            return set(INDEX_NAMES) - {row[0] for row in cursor.fetchall()}
 
 
 class PostgresProjectionView(PostgresTrackingRecorder):
@@ -131,9 +138,15 @@ class PostgresProjectionView(PostgresTrackingRecorder):
     def record_tracking(self, db: Db, tracking: Tracking) -> None:
         self._insert_tracking(db.cursor, tracking)
 
-    def create_indexes(self, db: Db | None = None) -> None:
-        """The secondary indexes, in `db`'s transaction or in one of their own."""
+    def create_indexes(self, db: Db | None = None, *, wait: bool = True) -> None:
+        """The secondary indexes, in `db`'s transaction or in one of their own,
+        under the lock `ledger.store.ddl_lock` takes (concurrent CREATEs collide
+        on PostgreSQL); without `wait`, nothing if another session holds it."""
         with _transaction(self.datastore, db) as cursor:
+            lock = "pg_advisory_xact_lock" if wait else "pg_try_advisory_xact_lock"
+            cursor.execute(f"SELECT {lock}(hashtext('storctl_ddl')) AS locked")
+            if cursor.fetchone()["locked"] is False:
+                return
             for statement in self.index_ddl:
                 cursor.execute(statement)
 
@@ -143,6 +156,14 @@ class PostgresProjectionView(PostgresTrackingRecorder):
             db.cursor.execute(
                 SQL("DROP INDEX IF EXISTS {0}.{1}").format(schema, Identifier(name))
             )
+
+    def missing_indexes(self) -> set[str]:
+        with self.datastore.transaction(commit=False) as cursor:
+            cursor.execute(
+                "SELECT indexname FROM pg_indexes WHERE schemaname = %s",
+                (self.datastore.schema,),
+            )
+            return set(INDEX_NAMES) - {row["indexname"] for row in cursor.fetchall()}
 
     def reset(self, *, indexes: bool = True) -> None:
         """Drop and recreate the tables; forget this follower's position. Without
@@ -194,6 +215,11 @@ def view_for(ledger: Application[Any]) -> View:
         raise TypeError(
             f"projections need SQLite or PostgreSQL, not {type(factory).__name__}"
         )
+    if view.missing_indexes():
+        # A rebuild builds the indexes at its end; one killed before that left
+        # them out, and processes that find the tables skip the DDL. (Not waiting:
+        # a session doing DDL now may be this very process, see `cli.context`.)
+        view.create_indexes(wait=False)
     _VIEWS[ledger] = view
     return view
 

@@ -39,7 +39,7 @@ from ledger.volume import Volume
 from projections import queries as q
 from projections import view as view_module
 from projections.runner import catch_up, position, rebuild, status
-from projections.schema import BY_NAME, TABLE_NAMES
+from projections.schema import BY_NAME, INDEX_NAMES, TABLE_NAMES
 from projections.view import reader, view_for
 
 PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -526,3 +526,17 @@ def test_the_reader_reads_what_the_library_reads(app: Ledger) -> None:
         ]
         assert all(isinstance(n.originator_id, uuid.UUID) for n in ours)
     assert len(select(0, 10_000, None)) == notification_count(app)
+
+
+def test_indexes_left_out_by_a_killed_rebuild_come_back(app: Ledger) -> None:
+    """A rebuild killed before building its indexes left the tables without them;
+    the next process (which skips the DDL when the tables exist) builds them."""
+    populate(app)
+    view_for(app).reset(indexes=False)  # what a rebuild killed midway leaves
+    assert view_for(app).missing_indexes() == set(INDEX_NAMES)
+    later = Ledger(env={**app.env, "CREATE_TABLE": "n"})
+    try:
+        assert view_for(later).missing_indexes() == set()
+        assert catch_up(later) == notification_count(later)
+    finally:
+        later.close()
