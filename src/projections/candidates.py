@@ -37,6 +37,28 @@ _CACHED = (
 )
 
 
+def pool_view(
+    row: dict[str, Any], tags: list[str], volumes: int, *, cached: bool
+) -> PoolView:
+    """A `storage_pool` row as the allocator sees it."""
+    return PoolView(
+        id=row["uuid"],
+        name=row["name"],
+        scope=Scope(row["scope"]),
+        zone_id=row["data_center_id"],
+        cluster_id=row["cluster_id"],
+        host_id=row["host_id"],
+        status=PoolStatus(row["status"]),
+        tags=tuple(tags),
+        capacity=int(row["capacity_bytes"]),
+        allocated=int(row["allocated_bytes"]),
+        factor=float(row["overprovision_factor"]),
+        volumes=volumes,
+        has_template=cached,
+        used=int(row["used_bytes"] or 0),
+    )
+
+
 def pool_candidates(
     ledger: Any, zone_id: str, template_id: UUID | None
 ) -> list[PoolView]:
@@ -51,21 +73,11 @@ def pool_candidates(
         if template_id is not None:
             cached = {row["pool_id"] for row in r.all(_CACHED, [str(template_id)])}
     return [
-        PoolView(
-            id=row["uuid"],
-            name=row["name"],
-            scope=Scope(row["scope"]),
-            zone_id=row["data_center_id"],
-            cluster_id=row["cluster_id"],
-            host_id=row["host_id"],
-            status=PoolStatus(row["status"]),
-            tags=tuple(tags.get(row["uuid"], [])),
-            capacity=int(row["capacity_bytes"]),
-            allocated=int(row["allocated_bytes"]),
-            factor=float(row["overprovision_factor"]),
-            volumes=volumes.get(row["uuid"], 0),
-            has_template=row["uuid"] in cached,
-            used=int(row["used_bytes"] or 0),
+        pool_view(
+            row,
+            tags.get(row["uuid"], []),
+            volumes.get(row["uuid"], 0),
+            cached=row["uuid"] in cached,
         )
         for row in rows
     ]

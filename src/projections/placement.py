@@ -18,7 +18,8 @@ from typing import Any
 from uuid import UUID
 
 from ledger.allocators import PoolView, Request, Suitable, chain
-from ledger.values import PoolStatus, Scope
+from ledger.values import PoolStatus
+from projections.candidates import pool_view
 from projections.runner import catch_up
 from projections.view import Reader, reader
 
@@ -165,21 +166,11 @@ def _views(r: Reader, rows: list[dict[str, Any]], zone_id: str) -> list[PoolView
         )
     }
     return [
-        PoolView(
-            id=row["uuid"],
-            name=row["name"],
-            scope=Scope(row["scope"]),
-            zone_id=row["data_center_id"],
-            cluster_id=row["cluster_id"],
-            host_id=row["host_id"],
-            status=PoolStatus(row["status"]),
-            tags=tuple(tags.get(row["uuid"], [])),
-            capacity=int(row["capacity_bytes"]),
-            allocated=int(row["allocated_bytes"]),
-            factor=float(row["overprovision_factor"]),
-            volumes=volumes.get(row["uuid"], 0),
-            has_template=bool(row["cached"]),
-            used=int(row["used_bytes"] or 0),
+        pool_view(
+            row,
+            tags.get(row["uuid"], []),
+            volumes.get(row["uuid"], 0),
+            cached=bool(row["cached"]),
         )
         for row in rows
     ]
