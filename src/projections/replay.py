@@ -13,6 +13,7 @@ after it.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from itertools import islice
 from typing import Any
@@ -20,6 +21,8 @@ from uuid import UUID
 
 from eventsourcing.application import Application
 from eventsourcing.persistence import Notification, StoredEvent, Tracking
+from eventsourcing.postgres import PostgresApplicationRecorder
+from eventsourcing.sqlite import SQLiteApplicationRecorder
 from psycopg.sql import SQL, Identifier
 
 from ledger.errors import InvalidInput
@@ -79,7 +82,11 @@ def resolve_until(ledger: Application[Any], until: str) -> int:
     return last
 
 
-def copy_events(target: Application[Any], events: Iterable[StoredEvent | Note]) -> int:
+def copy_events(
+    target: Application[Any],
+    events: Iterable[StoredEvent | Note],
+    source: Application[Any] | None = None,
+) -> int:
     """Insert `events` (in log order) into an empty ledger, apply them to its
     tables and mark its followers done at the head, all in one transaction;
     returns the head position.
@@ -90,15 +97,17 @@ def copy_events(target: Application[Any], events: Iterable[StoredEvent | Note]) 
     events go in by chunks, not through the library's `insert_events` (one call
     for a whole prefix hung on PostgreSQL past about 20,000 events, in psycopg's
     pipeline), and each chunk is decoded and projected as it goes in, so a copy
-    reads the source once and holds one chunk in memory.
+    reads the source once and holds one chunk in memory. When `events` are the
+    notifications of `source` and both ledgers are in reach of one connection
+    (SQLite files, attached; PostgreSQL schemas of one database), each chunk is
+    copied by one `INSERT ... SELECT` with its positions, in the database: the
+    rows never go through Python to be written (a sixth of a copy's time).
     """
     view = view_for(target)
-    recorder: Any = target.recorder
     decode = decoder(target)
     events = iter(events)
-    with view.view_transaction(commit=True) as db:
+    with _copy_transaction(view, target.recorder, source) as (db, insert):
         view.drop_indexes(db)  # built once at the end, as a rebuild does
-        insert = _inserter(recorder, db)
         head = 0
         while chunk := list(islice(events, CHUNK)):
             positions = insert(chunk)
@@ -107,9 +116,147 @@ def copy_events(target: Application[Any], events: Iterable[StoredEvent | Note]) 
         view.create_indexes(db)
         if head:
             for name in FOLLOWERS:
-                recorder._insert_tracking(db.cursor, Tracking(name, head))
+                target.recorder._insert_tracking(db.cursor, Tracking(name, head))  # type: ignore[attr-defined]
             view.record_tracking(db, Tracking(APPLICATION_NAME, head))
     return head
+
+
+Inserter = Callable[[list[Any]], list[int]]
+
+#: the name a source SQLite file is attached under, for the length of a copy
+ATTACHED = "replay_source"
+
+
+@contextmanager
+def _copy_transaction(
+    view: Any, recorder: Any, source: Application[Any] | None
+) -> Iterator[tuple[Db, Inserter]]:
+    """The copy's one transaction on the target, and how it inserts a chunk."""
+    path = _sqlite_file(source) if view.dialect == "sqlite" else None
+    if path is not None:
+        assert source is not None
+        with _attached(view.datastore, path) as cursor:
+            db = Db(cursor, "sqlite")
+            yield db, _sqlite_copier(recorder, source.recorder, db)
+        return
+    with view.view_transaction(commit=True) as db:
+        if source is not None and _same_postgres(source, view):
+            yield db, _postgres_copier(recorder, source.recorder, db.cursor)
+        else:
+            yield db, _inserter(recorder, db)
+
+
+def _sqlite_file(source: Application[Any] | None) -> str | None:
+    """The file of a SQLite source that a copy can attach (not one in memory)."""
+    if source is None:
+        return None
+    recorder: Any = source.recorder
+    if not (
+        isinstance(recorder, SQLiteApplicationRecorder)
+        and recorder.datastore.originator_id_type == "uuid"
+    ):
+        return None
+    pool = recorder.datastore.pool
+    name = str(pool.db_name)
+    if pool.is_sqlite_memory_mode or not name or name.startswith("file:"):
+        return None
+    return name
+
+
+@contextmanager
+def _attached(datastore: Any, path: str) -> Iterator[Any]:
+    """A write transaction on one connection of `datastore` with the file at
+    `path` attached (SQLite refuses ATTACH inside a transaction, so before it;
+    detached after, whatever happened, so no pooled connection keeps it)."""
+    with datastore.get_connection(commit=True) as conn:
+        conn.cursor().execute(f"ATTACH DATABASE ? AS {ATTACHED}", (path,))
+        try:
+            with conn.transaction(commit=True) as cursor:
+                yield cursor
+        finally:
+            conn.cursor().execute(f"DETACH DATABASE {ATTACHED}")
+
+
+def _sqlite_copier(recorder: Any, source: Any, db: Db) -> Inserter:
+    """Copies the source's rows of a chunk's positions (rowids kept: the target
+    is empty) by one statement; the count checks that they are the chunk."""
+    table, from_table = recorder.events_table_name, source.events_table_name
+    columns = "rowid, originator_id, originator_version, topic, state"
+    copy_sql = (
+        f"INSERT INTO main.{table} ({columns}) SELECT {columns}"
+        f" FROM {ATTACHED}.{from_table} WHERE rowid > ? AND rowid <= ? ORDER BY rowid"
+    )
+    cursor = db.cursor.sqlite_cursor  # the library's wrapper hides rowcount
+    return _range_copier(lambda a, b: _count(cursor, copy_sql, (a, b)))
+
+
+def _postgres_copier(recorder: Any, source: Any, cursor: Any) -> Inserter:
+    """As `_sqlite_copier`, from another schema of the same database; the
+    sequence is then moved past the copied positions. The table is locked first
+    and its channel notified, as the library's insert does."""
+    table = SQL("{0}.{1}").format(
+        Identifier(recorder.datastore.schema), Identifier(recorder.events_table_name)
+    )
+    copy_sql = SQL(
+        "INSERT INTO {0} (notification_id, {1}) SELECT notification_id, {1}"
+        " FROM {2}.{3} WHERE notification_id > %s AND notification_id <= %s"
+        " ORDER BY notification_id"
+    ).format(
+        table,
+        SQL("originator_id, originator_version, topic, state"),
+        Identifier(source.datastore.schema),
+        Identifier(source.events_table_name),
+    )
+    sequence = SQL("SELECT setval(pg_get_serial_sequence(%s, 'notification_id'), %s)")
+    qualified = table.as_string(cursor)
+    recorder._lock_table(cursor)
+    recorder._notify_channel(cursor)
+
+    def copy(after: int, last: int) -> int:
+        count = _count(cursor, copy_sql, (after, last))
+        cursor.execute(sequence, (qualified, last))
+        return count
+
+    return _range_copier(copy)
+
+
+def _count(cursor: Any, sql: Any, params: tuple[int, int]) -> int:
+    cursor.execute(sql, params)
+    return int(cursor.rowcount)
+
+
+def _range_copier(copy: Callable[[int, int], int]) -> Inserter:
+    """A chunk of notifications read in order from the source is every row of
+    the positions after the previous chunk's last up to its own last: copied so,
+    with those positions."""
+    after = 0
+
+    def insert(chunk: list[Any]) -> list[int]:
+        nonlocal after
+        positions = [note.id for note in chunk]
+        if copy(after, positions[-1]) != len(chunk):  # pragma: no cover
+            raise RuntimeError("the source changed under the copy")
+        after = positions[-1]
+        return positions
+
+    return insert
+
+
+def _same_postgres(source: Application[Any], view: Any) -> bool:
+    """Whether `source` is a PostgreSQL ledger in the database of `view` (its
+    tables then readable from the copy's own transaction)."""
+    recorder: Any = source.recorder
+    if view.dialect != "postgres" or not isinstance(
+        recorder, PostgresApplicationRecorder
+    ):
+        return False
+
+    def where(datastore: Any) -> tuple[Any, ...]:
+        with datastore.get_connection() as conn:
+            info = conn.info
+            return (info.host, info.port, info.dbname, info.user)
+
+    return where(recorder.datastore) == where(view.datastore)
 
 
 def _inserter(recorder: Any, db: Db) -> Callable[[list[Any]], list[int]]:
@@ -217,5 +364,5 @@ def replay_into(source: Application[Any], target: Application[Any], stop: int) -
             yield note  # a stored event (its position is ignored)
 
     if stop:
-        copy_events(target, counted())
+        copy_events(target, counted(), source)
     return copied
