@@ -12,7 +12,9 @@ after it.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from itertools import islice
@@ -106,13 +108,14 @@ def copy_events(
     view = view_for(target)
     decode = decoder(target)
     events = iter(events)
-    with _copy_transaction(view, target.recorder, source) as (db, insert):
+    with _copy_transaction(view, target.recorder, source) as (db, insert, finish):
         view.drop_indexes(db)  # built once at the end, as a rebuild does
         head = 0
         while chunk := list(islice(events, CHUNK)):
             positions = insert(chunk)
             apply_items(db, zip(positions, map(decode, chunk), strict=True))
             head = positions[-1]
+        finish()
         view.create_indexes(db)
         if head:
             for name in FOLLOWERS:
@@ -122,6 +125,8 @@ def copy_events(
 
 
 Inserter = Callable[[list[Any]], list[int]]
+#: (after, last) -> how many rows of the source's positions in (after, last] went in
+RangeCopy = Callable[[int, int], int]
 
 #: the name a source SQLite file is attached under, for the length of a copy
 ATTACHED = "replay_source"
@@ -130,20 +135,25 @@ ATTACHED = "replay_source"
 @contextmanager
 def _copy_transaction(
     view: Any, recorder: Any, source: Application[Any] | None
-) -> Iterator[tuple[Db, Inserter]]:
-    """The copy's one transaction on the target, and how it inserts a chunk."""
+) -> Iterator[tuple[Db, Inserter, Callable[[], None]]]:
+    """The copy's one transaction on the target, how it inserts a chunk, and
+    what waits for every chunk to be in."""
     path = _sqlite_file(source) if view.dialect == "sqlite" else None
     if path is not None:
         assert source is not None
-        with _attached(view.datastore, path) as cursor:
-            db = Db(cursor, "sqlite")
-            yield db, _sqlite_copier(recorder, source.recorder, db)
+        with (
+            _attached(view.datastore, path) as cursor,
+            _copying(_sqlite_copier(recorder, source.recorder, cursor)) as copier,
+        ):
+            yield Db(cursor, "sqlite"), copier, copier.finish
         return
     with view.view_transaction(commit=True) as db:
         if source is not None and _same_postgres(source, view):
-            yield db, _postgres_copier(recorder, source.recorder, db.cursor)
+            copy = _postgres_copier(recorder, source.recorder, db.cursor)
+            with _copying(copy) as copier:
+                yield db, copier, copier.finish
         else:
-            yield db, _inserter(recorder, db)
+            yield db, _inserter(recorder, db), lambda: None
 
 
 def _sqlite_file(source: Application[Any] | None) -> str | None:
@@ -177,20 +187,21 @@ def _attached(datastore: Any, path: str) -> Iterator[Any]:
             conn.cursor().execute(f"DETACH DATABASE {ATTACHED}")
 
 
-def _sqlite_copier(recorder: Any, source: Any, db: Db) -> Inserter:
-    """Copies the source's rows of a chunk's positions (rowids kept: the target
-    is empty) by one statement; the count checks that they are the chunk."""
+def _sqlite_copier(recorder: Any, source: Any, cursor: Any) -> RangeCopy:
+    """The source's rows of a range of positions copied by one statement, with a
+    cursor of its own on `cursor`'s connection (rowids kept: the target is
+    empty)."""
     table, from_table = recorder.events_table_name, source.events_table_name
     columns = "rowid, originator_id, originator_version, topic, state"
     copy_sql = (
         f"INSERT INTO main.{table} ({columns}) SELECT {columns}"
         f" FROM {ATTACHED}.{from_table} WHERE rowid > ? AND rowid <= ? ORDER BY rowid"
     )
-    cursor = db.cursor.sqlite_cursor  # the library's wrapper hides rowcount
-    return _range_copier(lambda a, b: _count(cursor, copy_sql, (a, b)))
+    own = cursor.sqlite_cursor.connection.cursor()  # the wrapper hides rowcount
+    return lambda after, last: _count(own, copy_sql, (after, last))
 
 
-def _postgres_copier(recorder: Any, source: Any, cursor: Any) -> Inserter:
+def _postgres_copier(recorder: Any, source: Any, cursor: Any) -> RangeCopy:
     """As `_sqlite_copier`, from another schema of the same database; the
     sequence is then moved past the copied positions. The table is locked first
     and its channel notified, as the library's insert does."""
@@ -211,13 +222,14 @@ def _postgres_copier(recorder: Any, source: Any, cursor: Any) -> Inserter:
     qualified = table.as_string(cursor)
     recorder._lock_table(cursor)
     recorder._notify_channel(cursor)
+    own = cursor.connection.cursor()  # psycopg: one cursor per thread
 
     def copy(after: int, last: int) -> int:
-        count = _count(cursor, copy_sql, (after, last))
-        cursor.execute(sequence, (qualified, last))
+        count = _count(own, copy_sql, (after, last))
+        own.execute(sequence, (qualified, last))
         return count
 
-    return _range_copier(copy)
+    return copy
 
 
 def _count(cursor: Any, sql: Any, params: tuple[int, int]) -> int:
@@ -225,21 +237,52 @@ def _count(cursor: Any, sql: Any, params: tuple[int, int]) -> int:
     return int(cursor.rowcount)
 
 
-def _range_copier(copy: Callable[[int, int], int]) -> Inserter:
-    """A chunk of notifications read in order from the source is every row of
-    the positions after the previous chunk's last up to its own last: copied so,
-    with those positions."""
-    after = 0
+class _RangeCopier:
+    """Copies chunks by position range in a worker thread, on the copy's own
+    connection and transaction, while the calling thread projects them.
 
-    def insert(chunk: list[Any]) -> list[int]:
-        nonlocal after
+    A chunk of notifications read in order from the source is every row of the
+    positions after the previous chunk's last up to its own last: copied so, with
+    those positions, which are therefore known before the rows are in. The
+    database does the copy with the GIL released (SQLite's step, psycopg's wait),
+    so it costs the projection next to nothing; both drivers serialize the two
+    threads' statements on the connection, and they touch different tables.
+    """
+
+    def __init__(self, copy: Callable[[int, int], int], worker: Executor) -> None:
+        self._copy, self._worker = copy, worker
+        self._after = 0
+        self._pending: deque[Future[None]] = deque()
+
+    def __call__(self, chunk: list[Any]) -> list[int]:
+        while self._pending and self._pending[0].done():
+            self._pending.popleft().result()  # a failed copy fails the copy now
         positions = [note.id for note in chunk]
-        if copy(after, positions[-1]) != len(chunk):  # pragma: no cover
-            raise RuntimeError("the source changed under the copy")
-        after = positions[-1]
+        self._pending.append(
+            self._worker.submit(self._range, self._after, positions[-1], len(chunk))
+        )
+        self._after = positions[-1]
         return positions
 
-    return insert
+    def _range(self, after: int, last: int, count: int) -> None:
+        if self._copy(after, last) != count:  # pragma: no cover
+            raise RuntimeError("the source changed under the copy")
+
+    def finish(self) -> None:
+        """Every chunk copied (or the first failure raised)."""
+        while self._pending:
+            self._pending.popleft().result()
+
+
+@contextmanager
+def _copying(copy: Callable[[int, int], int]) -> Iterator[_RangeCopier]:
+    """A `_RangeCopier` whose worker is gone when this exits: nothing is left
+    running on the connection when its transaction commits or rolls back."""
+    worker = ThreadPoolExecutor(1, thread_name_prefix="replay-copy")
+    try:
+        yield _RangeCopier(copy, worker)
+    finally:
+        worker.shutdown(wait=True, cancel_futures=True)
 
 
 def _same_postgres(source: Application[Any], view: Any) -> bool:
