@@ -1,0 +1,98 @@
+"""What one process remembers of the ledger (the aggregate cache, the ids it found
+absent) never hides another process's writes, nor its own unsaved changes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from ledger.base import Ctx
+from ledger.config import CONFIG_ID, Config
+from ledger.errors import NotFound
+from ledger.host import Host
+from ledger.service import Ledger
+from ledger.simulator import SimulatorPlan, plan_id
+from ledger.store import parse_db
+from ledger.values import Hypervisor
+
+
+def ctx() -> Ctx:
+    return Ctx.new("t")
+
+
+@pytest.fixture
+def other(ledger: Ledger, db_url: str) -> Iterator[Ledger]:
+    """A second Ledger on the same database: another CLI, with its own cache."""
+    app = Ledger(env=parse_db(db_url).env)
+    yield app
+    app.close()
+
+
+def test_settings_set_by_another_process_are_seen_after_a_remembered_miss(
+    ledger: Ledger, other: Ledger
+) -> None:
+    factor = "storage.overprovisioning.factor"
+    assert ledger.settings().get(factor) == 2.0
+    assert ledger.settings().get(factor) == 2.0  # the remembered miss
+    other.set_config(ctx(), factor, "3.5")
+    assert ledger.settings().get(factor) == 3.5
+    other.set_config(ctx(), factor, "4")
+    assert ledger.settings().get(factor) == 4.0
+
+
+def test_config_first_set_here_after_a_miss_is_kept_by_the_next_set_elsewhere(
+    ledger: Ledger, other: Ledger
+) -> None:
+    """Both processes remembered the miss; the second `config set` finds the
+    first one's Config instead of starting another."""
+    ledger.settings()
+    other.settings()
+    ledger.set_config(ctx(), "wait", "60")
+    other.set_config(ctx(), "copy.volume.wait", "120")
+    for app in (ledger, other):
+        assert app.settings().get("wait") == 60
+        assert app.settings().get("copy.volume.wait") == 120
+    assert len(ledger.load(Config, CONFIG_ID).values) == 2
+
+
+def test_a_simulator_plan_configured_elsewhere_is_found_after_a_miss(
+    ledger: Ledger, other: Ledger
+) -> None:
+    ledger.register_host(ctx(), "sim1", "z1", "c1", Hypervisor.Simulator)
+    host_id = ledger.resolve(Host, "sim1").id
+    assert ledger.find(SimulatorPlan, plan_id(host_id)) is None
+    assert ledger.find(SimulatorPlan, plan_id(host_id)) is None
+    other.configure_simulator(ctx(), "sim1", "CopyCommand", "fail", details="boom")
+    plan = ledger.find(SimulatorPlan, plan_id(host_id))
+    assert plan is not None
+    assert plan.faults["CopyCommand"]["details"] == "boom"
+
+
+def test_an_aggregate_saved_here_then_changed_elsewhere_loads_with_the_change(
+    ledger: Ledger, other: Ledger
+) -> None:
+    config = Config.start(ctx())
+    config.set(ctx(), "wait", "60")
+    ledger.save(config)
+    theirs = other.load(Config, CONFIG_ID)
+    theirs.set(ctx(), "wait", "90")
+    other.save(theirs)
+    assert ledger.load(Config, CONFIG_ID).get("wait") == 90
+
+
+def test_changes_made_after_a_save_and_not_saved_are_not_loaded(
+    ledger: Ledger,
+) -> None:
+    config = Config.start(ctx())
+    config.set(ctx(), "wait", "60")
+    ledger.save(config)
+    config.set(ctx(), "wait", "99")  # never saved
+    assert ledger.load(Config, CONFIG_ID).get("wait") == 60
+    assert ledger.settings().get("wait") == 60
+
+
+def test_an_id_never_saved_stays_not_found(ledger: Ledger) -> None:
+    for _ in range(2):
+        with pytest.raises(NotFound):
+            ledger.load(Config, CONFIG_ID)
