@@ -20,6 +20,7 @@ from projections.replay import FOLLOWERS, copy_events, notifications, replay_int
 from projections.runner import rebuild
 from projections.schema import INDEX_NAMES, TABLES
 from projections.view import APPLICATION_NAME, reader, view_for
+from tests.conftest import drop_pg_schema, fresh_pg_url
 
 from .test_audit import run, simulator_session
 
@@ -361,3 +362,131 @@ def test_a_copy_that_fails_midway_leaves_nothing(db_url, tmp_path, monkeypatch):
         assert len(tables(target)["event_journal"]) == len(notes) == last
     finally:
         target.close()
+
+
+# ------------------------------------------- copies inside the database (SQL)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def same_store(request, tmp_path):
+    """A source and a target URL on one store: two SQLite files (the source is
+    attached), two schemas of one PostgreSQL database (read across schemas)."""
+    if request.param == "sqlite":
+        yield str(tmp_path / "source.db"), str(tmp_path / "target.db")
+        return
+    urls = fresh_pg_url(), fresh_pg_url()
+    yield urls
+    for url in urls:
+        drop_pg_schema(parse_db(url))
+
+
+def reservations_at(url: str, pairs: int, gap: bool = False) -> Ledger:
+    """`reservations` on `url`; with `gap`, a burnt PostgreSQL id mid-log (as a
+    rolled-back insert leaves)."""
+    app = open_ledger(url)
+    ctx = Ctx.new("test")
+    app.register_host(ctx, "sim1", "z1", "c1", Hypervisor.Simulator)
+    pool = app.load(
+        StoragePool,
+        app.register_pool(
+            ctx, name="p1", zone="z1", path="/sim/p1", capacity=1 << 60,
+            scope=Scope.CLUSTER, pool_type=PoolType.Simulator, cluster="c1",
+            overprovision=1.0,
+        ).id,
+    )  # fmt: skip
+    for half in range(2):
+        for i in range(pairs // 2):
+            holder = Holder()
+            pool.reserve(ctx, holder, GiB, 0.99, 1.0)
+            if half == 0 or i < pairs // 2 - 1:
+                pool.release(ctx, holder)
+        app.save(pool)
+        if gap and half == 0:
+            store = app.recorder.datastore  # type: ignore[attr-defined]
+            with store.transaction(commit=True) as cursor:
+                cursor.execute(
+                    "SELECT nextval(pg_get_serial_sequence(%s, 'notification_id'))",
+                    (f'"{store.schema}"."{app.recorder.events_table_name}"',),
+                )
+    return app
+
+
+def positions(app: Ledger) -> list[int]:
+    return [n.id for n in notifications(app)]
+
+
+def test_a_copy_inside_the_database_keeps_positions_and_equals_a_rebuild(
+    same_store, monkeypatch
+):
+    """The SQL path (rows copied by the database, chunk by chunk, while the
+    chunks are projected): the positions of the source, followers at the head,
+    tables those of a rebuild, and the target writable after it."""
+    monkeypatch.setattr(replay_module, "CHUNK", 300)  # several chunks in flight
+    source_url, target_url = same_store
+    postgres = source_url.startswith("postgres")
+    source = reservations_at(source_url, 2_000, gap=postgres)
+    target = open_ledger(target_url)
+    try:
+        wanted = positions(source)
+        if postgres:
+            assert wanted != list(range(1, len(wanted) + 1))  # the gap is there
+        stop = wanted[-3]
+        assert replay_into(source, target, stop) == len(wanted) - 2
+        assert positions(target) == wanted[:-2]
+        for name in (*FOLLOWERS, APPLICATION_NAME):
+            assert target.recorder.max_tracking_id(name) == stop, name
+        copied = tables(target)
+        assert len(copied["event_journal"]) == len(wanted) - 2
+        rebuild(target)
+        assert tables(target) == copied
+        # the next event goes after the copied ones (PostgreSQL's sequence moved)
+        target.register_host(Ctx.new("test"), "sim2", "z1", "c1", Hypervisor.Simulator)
+        assert target.recorder.max_notification_id() > stop
+    finally:
+        target.close()
+        source.close()
+
+
+def test_a_copy_inside_the_database_that_fails_midway_leaves_nothing(
+    same_store, monkeypatch
+):
+    """A failure while chunks are being copied by the database: the copied
+    rows, the tables and the followers' rows all go, and the source is no
+    longer attached to any of the target's connections."""
+    monkeypatch.setattr(replay_module, "CHUNK", 100)
+    source_url, target_url = same_store
+    source = reservations_at(source_url, 400)
+    target = open_ledger(target_url)
+    real = replay_module.decoder
+
+    def failing(app):
+        decode = real(app)
+        seen = [0]
+
+        def once_too_many(note):
+            seen[0] += 1
+            if seen[0] == 450:
+                raise RuntimeError("killed")
+            return decode(note)
+
+        return once_too_many
+
+    try:
+        last = source.recorder.max_notification_id()
+        monkeypatch.setattr(replay_module, "decoder", failing)
+        with pytest.raises(RuntimeError, match="killed"):
+            replay_into(source, target, last)
+        assert not target.recorder.max_notification_id()
+        for name in (*FOLLOWERS, APPLICATION_NAME):
+            assert not target.recorder.max_tracking_id(name), name
+        assert all(rows == [] for rows in tables(target).values())
+        if target_url.endswith(".db"):
+            with target.recorder.datastore.transaction(commit=False) as cursor:
+                cursor.execute("PRAGMA database_list")
+                assert [row[1] for row in cursor.fetchall()] == ["main"]
+        monkeypatch.setattr(replay_module, "decoder", real)
+        assert replay_into(source, target, last) == len(positions(source))
+        assert len(tables(target)["event_journal"]) == len(positions(source))
+    finally:
+        target.close()
+        source.close()
