@@ -47,44 +47,63 @@ def stores_of(command: Any) -> list[PrimaryDataStoreTO | ImageStoreTO]:
     return found
 
 
-def _zone(ledger: Ledger, name: str) -> Zone | None:
-    try:
-        return ledger.peek(Zone, zone_id_for(name))
-    except NotFound:
-        return None
-
-
-def _reach(ledger: Ledger, store: PrimaryDataStoreTO | ImageStoreTO) -> set[UUID]:
-    # Every aggregate here is only read: `peek` spares copying them from the cache.
-    if isinstance(store, ImageStoreTO):
-        image = ledger.peek(ImageStore, UUID(store.uuid))
-        return zone_hosts(_zone(ledger, image.zone_id))
-    pool = ledger.peek(StoragePool, UUID(store.uuid))
-    return pool_hosts(pool, _zone(ledger, pool.zone_id))
-
-
 def select(ledger: Ledger, command: Any) -> Choice:
     stores = stores_of(command)
     if not stores:
         return Choice(None, f"{NO_ENDPOINT}: the command names no data store")
+    vm_id = getattr(command, "vmId", None)
+    vm_ids = [UUID(vm_id)] if vm_id else []
+    # Every aggregate here is only read (not copied from the cache), and read in
+    # two queries: the stores, the VM and their zones as the cache knows them,
+    # then the hosts; a zone the cache did not know costs one more.
+    ids = [UUID(s.uuid) for s in stores]
+    hinted = [ledger.cached(i) for i in ids]
+    zone_ids = {
+        zone_id_for(h.zone_id)
+        for h in hinted
+        if isinstance(h, ImageStore | StoragePool)
+    }
+    found = ledger.peek_many([*ids, *vm_ids, *zone_ids])
     try:
-        candidates = set.intersection(*(_reach(ledger, s) for s in stores))
+        objs = [_store(found, s, i) for s, i in zip(stores, ids, strict=True)]
     except NotFound as exc:
         return Choice(None, f"{NO_ENDPOINT}: {exc}")
+    missing = {zone_id_for(o.zone_id) for o in objs} - zone_ids
+    if missing:
+        found.update(ledger.peek_many(missing))
+    zones = {z.id: z for z in found.values() if isinstance(z, Zone)}
+    candidates = set.intersection(*(_reach(o, zones) for o in objs))
     if not candidates:
         names = ", ".join(s.name for s in stores)
         return Choice(None, f"{NO_ENDPOINT}: no host reaches all of {names}")
-    hosts = sorted((ledger.peek(Host, h) for h in candidates), key=lambda h: h.name)
+    peeked = ledger.peek_many(candidates).values()
+    hosts = sorted((h for h in peeked if isinstance(h, Host)), key=lambda h: h.name)
     up = [h for h in hosts if h.state is HostState.Up]
     if not up:
         return Choice(None, f"{NO_ENDPOINT}: no Up host reaches {stores[0].name}")
-    vm_id = getattr(command, "vmId", None)
-    if vm_id:
-        try:
-            vm: VirtualMachine | None = ledger.peek(VirtualMachine, UUID(vm_id))
-        except NotFound:
-            vm = None
+    if vm_ids:
+        vm = found.get(vm_ids[0])
         for host in up:
-            if vm is not None and host.id == vm.host_id:
+            if isinstance(vm, VirtualMachine) and host.id == vm.host_id:
                 return Choice(host, "the VM's host")
     return Choice(up[0], "first Up host that reaches every store")
+
+
+def _store(
+    found: dict[UUID, Any], store: PrimaryDataStoreTO | ImageStoreTO, obj_id: UUID
+) -> ImageStore | StoragePool:
+    obj = found.get(obj_id)
+    if isinstance(store, ImageStoreTO):
+        if not isinstance(obj, ImageStore):
+            raise NotFound("store", str(obj_id))
+        return obj
+    if not isinstance(obj, StoragePool):
+        raise NotFound("pool", str(obj_id))
+    return obj
+
+
+def _reach(obj: ImageStore | StoragePool, zones: dict[UUID, Zone]) -> set[UUID]:
+    zone = zones.get(zone_id_for(obj.zone_id))
+    if isinstance(obj, ImageStore):
+        return zone_hosts(zone)
+    return pool_hosts(obj, zone)

@@ -9,11 +9,12 @@ a version conflict as an error.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable, Sequence
 from copy import deepcopy
 from datetime import date, datetime
 from enum import Enum
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from uuid import UUID
 
 from eventsourcing.application import (
@@ -23,7 +24,12 @@ from eventsourcing.application import (
     Repository,
 )
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import IntegrityError, JSONTranscoder, Tracking
+from eventsourcing.persistence import (
+    IntegrityError,
+    JSONTranscoder,
+    StoredEvent,
+    Tracking,
+)
 
 from ledger.base import Ctx
 from ledger.config import CONFIG_ID, Config, Settings
@@ -156,6 +162,52 @@ class _Repository(Repository[UUID]):
             aggregate = copy_aggregate(aggregate)
         return aggregate
 
+    def cached(self, aggregate_id: UUID) -> Any | None:
+        """The cached aggregate as it is, without asking the database: a hint
+        (which zone a store is in), never an answer."""
+        if self.cache is None:
+            return None
+        link = self.cache.cache.get(aggregate_id)
+        return link[3] if isinstance(link, list) else link
+
+    def get_many(self, aggregate_ids: Iterable[UUID]) -> dict[UUID, Any]:
+        """Several aggregates, read only (not copied): the cached ones brought up to
+        date by one query for the events after each one's version, the others
+        loaded one by one. Absent ids are left out."""
+        found: dict[UUID, Any] = {}
+        stale: dict[UUID, Any] = {}
+        for aggregate_id in dict.fromkeys(aggregate_ids):
+            aggregate = self.cached(aggregate_id)
+            if aggregate is not None:
+                stale[aggregate_id] = aggregate
+                continue
+            with contextlib.suppress(AggregateNotFoundError):
+                found[aggregate_id] = self.get(aggregate_id, deepcopy_from_cache=False)
+        if not stale:
+            return found
+        new: dict[Any, list[StoredEvent]] = {}
+        for stored in _events_after(
+            self.event_store.recorder, {i: a.version for i, a in stale.items()}
+        ):
+            new.setdefault(stored.originator_id, []).append(stored)
+        mapper = self.event_store.mapper
+        for aggregate_id, aggregate in stale.items():
+            events = new.get(aggregate_id)
+            if events:
+                # As the library's fast-forward: one thread at a time moves a cached
+                # aggregate, and what another moved it by already is skipped.
+                lock = self._use_fastforward_lock(aggregate_id)
+                try:
+                    with lock:
+                        for stored in events:
+                            if stored.originator_version > aggregate.version:
+                                event: Any = mapper.to_domain_event(stored)
+                                event.mutate(aggregate)
+                finally:
+                    self._disuse_fastforward_lock(aggregate_id)
+            found[aggregate_id] = aggregate
+        return found
+
     def saved(self, aggregates: Iterable[Any]) -> None:
         """After a save: new aggregates go into the cache as saved (a copy, the
         caller keeps its own), so their first load is a fast-forward (one query)
@@ -166,6 +218,59 @@ class _Repository(Repository[UUID]):
             self.absent.pop(aggregate.id, None)
             if self.cache is not None and aggregate.id not in self.cache.cache:
                 self.cache.put(aggregate.id, copy_aggregate(aggregate))
+
+
+def _events_after(recorder: Any, versions: dict[UUID, int]) -> list[StoredEvent]:
+    """The stored events of each aggregate after the given version, in one query
+    (each term is a range of the events table's primary key)."""
+    ids = list(versions)
+    if hasattr(recorder, "convert_originator_id"):  # SQLite
+        terms = " OR ".join(["(originator_id=? AND originator_version>?)"] * len(ids))
+        params: list[Any] = []
+        for i in ids:
+            params += [i.hex, versions[i]]
+        with recorder.datastore.transaction(commit=False) as c:
+            c.execute(
+                f"SELECT * FROM {recorder.events_table_name} WHERE {terms}"
+                " ORDER BY originator_version",
+                params,
+            )
+            return [
+                StoredEvent(
+                    originator_id=recorder.convert_originator_id(row["originator_id"]),
+                    originator_version=row["originator_version"],
+                    topic=row["topic"],
+                    state=row["state"],
+                )
+                for row in c.fetchall()
+            ]
+    from psycopg.sql import SQL, Identifier
+
+    term = SQL("(originator_id = %s AND originator_version > %s)")
+    statement = SQL(
+        "SELECT * FROM {schema}.{table} WHERE {terms} ORDER BY originator_version"
+    )
+    params = []
+    for i in ids:
+        params += [i, versions[i]]
+    with recorder.datastore.get_connection() as conn, conn.cursor() as curs:
+        curs.execute(
+            statement.format(
+                schema=Identifier(recorder.datastore.schema),
+                table=Identifier(recorder.events_table_name),
+                terms=SQL(" OR ").join([term] * len(ids)),
+            ),
+            params,
+        )
+        return [
+            StoredEvent(
+                originator_id=row["originator_id"],
+                originator_version=row["originator_version"],
+                topic=row["topic"],
+                state=bytes(row["state"]),
+            )
+            for row in curs.fetchall()
+        ]
 
 
 KIND_NAMES: dict[type[Aggregate], str] = {
@@ -231,9 +336,7 @@ class LedgerCore(Application[UUID]):
 
     def _record(self, processing_event: ProcessingEvent[UUID]) -> Any:
         recordings = super()._record(processing_event)
-        repository = self.repository
-        if isinstance(repository, _Repository):
-            repository.saved(processing_event.aggregates.values())
+        self._cache_repository().saved(processing_event.aggregates.values())
         return recordings
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
@@ -262,6 +365,20 @@ class LedgerCore(Application[UUID]):
         if not isinstance(obj, cls):
             raise NotFound(KIND_NAMES.get(cls, cls.__name__), str(obj_id))
         return obj
+
+    def peek_many(self, obj_ids: Iterable[UUID]) -> dict[UUID, Aggregate]:
+        """`peek` of several aggregates at once (one query for the cached ones),
+        whatever their kinds; the absent are left out. The caller checks kinds."""
+        found: dict[UUID, Aggregate] = self._cache_repository().get_many(obj_ids)
+        return found
+
+    def cached(self, obj_id: UUID) -> Aggregate | None:
+        """What the cache holds, maybe behind the database: a hint only."""
+        hint: Aggregate | None = self._cache_repository().cached(obj_id)
+        return hint
+
+    def _cache_repository(self) -> _Repository:
+        return cast(_Repository, self.repository)
 
     def find(self, cls: type[A], obj_id: UUID) -> A | None:
         try:

@@ -96,3 +96,25 @@ def test_an_id_never_saved_stays_not_found(ledger: Ledger) -> None:
     for _ in range(2):
         with pytest.raises(NotFound):
             ledger.load(Config, CONFIG_ID)
+
+
+def test_peek_many_sees_other_processes_changes_to_cached_aggregates(
+    ledger: Ledger, other: Ledger
+) -> None:
+    ledger.register_host(ctx(), "sim1", "z1", "c1", Hypervisor.Simulator)
+    ledger.set_config(ctx(), "wait", "60")
+    host_id = ledger.resolve(Host, "sim1").id
+    absent = plan_id(host_id)
+    first = ledger.peek_many([CONFIG_ID, host_id, absent])
+    assert set(first) == {CONFIG_ID, host_id}
+    other.set_config(ctx(), "wait", "61")
+    other.set_config(ctx(), "copy.volume.wait", "62")
+    other.register_host(ctx(), "sim2", "z1", "c1", Hypervisor.Simulator)
+    other.configure_simulator(ctx(), "sim1", "CopyCommand", "fail")
+    again = ledger.peek_many([CONFIG_ID, host_id, absent])
+    config = again[CONFIG_ID]
+    assert isinstance(config, Config)
+    assert (config.get("wait"), config.get("copy.volume.wait")) == (61, 62)
+    assert config.version == other.load(Config, CONFIG_ID).version
+    assert isinstance(again[absent], SimulatorPlan)
+    assert ledger.load(Config, CONFIG_ID).get("wait") == 61
