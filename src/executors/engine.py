@@ -54,6 +54,7 @@ class Follower:
         self.decode = decode
         self.position = 0
         self.acted = 0  # notifications it saved something for, ever
+        self.last: list[Notification] = []  # the batch of its last step
         self.resync()
 
     def _tracked(self) -> int:
@@ -71,10 +72,20 @@ class Follower:
             return True
         return False
 
-    def step(self, handle: Callable[[Notification, Any], bool]) -> int:
-        notes = self.ledger.recorder.select_notifications(
-            start=self.position, limit=BATCH, inclusive_of_start=False
-        )
+    def step(
+        self,
+        handle: Callable[[Notification, Any], bool],
+        notes: list[Notification] | None = None,
+    ) -> int:
+        """One batch after our position: read, or `notes` when another follower
+        just read them from the same position."""
+        if notes is None:
+            notes = list(
+                self.ledger.recorder.select_notifications(
+                    start=self.position, limit=BATCH, inclusive_of_start=False
+                )
+            )
+        self.last = notes
         for note in notes:
             if handle(note, self.decode(note)):
                 self.acted += 1
@@ -161,9 +172,18 @@ class Engine:
         done = 0
         if self.hosts is None:
             self._refresh_others()
-        done += self._follower(self.dispatcher.name).step(self.dispatcher.handle)
+        dispatcher = self._follower(self.dispatcher.name)
+        start, acted = dispatcher.position, dispatcher.acted
+        done += dispatcher.step(self.dispatcher.handle)
         if self.hosts is None:
-            done += self._follower("workflow").step(self._workflow)
+            workflow = self._follower("workflow")
+            # When the dispatcher saved nothing, the log after the workflows'
+            # position is in the batch it just read, from a position not after
+            # theirs (what others appended since is read next round).
+            shared = None
+            if dispatcher.acted == acted and workflow.position >= start:
+                shared = [n for n in dispatcher.last if n.id > workflow.position]
+            done += workflow.step(self._workflow, shared)
         low = min(f.position for f in self._followers.values())
         self._decoded = {k: v for k, v in self._decoded.items() if k > low}
         if project and self.project is not None:
