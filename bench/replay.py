@@ -15,7 +15,8 @@ Figures:
   events per second;
 - replay --until the middle: `projections.replay.replay_into` of the first half into
   a fresh ledger (the stored events copied by chunks and projected as they go in,
-  one transaction), as `storctl replay --until N` does;
+  one transaction; the two ledgers share a store, so each chunk is copied by
+  `INSERT ... SELECT` in the database), as `storctl replay --until N` does;
 baseline for both: reading the same notifications (`select_notifications`, batches of
 500) and decoding each into its domain event (`mapper.to_domain_event`), nothing else.
 """
