@@ -151,11 +151,27 @@ def _update_sql(table: str, key: str, cols: tuple[str, ...]) -> str:
 
 def iso(moment: datetime) -> str:
     """ISO 8601 UTC with microseconds and `Z`: sortable as text."""
+    known = _ISO_KNOWN.get(moment)
+    if known is not None:
+        return known
     if moment.tzinfo is UTC:  # every decoded event time: no conversion needed
         return _ISO % _FIELDS(moment)  # the fastest way found to write one
     if moment.utcoffset() != _ZERO:
         moment = moment.astimezone(UTC)
     return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+
+
+def known_iso(moment: datetime, text: str) -> None:
+    """Remember `iso(moment)`: an event decoder that has the stored text of a UTC
+    time hands it over, cheaper than writing it again for the journal row and the
+    tables. Keyed by the time itself (equal times are the same instant, which is
+    all `iso` writes; a naive time never equals an aware one)."""
+    if len(_ISO_KNOWN) >= 16_384:
+        _ISO_KNOWN.clear()
+    _ISO_KNOWN[moment] = text
+
+
+_ISO_KNOWN: dict[datetime, str] = {}
 
 
 def uuid_text(value: UUID) -> str:
