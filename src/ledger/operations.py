@@ -74,9 +74,6 @@ class Operations(LedgerCore):
             self.settings().get("pool.storage.allocated.capacity.disablethreshold")
         )
 
-    def _used_threshold(self) -> float:
-        return float(self.settings().get("pool.storage.capacity.disablethreshold"))
-
     def _factor(self) -> float:
         return float(self.settings().get("storage.overprovisioning.factor"))
 
@@ -189,7 +186,13 @@ class Operations(LedgerCore):
         cleaned: list[Aggregate] = []
         if decision.chosen is None and views is not None:
             decision, pool, cleaned = self._collect_garbage(
-                ctx, volume, request, template_id, list(views.values()), decision
+                ctx,
+                volume,
+                request,
+                template_id,
+                list(views.values()),
+                decision,
+                rules=(algorithm, threshold, factor, used_threshold, seed),
             )
         chosen = UUID(decision.chosen) if decision.chosen else None
         volume.record_decision(ctx, request.as_dict(), decision.verdict_dicts(), chosen)
@@ -207,20 +210,26 @@ class Operations(LedgerCore):
         template_id: UUID | None,
         views: list[PoolView],
         refused: Decision,
+        *,
+        rules: tuple[str, float, float, float, int],
     ) -> tuple[Decision, Any, list[Aggregate]]:
         """The GarbageCollectingStoragePoolAllocator: with `storage.cleanup.enabled`,
         destroy the unused template copies of the pool that cleanup makes suitable,
         give their reservations back, and take that pool. Each copy is confirmed on
         its own aggregate (saved with the volume, so a clone that starts reading it
-        meanwhile makes the save conflict and the whole choice is made again)."""
+        meanwhile makes the save conflict and the whole choice is made again).
+        `rules` are place()'s settings: algorithm, thresholds, factor, seed."""
         if self.copy_source is None or not self.settings().get(
             "storage.cleanup.enabled"
         ):
             return refused, None, []
+        algorithm, threshold, factor, used_threshold, seed = rules
         found: dict[str, list[DataObjectInStore]] = {}
         reclaimable: dict[str, int] = {}
+        pools: dict[str, StoragePool] = {}
         for pool_id, ids in self.copy_source(self, volume.zone_id, template_id).items():
-            holding = self.load(StoragePool, UUID(pool_id))  # also knows old holds
+            # the pool knows holds recorded before holders kept their own
+            holding = pools[pool_id] = self.load(StoragePool, UUID(pool_id))
             for cid in ids:
                 copy = self.find(DataObjectInStore, cid)
                 if (
@@ -233,8 +242,6 @@ class Operations(LedgerCore):
                     found.setdefault(pool_id, []).append(copy)
                     held = holding.held_by(copy) or 0
                     reclaimable[pool_id] = reclaimable.get(pool_id, 0) + held
-        algorithm = str(self.settings().get("vm.allocation.algorithm"))
-        threshold = self._threshold()
         decision = collect_garbage(
             request,
             views,
@@ -242,12 +249,12 @@ class Operations(LedgerCore):
             threshold,
             refused,
             algorithm,
-            seed=volume.id.int & 0xFFFF,
-            used_threshold=self._used_threshold(),
+            seed=seed,
+            used_threshold=used_threshold,
         )
         if decision.chosen is None:
             return refused, None, []
-        pool = self.load(StoragePool, UUID(decision.chosen))
+        pool = pools[decision.chosen]
         cleaned: list[Aggregate] = []
         for copy in found[decision.chosen]:
             template = self.load(Template, copy.object_id)
@@ -262,7 +269,7 @@ class Operations(LedgerCore):
             )
             pool.release(ctx, copy)
             cleaned.append(copy)
-        check = pool.check(volume.size, threshold, self._factor())
+        check = pool.check(volume.size, threshold, factor)
         if not check.passes:
             return refused, None, []  # the projection overstated what cleanup frees
         return decision, pool, cleaned
