@@ -31,9 +31,10 @@ _VOLUMES = (
     " AND pool_id IS NOT NULL AND removed IS NULL GROUP BY pool_id"
 )
 # A cached copy holds its reservation while it is being made or is ready.
+CACHED_STATES = ("Creating", "Ready", "Copying")
 _CACHED = (
     "SELECT pool_id FROM template_spool_ref WHERE template_id = ?"
-    " AND state IN ('Creating', 'Ready', 'Copying')"
+    f" AND state IN ({', '.join(repr(s) for s in CACHED_STATES)})"
 )
 
 

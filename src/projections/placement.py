@@ -19,12 +19,11 @@ from uuid import UUID
 
 from ledger.allocators import PoolView, Request, Suitable, chain
 from ledger.values import PoolStatus
-from projections.candidates import pool_view
+from projections.candidates import CACHED_STATES, pool_view
 from projections.runner import catch_up
 from projections.view import Reader, reader
 
 _FLOAT = "DOUBLE PRECISION"  # SQLite reads it as REAL (its type-name rules)
-_CACHED_STATES = ("Creating", "Ready", "Copying")
 _FEW = 200  # pools read back by id; more than that, by zone
 
 
@@ -99,7 +98,7 @@ def _suitable_where(
     # CapacityCheck.passes: (allocated + asking) / limit <= threshold and
     # allocated + asking <= limit, limit = capacity * factor (> 0)
     if template_id is not None and request.template_size:
-        marks = ", ".join("?" for _ in _CACHED_STATES)
+        marks = ", ".join("?" for _ in CACHED_STATES)
         asking = (
             "(CAST(? AS BIGINT) + CASE WHEN EXISTS (SELECT 1 FROM"
             " template_spool_ref r WHERE r.pool_id = p.uuid AND r.template_id = ?"
@@ -108,7 +107,7 @@ def _suitable_where(
         asking_params: list[Any] = [
             request.size,
             str(template_id),
-            *_CACHED_STATES,
+            *CACHED_STATES,
             request.template_size,
         ]
     else:
@@ -219,8 +218,9 @@ def find_suitable(
             (
                 "CASE WHEN EXISTS (SELECT 1 FROM template_spool_ref r"
                 " WHERE r.pool_id = p.uuid AND r.template_id = ?"
-                " AND r.state IN ('Creating', 'Ready', 'Copying')) THEN 1 ELSE 0 END",
-                [str(template_id)],
+                f" AND r.state IN ({', '.join('?' for _ in CACHED_STATES)}))"
+                " THEN 1 ELSE 0 END",
+                [str(template_id), *CACHED_STATES],
             )
             if template_id is not None
             else ("0", [])
