@@ -185,21 +185,6 @@ def scope_refusal(pool: PoolView, request: Request, allocator: str) -> str | Non
     return None if pool.scope is Scope.ZONE else "not zone-wide"
 
 
-def order(pools: list[PoolView], algorithm: str, rng: random.Random) -> list[PoolView]:
-    """`vm.allocation.algorithm`: CloudStack's orderings of the candidates."""
-    if algorithm in ("random", "userconcentratedpod_random"):
-        shuffled = list(pools)
-        rng.shuffle(shuffled)
-        return shuffled
-    if algorithm == "firstfitleastconsumed":
-        return sorted(
-            pools, key=lambda p: (p.allocated / (p.capacity * p.factor), p.name)
-        )
-    if algorithm == "userdispersing":
-        return sorted(pools, key=lambda p: (p.volumes, p.name))
-    return list(pools)  # firstfit and userconcentratedpod_firstfit: as listed
-
-
 def pick(suitable: Sequence[PoolView], algorithm: str, rng: random.Random) -> PoolView:
     """`vm.allocation.algorithm`: which of the suitable pools (listed by name) is
     taken. The same rule the read side applies in SQL (`projections.placement`)."""
