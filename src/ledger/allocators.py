@@ -198,6 +198,10 @@ def pick(suitable: Sequence[PoolView], algorithm: str, rng: random.Random) -> Po
     return suitable[0]  # firstfit and userconcentratedpod_firstfit
 
 
+SUITABLE = "suitable, another was first"
+NOT_REACHED = "not reached: an earlier allocator found a pool"
+
+
 def chain(request: Request) -> list[str]:
     if request.pool_id is not None:
         return ["requested"]
@@ -259,10 +263,6 @@ def allocate(
             )
     decision.verdicts = [judged[p.id] for p in listed]
     return decision
-
-
-SUITABLE = "suitable, another was first"
-NOT_REACHED = "not reached: an earlier allocator found a pool"
 
 
 @dataclass(frozen=True)
