@@ -143,7 +143,11 @@ def open_ledger(url: str, cls: Any = None, **env: str) -> Any:
     CLI wires it (candidates from the projected `storage_pool`)."""
     from ledger.service import Ledger
     from ledger.store import ddl_lock, parse_db, prepare
-    from projections.candidates import pool_candidates, unused_template_copies
+    from projections.candidates import (
+        pool_candidates,
+        pool_names,
+        unused_template_copies,
+    )
     from projections.placement import find_suitable
     from projections.view import view_for
 
@@ -155,6 +159,7 @@ def open_ledger(url: str, cls: Any = None, **env: str) -> Any:
     app.pool_source = pool_candidates
     app.copy_source = unused_template_copies
     app.suitable_source = find_suitable
+    app.pool_names_source = pool_names
     return app
 
 

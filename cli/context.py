@@ -33,7 +33,11 @@ class AppContext:
         if self._ledger is None:
             db = self.db
             prepare(db)
-            from projections.candidates import pool_candidates, unused_template_copies
+            from projections.candidates import (
+                pool_candidates,
+                pool_names,
+                unused_template_copies,
+            )
             from projections.placement import find_suitable
             from projections.view import view_for
 
@@ -50,6 +54,7 @@ class AppContext:
             self._ledger.pool_source = pool_candidates
             self._ledger.copy_source = unused_template_copies
             self._ledger.suitable_source = find_suitable
+            self._ledger.pool_names_source = pool_names
         return self._ledger
 
     def ctx(self) -> Ctx:

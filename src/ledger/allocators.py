@@ -321,6 +321,42 @@ def allocate_found(
     )
 
 
+def allocate_requested(
+    request: Request,
+    requested: PoolView | None,
+    others: Mapping[str, str],
+    threshold: float,
+    used_threshold: float = 0.85,
+) -> Decision:
+    """The decision for an operator's `--pool`: only `requested` (the pool's own
+    view, or None when it is not a pool of the zone) is judged; every other pool of
+    the zone (`others`, id -> name) is "not the requested pool", which needs nothing
+    but its name. The same decision, verdicts in the same order, as the read side's
+    (`allocate_found`) when the pool is taken, and as `allocate` when it is refused,
+    without reading any pool but the requested one."""
+    assert request.pool_id is not None
+    refused = [
+        Verdict(pid, name, "scope", taken=False, reason="not the requested pool")
+        for pid, name in others.items()
+        if pid != request.pool_id
+    ]
+    if requested is None:
+        refused.sort(key=lambda v: (v.pool, v.pool_id))
+        return Decision(request=request, verdicts=refused)
+    why = refusal(requested, request, threshold, used_threshold)
+    if why is None:
+        refused.sort(key=lambda v: (v.pool, v.pool_id))
+        taken = Verdict(
+            requested.id, requested.name, "requested", taken=True, reason="taken"
+        )
+        return Decision(
+            request=request, verdicts=[taken, *refused], chosen=taken.pool_id
+        )
+    own = Verdict(requested.id, requested.name, "requested", taken=False, reason=why)
+    verdicts = sorted([own, *refused], key=lambda v: (v.pool, v.pool_id))
+    return Decision(request=request, verdicts=verdicts)
+
+
 def _unreached(pool: PoolView, request: Request, *, decided: bool) -> str:
     """Why no allocator of the chain judged `pool`."""
     if pool.zone_id != request.zone_id:

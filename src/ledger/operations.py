@@ -10,6 +10,7 @@ choose a pool → copy the template to primary → clone, starts here.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
@@ -22,6 +23,7 @@ from ledger.allocators import (
     Request,
     allocate,
     allocate_found,
+    allocate_requested,
     collect_garbage,
     refusal,
 )
@@ -55,6 +57,7 @@ from ledger.values import (
 )
 from ledger.vm import VirtualMachine
 from ledger.volume import Volume
+from ledger.zone import Zone, zone_id_for
 
 
 def no_pool_message(decision: Decision) -> str:
@@ -66,6 +69,14 @@ def no_pool_message(decision: Decision) -> str:
 
 class Operations(LedgerCore):
     """Templates, VMs and volumes: the first step of every operation."""
+
+    #: Where `pool_names` reads a zone's pool names, {pool id: name}, in one query
+    #: (`projections.candidates.pool_names`); None reads each pool's aggregate.
+    pool_names_source: Callable[[Any, str], dict[str, str]] | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._pool_name_memo: dict[str, str] = {}
 
     # ------------------------------------------------------------ settings
 
@@ -137,6 +148,8 @@ class Operations(LedgerCore):
         The candidates may come from a projection a moment behind; the chosen pool's
         own aggregate has the last word. When it refuses, its fresh view replaces the
         stale one and the chain runs again, so the recorded decision is the true one.
+        A `--pool` request needs no candidates: its pool's aggregate decides
+        (`_judge_requested`).
         """
         template_id = template.id if template else None
         settings = self.settings()  # once: each read loads the Config aggregate
@@ -149,7 +162,11 @@ class Operations(LedgerCore):
         seed = volume.id.int & 0xFFFF
         decision: Decision | None = None
         views: dict[str, PoolView] | None = None
-        if self.suitable_source is not None:
+        if request.pool_id is not None and self.suitable_source is not None:
+            decision, pool, views = self._judge_requested(
+                request, template_id, threshold, used_threshold, factor
+            )
+        elif self.suitable_source is not None:
             # the read side finds the suitable pools; the chosen one's aggregate
             # confirms, or every pool is judged below
             found, others = self.suitable_source(
@@ -198,9 +215,53 @@ class Operations(LedgerCore):
         volume.record_decision(ctx, request.as_dict(), decision.verdict_dicts(), chosen)
         if chosen is None:
             return decision, None, []
+        assert pool is not None  # every path that chooses loaded the chosen pool
         pool.reserve(ctx, volume, volume.size, threshold, factor)
         volume.change_pool(ctx, pool.id)
         return decision, pool, cleaned
+
+    def _judge_requested(
+        self,
+        request: Request,
+        template_id: UUID | None,
+        threshold: float,
+        used_threshold: float,
+        factor: float,
+    ) -> tuple[Decision, StoragePool | None, dict[str, PoolView]]:
+        """An operator's `--pool`: the requested pool's own aggregate decides, and
+        the zone's other pools are only named (`allocate_requested`). So nothing
+        waits for the read side to catch up: the zone's stream says which pools it
+        has, and a pool's name never changes, so names read from a projection that
+        is behind are right for every pool it holds. Also return the loaded pool
+        and the views `_collect_garbage` may need (only the requested pool's)."""
+        assert request.pool_id is not None
+        try:
+            pool_ids = list(self.peek(Zone, zone_id_for(request.zone_id)).pools)
+        except NotFound:
+            pool_ids = []
+        pool: StoragePool | None = None
+        views: dict[str, PoolView] = {}
+        if request.pool_id in pool_ids:
+            pool = self.load(StoragePool, UUID(request.pool_id))
+            views[request.pool_id] = self.view_of(pool, template_id, factor)
+        others = self.pool_names(request.zone_id, pool_ids)
+        decision = allocate_requested(
+            request, views.get(request.pool_id), others, threshold, used_threshold
+        )
+        return decision, pool, views
+
+    def pool_names(self, zone_id: str, pool_ids: list[str]) -> dict[str, str]:
+        """{id: name} of the given pools of a zone, in their order. Names never
+        change, so each is read once per process: from `pool_names_source` (one
+        query for the zone) when wired, else (or for a pool the read side has not
+        seen yet) from the pool's aggregate."""
+        memo = self._pool_name_memo
+        if self.pool_names_source is not None and any(i not in memo for i in pool_ids):
+            memo.update(self.pool_names_source(self, zone_id))
+        for i in pool_ids:
+            if i not in memo:
+                memo[i] = self.peek(StoragePool, UUID(i)).name
+        return {i: memo[i] for i in pool_ids}
 
     def _collect_garbage(
         self,

@@ -107,3 +107,17 @@ def unused_template_copies(
         for row in r.all(_UNUSED, [zone_id, str(template_id or "")]):
             out.setdefault(row["pool_id"], []).append(UUID(row["id"]))
     return out
+
+
+def pool_names(ledger: Any, zone_id: str) -> dict[str, str]:
+    """{id: name} of every pool the table has in the zone, removed ones too, without
+    catching up: a pool's name never changes, so a table behind is right about each
+    pool it holds (`Operations.pool_names` reads the others from their aggregates)."""
+    with reader(ledger) as r:
+        return {
+            row["uuid"]: row["name"]
+            for row in r.all(
+                "SELECT uuid, name FROM storage_pool WHERE data_center_id = ?",
+                [zone_id],
+            )
+        }

@@ -17,7 +17,13 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ledger.allocators import ALGORITHMS, Request, allocate, allocate_found
+from ledger.allocators import (
+    ALGORITHMS,
+    Request,
+    allocate,
+    allocate_found,
+    allocate_requested,
+)
 from ledger.service import Ledger
 from ledger.values import GiB, PoolStatus, Scope
 from projections.candidates import pool_candidates
@@ -166,6 +172,58 @@ def test_sql_and_python_take_the_same_pool_with_the_same_verdicts(
     assert sql.chosen == python.chosen
     assert sql.expanded() == python.expanded()
     assert set(sql.expanded()) == set(ids)  # every pool of the zone, once
+
+
+@settings(
+    max_examples=100,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    pools=st.lists(pool_row, min_size=1, max_size=12),
+    names=st.permutations(NAMES),
+    args=request_args,
+    requested=st.integers(0, 12),
+)
+def test_a_requested_pool_is_judged_alone_as_the_read_side_judges_it(
+    ledger: Ledger,
+    pools: list[dict[str, Any]],
+    names: list[str],
+    args: dict[str, Any],
+    requested: int,
+) -> None:
+    """`allocate_requested` (the `--pool` path of `Operations.place`, which reads
+    only the requested pool and the others' names) makes the very decision, every
+    verdict in the same order, that the read side makes over every pool: taken,
+    refused, or not a pool of the zone at all (`requested` past the last)."""
+    ids = _load(ledger, pools, names)
+    pool_id = ids[requested] if requested < len(ids) else str(uuid.UUID(int=99))
+    template = TEMPLATE if args["template_size"] else None
+    request = Request(
+        size=args["size"],
+        zone_id="z1",
+        tags=tuple(args["tags"]),
+        template_size=args["template_size"],
+        avoid=tuple(ids[i] for i in args["avoid"] if i < len(ids)),
+        pool_id=pool_id,
+    )
+    threshold, used_threshold = args["threshold"], args["used_threshold"]
+    views = {v.id: v for v in pool_candidates(ledger, "z1", template)}
+    found, others = find_suitable(
+        ledger, request, template, threshold, used_threshold, "firstfit", 0
+    )
+    sql = allocate_found(request, found, others, threshold, used_threshold)
+    assert sql is not None
+    if sql.chosen is None:  # place() judges the read side's views itself
+        sql = allocate(request, others, threshold, "firstfit", 0, used_threshold)
+    alone = allocate_requested(
+        request,
+        views.get(pool_id),
+        {v.id: v.name for v in views.values()},
+        threshold,
+        used_threshold,
+    )
+    assert alone == sql
 
 
 def _boundary_pool(**kw: Any) -> dict[str, Any]:
