@@ -11,7 +11,7 @@ from typing import Any
 from uuid import UUID
 
 from ledger.base import Ctx, StorctlAggregate
-from ledger.errors import IllegalTransition
+from ledger.errors import IllegalTransition, InvalidInput
 from ledger.values import VmState
 
 _MOVES: dict[str, tuple[frozenset[VmState], VmState]] = {
@@ -23,6 +23,10 @@ _MOVES: dict[str, tuple[frozenset[VmState], VmState]] = {
     ),
     "ExpungeRequested": (frozenset({VmState.Destroyed}), VmState.Expunging),
 }
+
+#: The device ids a data disk may take: 0 is the root disk and 3 the CD-ROM, as
+#: CloudStack numbers them on KVM (virtio disks vda..).
+DATA_DEVICE_IDS = tuple(d for d in range(1, 64) if d != 3)
 
 
 class VirtualMachine(StorctlAggregate):
@@ -88,11 +92,20 @@ class VirtualMachine(StorctlAggregate):
         return cls.create(cls.Deployed, ctx, id=id, **fields)
 
     def reserve_device(self, ctx: Ctx, volume_id: UUID) -> int:
-        """The next free device id (0 is the root disk), as CloudStack numbers them."""
+        """The next free device id (0 is the root disk), as CloudStack numbers them.
+        With every data device id taken the attach is refused, as CloudStack
+        refuses a VM that has the maximum number of data disks."""
         if str(volume_id) in self.devices:
             return self.devices[str(volume_id)]
         used = set(self.devices.values())
-        device = next(d for d in range(1, 64) if d not in used and d != 3)  # 3: CD-ROM
+        device = next((d for d in DATA_DEVICE_IDS if d not in used), None)
+        if device is None:
+            raise InvalidInput(
+                "vm",
+                self.name,
+                "already has the maximum number of data disks"
+                f" ({len(DATA_DEVICE_IDS)}); specify another VM",
+            )
         self.emit(self.DeviceReserved, ctx, volume_id=volume_id, device_id=device)
         return device
 

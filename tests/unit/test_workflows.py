@@ -6,7 +6,7 @@ instead of coming from an agent, so each test is one decision of `Workflows`.
 
 from __future__ import annotations
 
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import pytest
 
@@ -19,6 +19,7 @@ from ledger.commands import (
     from_dict,
 )
 from ledger.copies import DataObjectInStore, copy_id
+from ledger.errors import InvalidInput
 from ledger.job import Job
 from ledger.pool import StoragePool
 from ledger.service import Ledger
@@ -34,7 +35,7 @@ from ledger.values import (
     VmState,
     VolumeState,
 )
-from ledger.vm import VirtualMachine
+from ledger.vm import DATA_DEVICE_IDS, VirtualMachine
 from ledger.volume import Volume
 from ledger.workflows import Workflows
 
@@ -107,6 +108,14 @@ def ok_copy(command):
     if hasattr(dest, "physicalSize"):
         dest = dest.replace(size=2 * GiB, physicalSize=GiB // 2)
     return CopyCmdAnswer(commandId=command.commandId, result=True, newData=dest)
+
+
+def created(command):
+    return CreateObjectAnswer(
+        commandId=command.commandId,
+        result=True,
+        data=command.data.replace(path=command.data.uuid),
+    )
 
 
 def failed_copy(command):
@@ -259,6 +268,39 @@ class TestAttach:
             1,
         )
         assert ledger.load(Job, job.id).status is JobStatus.succeeded
+
+    def fill_devices(self, ledger, vm_id):
+        """Every data device id of the VM taken (1..63 but 3, the CD-ROM)."""
+        vm = ledger.load(VirtualMachine, vm_id)
+        for _ in DATA_DEVICE_IDS:
+            vm.reserve_device(ctx(), uuid4())
+        ledger.save(vm)
+        assert sorted(vm.devices.values()) == [0, *DATA_DEVICE_IDS]
+
+    def test_attach_to_a_vm_without_a_free_device_id_is_refused(self, ledger):
+        vm, _, _ = self.setup_vm(ledger)
+        job = ledger.create_volume(
+            ctx(), name="data-2", zone="z1", size=GiB, pool_ref="gold"
+        )
+        answer_pending(ledger, job.object_id, created)
+        self.fill_devices(ledger, vm.id)
+        head = ledger.recorder.max_notification_id()
+        with pytest.raises(InvalidInput, match="maximum number of data disks"):
+            ledger.attach_volume(ctx(), job.object_id, "web-1")
+        assert ledger.recorder.max_notification_id() == head  # nothing written
+        assert ledger.load(Volume, job.object_id).state is VolumeState.Ready
+
+    def test_attach_after_create_fails_the_job_without_a_free_device_id(self, ledger):
+        vm, volume_id, _ = self.setup_vm(ledger)
+        job = ledger.attach_volume(ctx(), volume_id, "web-1")
+        self.fill_devices(ledger, vm.id)
+        answer_pending(ledger, volume_id, created)
+        job = ledger.load(Job, job.id)
+        assert job.status is JobStatus.failed
+        assert "maximum number of data disks (62)" in job.error
+        volume = ledger.load(Volume, volume_id)
+        assert (volume.state, volume.vm_id) == (VolumeState.Ready, None)
+        assert str(volume_id) not in ledger.load(VirtualMachine, vm.id).devices
 
     def test_failed_create_returns_volume_to_allocated_and_releases(self, ledger):
         _vm, volume_id, pool_id = self.setup_vm(ledger)
