@@ -9,8 +9,10 @@ choose a pool → copy the template to primary → clone, starts here.
 
 from __future__ import annotations
 
+import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 from uuid import UUID
 
@@ -37,6 +39,7 @@ from ledger.commands import (
     DownloadCommand,
     ResizeVolumeCommand,
 )
+from ledger.config import Config, Settings
 from ledger.copies import GONE, DataObjectInStore, copy_id
 from ledger.core import LedgerCore
 from ledger.errors import IllegalTransition, InvalidInput, NotFound
@@ -77,8 +80,29 @@ class Operations(LedgerCore):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._pool_name_memo: dict[str, str] = {}
+        self._scope = threading.local()
 
     # ------------------------------------------------------------ settings
+
+    def settings(self) -> Config | Settings:
+        """The configuration, read once per submission inside `one_settings_read`
+        (each read outside it asks the database)."""
+        held: Config | Settings | None = getattr(self._scope, "settings", None)
+        return held if held is not None else super().settings()
+
+    @contextmanager
+    def one_settings_read(self) -> Iterator[None]:
+        """Every `settings()` of this thread sees one read: a submission that checks
+        a minimum size, places and sets a command's wait asked three times, each a
+        query. Nested scopes keep the outer read."""
+        if getattr(self._scope, "settings", None) is not None:
+            yield
+            return
+        self._scope.settings = super().settings()
+        try:
+            yield
+        finally:
+            self._scope.settings = None
 
     def _threshold(self) -> float:
         return float(
@@ -637,7 +661,8 @@ class Operations(LedgerCore):
             out += self.ensure_template_on_pool(ctx, volume, pool, template)
             return out
 
-        return self._job_of(self.atomic(decide, what=f"vm deploy {name}"))
+        with self.one_settings_read():
+            return self._job_of(self.atomic(decide, what=f"vm deploy {name}"))
 
     def vm_power(self, ctx: Ctx, ref: str, trigger: str) -> VirtualMachine:
         def decide() -> list[Aggregate | None]:
@@ -701,6 +726,18 @@ class Operations(LedgerCore):
     ) -> Job:
         """CloudStack's createVolume: without a pool the volume stays Allocated
         until it is attached; with `--pool` it is created there at once."""
+        with self.one_settings_read():
+            return self._create_volume(ctx, name, zone, size, pool_ref, tags)
+
+    def _create_volume(
+        self,
+        ctx: Ctx,
+        name: str,
+        zone: str,
+        size: int,
+        pool_ref: str | None,
+        tags: list[str] | None,
+    ) -> Job:
         if not name or len(name) > 255 or any(c in name for c in "\0\n\r"):
             raise InvalidInput("volume name", name, "1-255 printable characters")
         minimum = int(self.settings().get("custom.diskoffering.size.min"))
@@ -708,8 +745,10 @@ class Operations(LedgerCore):
             raise InvalidInput(
                 "size", str(size), f"below custom.diskoffering.size.min {minimum}"
             )
-        if self.zone(zone) is None:
-            raise NotFound("zone", zone)
+        try:
+            self.peek(Zone, zone_id_for(zone))  # read only: not copied
+        except NotFound:
+            raise NotFound("zone", zone) from None
         pool_id = self.resolve(StoragePool, pool_ref).id if pool_ref else None
         volume_id = uuid.uuid4()
 
@@ -744,6 +783,10 @@ class Operations(LedgerCore):
         return self._job_of(self.atomic(decide, what=f"volume create {name}"))
 
     def attach_volume(self, ctx: Ctx, volume_id: UUID, vm_ref: str) -> Job:
+        with self.one_settings_read():
+            return self._attach_volume(ctx, volume_id, vm_ref)
+
+    def _attach_volume(self, ctx: Ctx, volume_id: UUID, vm_ref: str) -> Job:
         def decide() -> list[Aggregate | None]:
             volume = self.load(Volume, volume_id)
             vm = self.resolve(VirtualMachine, vm_ref)
@@ -801,7 +844,7 @@ class Operations(LedgerCore):
         self, ctx: Ctx, volume: Volume, vm: VirtualMachine
     ) -> list[Aggregate]:
         assert volume.pool_id is not None
-        pool = self.load(StoragePool, volume.pool_id)
+        pool = self.peek(StoragePool, volume.pool_id)  # read only: the disk's path
         device = vm.reserve_device(ctx, volume.id)
         volume.request_attach(
             ctx,
@@ -826,8 +869,10 @@ class Operations(LedgerCore):
                     "DetachRequested",
                     why="not attached",
                 )
-            vm = self.load(VirtualMachine, volume.vm_id)
-            pool = self.load(StoragePool, volume.pool_id)
+            # read only: the command names them (the answer's workflow frees
+            # the device)
+            vm = self.peek(VirtualMachine, volume.vm_id)
+            pool = self.peek(StoragePool, volume.pool_id)
             job = Job.submit(
                 ctx, "volume.detach", "volume", volume.id, {"vm_id": str(vm.id)}
             )

@@ -93,7 +93,7 @@ class SnapshotOperations(Operations):
             if volume.pool_id is None or volume.state is not VolumeState.Ready:
                 volume.next("SnapshotRequested")  # refuses with the volume's state
             assert volume.pool_id is not None
-            pool = self.load(StoragePool, volume.pool_id)
+            pool = self.peek(StoragePool, volume.pool_id)  # read only: paths
             snapshot = Snapshot.create(
                 Snapshot.Allocated,
                 ctx,
