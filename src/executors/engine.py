@@ -33,6 +33,9 @@ from ledger.store import Database
 from ledger.workflows import Workflows
 
 BATCH = 200
+#: A batch's decisions are saved at the latest this long after the first (a slow
+#: host command's answer is not kept waiting for the commands after it).
+FLUSH = 0.5
 POLL = 0.05  # seconds between polls when idle (SQLite has no LISTEN/NOTIFY)
 #: How long the set of per-host workers (other dispatchers' leases) is trusted. A
 #: stale set only makes a command run twice (agents are idempotent, the second
@@ -54,6 +57,7 @@ class Follower:
         self.decode = decode
         self.position = 0
         self.acted = 0  # notifications it saved something for, ever
+        self.fallbacks = 0  # batches decided again one notification at a time
         self.last: list[Notification] = []  # the batch of its last step
         self.resync()
 
@@ -78,7 +82,8 @@ class Follower:
         notes: list[Notification] | None = None,
     ) -> int:
         """One batch after our position: read, or `notes` when another follower
-        just read them from the same position."""
+        just read them from the same position. Their decisions are saved together
+        with our tracking row (a slow batch in parts, `FLUSH`)."""
         if notes is None:
             notes = list(
                 self.ledger.recorder.select_notifications(
@@ -86,11 +91,48 @@ class Follower:
                 )
             )
         self.last = notes
-        for note in notes:
-            if handle(note, self.decode(note)):
-                self.acted += 1
-            self.position = note.id
+        done = 0
+        while done < len(notes):
+            done = self._batch(handle, notes, done)
         return len(notes)
+
+    def _batch(
+        self,
+        handle: Callable[[Notification, Any], bool],
+        notes: list[Notification],
+        first: int,
+    ) -> int:
+        """Decide notes[first:] in one unit of work (`Ledger.following`) and save
+        it in one transaction; the index after the last note decided.
+
+        When the save loses a race, or a decision raised or changed what it did
+        not return, the batch is decided again one notification at a time from
+        fresh state, each saved with its own tracking row, as before batches
+        (the dispatcher then sends those commands again: agents are idempotent)."""
+        began = time.monotonic()
+        acted = 0
+        end = first
+        try:
+            with self.ledger.following(
+                self.position, notes[first:], self.decode
+            ) as batch:
+                for note in notes[first:]:
+                    if handle(note, self.decode(note)):
+                        acted += 1
+                    end += 1
+                    if time.monotonic() - began > FLUSH:
+                        break
+            self.ledger.save_batch(batch, Tracking(self.name, notes[end - 1].id))
+        except Exception:
+            self.fallbacks += 1
+            for note in notes[first:]:
+                if handle(note, self.decode(note)):
+                    self.acted += 1
+                self.position = note.id
+            return len(notes)
+        self.acted += acted
+        self.position = notes[end - 1].id
+        return end
 
 
 class Engine:

@@ -10,7 +10,7 @@ a version conflict as an error.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from copy import deepcopy
 from datetime import date, datetime
 from enum import Enum
@@ -117,6 +117,38 @@ def copy_aggregate(aggregate: Any) -> Any:
 ABSENT_SIZE = 1000
 
 
+class Batch:
+    """A follower's unit of work: the decisions about a batch of notifications,
+    saved in one transaction with the tracking row of the last one.
+
+    Every aggregate loaded during the batch is kept (`loaded`), so the decision
+    about a later notification sees what the earlier ones decided before any is
+    saved; `decided` are those a decision returned, the ones to save."""
+
+    def __init__(self) -> None:
+        self.loaded: dict[UUID, Any] = {}
+        self.decided: dict[UUID, Any] = {}
+        #: A decision raised (and its caller went on): what it changed before
+        #: raising must not be saved.
+        self.tainted = False
+
+    def discard(self, repository: Any) -> None:
+        """The batch is not saved: what it loaded (the cached aggregates
+        themselves, maybe changed) leaves the cache, to be read again."""
+        cache = repository.cache
+        for aggregate_id in self.loaded:
+            if cache is not None:
+                with contextlib.suppress(KeyError):
+                    cache.get(aggregate_id, evict=True)
+        self.loaded.clear()
+        self.decided.clear()
+
+
+class StrayChange(RuntimeError):
+    """A decision changed an aggregate it did not return: a batch would save what
+    deciding one notification at a time would not, so the batch is undone."""
+
+
 class _Repository(Repository[UUID]):
     """The library's repository, projecting with `_project` and copying cached
     aggregates with `copy_aggregate` by default.
@@ -130,6 +162,14 @@ class _Repository(Repository[UUID]):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.absent: dict[UUID, None] = {}
+        #: Every cached aggregate (but those in `stale`) holds every event up to
+        #: this notification id: the engine's followers keep it so (`follow`).
+        self.horizon = 0
+        self.stale: set[UUID] = set()
+        #: While a follower decides a batch: its aggregates, and whether the cache
+        #: may be trusted without asking the database (see `follow`).
+        self.batch: Batch | None = None
+        self.trusted = False
 
     def get(  # type: ignore[override]
         self,
@@ -140,6 +180,22 @@ class _Repository(Repository[UUID]):
         fastforward_skipping: bool = False,
         deepcopy_from_cache: bool = True,
     ) -> Any:
+        batch = self.batch if version is None else None
+        if batch is not None:
+            mine = batch.loaded.get(aggregate_id)
+            if mine is not None:
+                return mine  # as this batch's decisions left it
+        if self.trusted and version is None and aggregate_id not in self.stale:
+            hint = self.cached(aggregate_id)
+            if hint is not None:
+                if batch is not None:
+                    # Not copied: the batch changes the cached aggregate itself,
+                    # which it evicts if it is not saved (`Batch.discard`).
+                    batch.loaded[aggregate_id] = hint
+                    return hint
+                return copy_aggregate(hint) if deepcopy_from_cache else hint
+            if aggregate_id in self.absent:
+                raise AggregateNotFoundError(aggregate_id)
         if version is None and aggregate_id in self.absent:
             if not self.event_store.recorder.select_events(aggregate_id, limit=1):
                 raise AggregateNotFoundError(aggregate_id)
@@ -158,8 +214,13 @@ class _Repository(Repository[UUID]):
                     self.absent.clear()  # cheaper than an LRU; misses are rare
                 self.absent[aggregate_id] = None
             raise
-        if deepcopy_from_cache and self.cache is not None and version is None:
-            aggregate = copy_aggregate(aggregate)
+        if version is None:
+            self.stale.discard(aggregate_id)  # read up to now: holds the horizon
+            if batch is not None and (self.trusted or self.cache is None):
+                # The cached one, as above (or, without a cache, a fresh one).
+                batch.loaded[aggregate_id] = aggregate
+            elif deepcopy_from_cache and self.cache is not None:
+                aggregate = copy_aggregate(aggregate)
         return aggregate
 
     def cached(self, aggregate_id: UUID) -> Any | None:
@@ -176,10 +237,19 @@ class _Repository(Repository[UUID]):
         loaded one by one. Absent ids are left out."""
         found: dict[UUID, Any] = {}
         stale: dict[UUID, Any] = {}
+        batch = self.batch
         for aggregate_id in dict.fromkeys(aggregate_ids):
+            if batch is not None and aggregate_id in batch.loaded:
+                found[aggregate_id] = batch.loaded[aggregate_id]
+                continue
             aggregate = self.cached(aggregate_id)
             if aggregate is not None:
-                stale[aggregate_id] = aggregate
+                if self.trusted and aggregate_id not in self.stale:
+                    found[aggregate_id] = aggregate
+                else:
+                    stale[aggregate_id] = aggregate
+                continue
+            if self.trusted and aggregate_id in self.absent:
                 continue
             with contextlib.suppress(AggregateNotFoundError):
                 found[aggregate_id] = self.get(aggregate_id, deepcopy_from_cache=False)
@@ -205,6 +275,7 @@ class _Repository(Repository[UUID]):
                                 event.mutate(aggregate)
                 finally:
                     self._disuse_fastforward_lock(aggregate_id)
+            self.stale.discard(aggregate_id)
             found[aggregate_id] = aggregate
         return found
 
@@ -216,8 +287,55 @@ class _Repository(Repository[UUID]):
         harmless, as every load reads the events after it."""
         for aggregate in aggregates:
             self.absent.pop(aggregate.id, None)
-            if self.cache is not None and aggregate.id not in self.cache.cache:
+            if self.cache is None:
+                continue
+            cached = self.cached(aggregate.id)
+            if cached is None or cached.version < aggregate.version:
+                # As saved, it is the newest there is (the save would have failed
+                # otherwise): it holds the horizon, whatever the entry held.
                 self.cache.put(aggregate.id, copy_aggregate(aggregate))
+                self.stale.discard(aggregate.id)
+
+    def follow(self, start: int, notes: Sequence[Any], decode: Any) -> None:
+        """Keep the cache as the notification log says, so that a follower may
+        trust it (`trusted`) without a query per load.
+
+        `notes` are every notification after `start`, in order (as a follower
+        reads them; ids are assigned in commit order on both stores, so none
+        can appear later below the last). Each event moves its cached aggregate
+        on, or evicts it when the cache missed some of its events; then every
+        entry holds every event up to the last note. Notes that do not start
+        within the horizon leave a gap: every entry is then read again before
+        it is trusted (`stale`). Trusting the cache is safe for decisions that
+        save (a version the database moved past fails the save, which is then
+        decided again from fresh state) and only a hint for the others, as any
+        read is the moment after it."""
+        if not notes:
+            return
+        if start > self.horizon:
+            self.stale = set(self.cache.cache) if self.cache is not None else set()
+            self.absent.clear()
+            self.horizon = notes[-1].id
+            return
+        for note in notes:
+            if note.id <= self.horizon:
+                continue
+            self.absent.pop(note.originator_id, None)
+            cached = self.cached(note.originator_id)
+            if cached is None or cached.version >= note.originator_version:
+                continue
+            if cached.version + 1 != note.originator_version:
+                with contextlib.suppress(KeyError):
+                    self.cache.get(note.originator_id, evict=True)  # type: ignore[union-attr]
+                continue
+            lock = self._use_fastforward_lock(note.originator_id)
+            try:
+                with lock:
+                    if cached.version + 1 == note.originator_version:
+                        decode(note).mutate(cached)
+            finally:
+                self._disuse_fastforward_lock(note.originator_id)
+        self.horizon = notes[-1].id
 
 
 def _events_after(recorder: Any, versions: dict[UUID, int]) -> list[StoredEvent]:
@@ -419,7 +537,23 @@ class LedgerCore(Application[UUID]):
         what: str = "save",
     ) -> list[Aggregate]:
         """Run `decide` (which loads and changes aggregates) and save what it
-        returns in one transaction, deciding again after a lost race."""
+        returns in one transaction, deciding again after a lost race.
+
+        Within a follower's batch (`following`) nothing is saved here: what was
+        decided joins the batch, saved by `save_batch` with the batch's tracking
+        row."""
+        batch = self._cache_repository().batch
+        if batch is not None:
+            try:
+                decided = [a for a in decide() if a is not None]
+            except BaseException:
+                batch.tainted = True  # it may have changed what it loaded
+                raise
+            if not any(a.pending_events for a in decided):
+                return []
+            for a in decided:
+                batch.loaded[a.id] = batch.decided[a.id] = a
+            return decided
         for _ in range(RETRIES):
             aggregates = [a for a in decide() if a is not None]
             if not any(a.pending_events for a in aggregates):
@@ -434,6 +568,51 @@ class LedgerCore(Application[UUID]):
                 continue
             return aggregates
         raise Conflict(what)
+
+    @contextlib.contextmanager
+    def following(
+        self, start: int, notes: Sequence[Any], decode: Callable[[Any], Any]
+    ) -> Iterator[Batch]:
+        """Decide a follower's batch: `notes` are what it read after `start`.
+        The cache is brought up to the last note and trusted, so loads ask the
+        database only for what it does not hold; `atomic` gathers decisions in
+        the batch instead of saving each (see `save_batch`)."""
+        repository = self._cache_repository()
+        repository.follow(start, notes, decode)
+        batch = Batch()
+        repository.batch, repository.trusted = batch, repository.cache is not None
+        try:
+            yield batch
+        except BaseException:
+            batch.discard(repository)
+            raise
+        finally:
+            repository.batch, repository.trusted = None, False
+
+    def save_batch(self, batch: Batch, tracking: Tracking) -> list[Aggregate]:
+        """Save what a batch decided, with the follower's tracking row, in one
+        transaction; nothing (not even the row) when it decided nothing.
+
+        A lost race raises IntegrityError and a decision that changed an
+        aggregate without returning it raises StrayChange: the caller then
+        decides the batch again, one notification at a time, from fresh state."""
+        try:
+            stray = [
+                a.id
+                for a in batch.loaded.values()
+                if a.pending_events and a.id not in batch.decided
+            ]
+            if stray:
+                raise StrayChange(f"changed without being returned: {stray}")
+            if batch.tainted:
+                raise StrayChange("a decision raised after changing what it loaded")
+            aggregates = [a for a in batch.decided.values() if a.pending_events]
+            if aggregates:
+                self.save_tracked(aggregates, tracking)
+        except BaseException:
+            batch.discard(self._cache_repository())
+            raise
+        return aggregates
 
     def save_tracked(
         self, aggregates: Sequence[Aggregate], tracking: Tracking | None
