@@ -391,6 +391,19 @@ def _events_after(recorder: Any, versions: dict[UUID, int]) -> list[StoredEvent]
         ]
 
 
+def _collected(objs: Iterable[Any], tracking: Tracking | None) -> ProcessingEvent[UUID]:
+    """`ProcessingEvent.collect_events` for what storctl saves (aggregates, or
+    anything else by the library's way)."""
+    processing = ProcessingEvent[UUID](tracking)
+    for obj in objs:
+        if isinstance(obj, Aggregate):  # a class check, not a Protocol's
+            processing.events.extend(obj.collect_events())
+            processing.aggregates[obj.id] = obj
+        elif obj is not None:
+            processing.collect_events(obj)
+    return processing
+
+
 KIND_NAMES: dict[type[Aggregate], str] = {
     Host: "host",
     StoragePool: "pool",
@@ -614,6 +627,19 @@ class LedgerCore(Application[UUID]):
             raise
         return aggregates
 
+    def save(self, *objs: Any, **kwargs: Any) -> Any:
+        """The library's save, collecting events without its two runtime-Protocol
+        `isinstance` checks per aggregate (~15 µs each, more than a save's
+        encoding of a small event)."""
+        if kwargs:
+            return super().save(*objs, **kwargs)
+        processing = _collected(objs, None)
+        recordings = self._record(processing)
+        self._take_snapshots(processing)
+        self._notify(recordings)
+        self.notify(processing.events)  # the library's deprecated hook, as it does
+        return recordings
+
     def save_tracked(
         self, aggregates: Sequence[Aggregate], tracking: Tracking | None
     ) -> None:
@@ -621,8 +647,7 @@ class LedgerCore(Application[UUID]):
         if tracking is None:
             self.save(*aggregates)
             return
-        processing = ProcessingEvent[UUID](tracking)
-        processing.collect_events(*aggregates)
+        processing = _collected(aggregates, tracking)
         recordings = self._record(processing)
         self._take_snapshots(processing)
         self._notify(recordings)
