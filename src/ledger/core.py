@@ -30,6 +30,7 @@ from eventsourcing.persistence import (
     StoredEvent,
     Tracking,
 )
+from eventsourcing.sqlite import SQLiteDatastore
 
 from ledger.base import Ctx
 from ledger.config import CONFIG_ID, Config, Settings
@@ -47,6 +48,7 @@ from ledger.names import NameClaim, claim_id
 from ledger.pool import StoragePool
 from ledger.simulator import SimulatorPlan
 from ledger.snapshot import Snapshot
+from ledger.sqlite_reads import SQLiteReads
 from ledger.template import Template
 from ledger.values import (
     transcodings,
@@ -450,7 +452,32 @@ class LedgerCore(Application[UUID]):
     def construct_recorder(self) -> Any:
         # A process recorder: followers write their tracking row in the same
         # transaction as the events they produce (exactly-once state changes).
-        return self.factory.process_recorder()
+        recorder = self.factory.process_recorder()
+        self._reads = self._sqlite_reads(recorder)
+        return recorder
+
+    def construct_snapshot_store(self) -> Any:
+        store = super().construct_snapshot_store()
+        if store is not None and getattr(self, "_reads", None) is not None:
+            self._reads.install(store.recorder)  # type: ignore[union-attr]
+        return store
+
+    @staticmethod
+    def _sqlite_reads(recorder: Any) -> SQLiteReads | None:
+        """Aggregate reads in one statement on SQLite files (`sqlite_reads`)."""
+        datastore = getattr(recorder, "datastore", None)
+        if not isinstance(datastore, SQLiteDatastore) or not SQLiteReads.usable(
+            datastore
+        ):
+            return None
+        reads = SQLiteReads(datastore)
+        reads.install(recorder)
+        return reads
+
+    def close(self) -> None:
+        if getattr(self, "_reads", None) is not None:
+            self._reads.close()  # type: ignore[union-attr]
+        super().close()
 
     def construct_repository(self) -> Repository[UUID]:
         # The cache with fast-forward, always (without it a cache would not see
