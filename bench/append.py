@@ -66,11 +66,11 @@ def lifecycles(url: str, n: int, wave: int = WAVE) -> dict[str, Any]:
     from ledger.job import Job
     from ledger.store import parse_db
     from ledger.values import GiB, Hypervisor, ImageFormat, JobStatus, PoolType, Scope
-    from projections.runner import catch_up
+    from projections.runner import catch_up, decoder
 
     app = open_ledger(url)
     try:
-        engine = Engine(app, parse_db(url), project=catch_up)
+        engine = Engine(app, parse_db(url), project=catch_up, decode=decoder(app))
 
         def ctx() -> Ctx:
             return Ctx.new("bench")

@@ -75,13 +75,14 @@ class AppContext:
     def engine(self) -> Any:
         from cli.progress import ProgressBar
         from executors.engine import Engine
-        from projections.runner import catch_up
+        from projections.runner import catch_up, decoder
 
         return Engine(
             self.ledger,
             self.db,
             on_progress=ProgressBar.shared().update,
             project=catch_up,
+            decode=decoder(self.ledger),
         )
 
     def close(self) -> None:

@@ -40,7 +40,7 @@ def run(once: bool, hosts: str) -> None:  # noqa: FBT001 - click passes flags so
 
     a = app()
     host_set = {h.strip() for h in hosts.split(",") if h.strip()} or None
-    from projections.runner import catch_up
+    from projections.runner import catch_up, decoder
 
     engine = Engine(
         a.ledger,
@@ -48,6 +48,7 @@ def run(once: bool, hosts: str) -> None:  # noqa: FBT001 - click passes flags so
         hosts=host_set,
         on_progress=ProgressBar.shared().update,
         project=catch_up,
+        decode=decoder(a.ledger),
     )
     stop = threading.Event()
 

@@ -18,8 +18,8 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Protocol
 from uuid import UUID
 
 from eventsourcing.persistence import Notification, Tracking
@@ -44,6 +44,16 @@ OTHERS_TTL = 2.0
 #: At most this many rounds after the job settled, for the work its last decisions
 #: requested (more is left to the next drive or worker, as work of other jobs is).
 DRAIN_ROUNDS = 10
+
+
+class Project(Protocol):
+    """How the tables catch up (`projections.runner.catch_up`, given by the
+    caller: executors never import the read side): `known` are events the
+    engine already decoded, by notification id."""
+
+    def __call__(
+        self, ledger: Ledger, *, known: Mapping[int, Any] | None = None
+    ) -> int: ...
 
 
 class Follower:
@@ -143,7 +153,8 @@ class Engine:
         hosts: set[str] | None = None,
         on_progress: Progress | None = None,
         *,
-        project: Callable[[Ledger], int] | None = None,
+        project: Project | None = None,
+        decode: Callable[[Notification], Any] | None = None,
     ) -> None:
         self.ledger = ledger
         self.db = db
@@ -157,8 +168,10 @@ class Engine:
         self.lease_name = "engine" if hosts is None else self.dispatcher.name
         self._followers: dict[str, Follower] = {}
         self._others_read = -OTHERS_TTL
-        # Events decoded once for every follower of this engine, by notification id.
+        # Events decoded once for every follower of this engine (and the
+        # projections, when they catch up in the same round), by notification id.
         self._decoded: dict[int, Any] = {}
+        self._decode_one = decode or ledger.mapper.to_domain_event
         self._watched: UUID | None = None  # the job `drive` waits for
         self._settled = False  # seen settling by the workflow follower
         self._settled_job: Job | None = None  # as our own decision saved it
@@ -174,7 +187,7 @@ class Engine:
     def _decode(self, note: Notification) -> Any:
         event = self._decoded.get(note.id)
         if event is None:
-            event = self._decoded[note.id] = self.ledger.mapper.to_domain_event(note)
+            event = self._decoded[note.id] = self._decode_one(note)
         return event
 
     def _workflow(self, note: Notification, event: Any) -> bool:
@@ -226,10 +239,10 @@ class Engine:
             if dispatcher.acted == acted and workflow.position >= start:
                 shared = [n for n in dispatcher.last if n.id > workflow.position]
             done += workflow.step(self._workflow, shared)
+        if project and self.project is not None:
+            done += self.project(self.ledger, known=self._decoded)
         low = min(f.position for f in self._followers.values())
         self._decoded = {k: v for k, v in self._decoded.items() if k > low}
-        if project and self.project is not None:
-            done += self.project(self.ledger)
         return done
 
     @contextlib.contextmanager
@@ -332,7 +345,7 @@ class Engine:
     def _final_projection(self) -> None:
         if self.project is not None:
             with contextlib.suppress(StorctlError):
-                self.project(self.ledger)
+                self.project(self.ledger, known=self._decoded)
 
     def run(self, *, once: bool = False, stop: threading.Event | None = None) -> int:
         """The worker loop of `storctl executor run`; returns notifications read."""

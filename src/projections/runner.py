@@ -11,7 +11,7 @@ is the last id seen, never "the previous one plus one". Writes every table of
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple, cast
 from uuid import UUID
@@ -242,10 +242,15 @@ def position(ledger: Application[Any]) -> int:
 
 
 def catch_up(
-    ledger: Application[Any], batch: int = 500, stop: int | None = None
+    ledger: Application[Any],
+    batch: int = 500,
+    stop: int | None = None,
+    *,
+    known: Mapping[int, Any] | None = None,
 ) -> int:
     """Apply every notification after the tracked position (up to `stop`, if
-    given); returns how many this call applied."""
+    given); returns how many this call applied. `known` are events a caller
+    already decoded (the engine's followers), by notification id."""
     if batch < 1:
         raise ValueError("batch must be at least 1")
     view = view_for(ledger)
@@ -261,7 +266,14 @@ def catch_up(
             return applied
         # Decoded one at a time as applied: a batch of decoded events held at once
         # costs the garbage collector more than the decoding itself.
-        items = ((n.id, decode(n)) for n in notifications)
+        items: Iterator[tuple[int, Any]]
+        if known:
+            items = (
+                (n.id, event if (event := known.get(n.id)) is not None else decode(n))
+                for n in notifications
+            )
+        else:
+            items = ((n.id, decode(n)) for n in notifications)
         try:
             apply_batch(view, items, notifications[-1].id)
         except IntegrityError:
