@@ -106,10 +106,19 @@ def _copy(value: Any, memo: dict[int, Any]) -> Any:
     return out
 
 
+#: Attributes that hold an event's own command or answer record: assigned whole
+#: from the event that carried it (`ledger.base`), read, never changed in place
+#: (a retry builds a new dict), so a copy shares them as the events do. They are
+#: most of what copying a volume cost.
+_SHARED = frozenset({"pending", "last_command", "last_answer"})
+
+
 def copy_aggregate(aggregate: Any) -> Any:
     copied = object.__new__(type(aggregate))
     memo: dict[int, Any] = {}
-    copied.__dict__.update({k: _copy(v, memo) for k, v in vars(aggregate).items()})
+    copied.__dict__.update(
+        {k: v if k in _SHARED else _copy(v, memo) for k, v in vars(aggregate).items()}
+    )
     return copied
 
 
