@@ -40,8 +40,8 @@ class Wire:
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"kind": self.kind}
-        for f in dataclasses.fields(self):  # type: ignore[arg-type]
-            out[f.name] = _encode(getattr(self, f.name))
+        for name in _field_names(type(self)):
+            out[name] = _encode(getattr(self, name))
         return out
 
     def replace(self, **changes: Any) -> Any:
@@ -68,8 +68,20 @@ def _decode(value: Any) -> Any:
 
 def from_dict(data: dict[str, Any]) -> Any:
     cls = _REGISTRY[data["kind"]]
-    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    names = _field_names(cls)
     return cls(**{k: _decode(v) for k, v in data.items() if k in names})
+
+
+def _field_names(cls: type[Any]) -> tuple[str, ...]:
+    """A Wire class's field names, in order (`dataclasses.fields` builds its tuple
+    anew on every call, and commands are encoded and decoded for every request)."""
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls))
+    return names
+
+
+_FIELD_NAMES: dict[type[Any], tuple[str, ...]] = {}
 
 
 # ----------------------------------------------------------------- data stores

@@ -7,6 +7,7 @@ States are plain `Enum`s (never `str, Enum`, which the JSON transcoder hands bac
 
 from __future__ import annotations
 
+import functools
 import re
 import uuid
 from enum import Enum
@@ -25,7 +26,14 @@ STORCTL_NS = uuid.UUID("6f1d3a52-3b0e-4c8e-9d8e-5b1b2c3d4e5f")
 
 
 def derived_id(*parts: object) -> uuid.UUID:
-    return uuid.uuid5(STORCTL_NS, "/".join(str(p) for p in parts))
+    return _derived("/".join(str(p) for p in parts))
+
+
+@functools.lru_cache(maxsize=4096)
+def _derived(name: str) -> uuid.UUID:
+    """uuid5 hashes with SHA-1 each time; the same few names (zones, copies of a
+    template) are asked for on every operation."""
+    return uuid.uuid5(STORCTL_NS, name)
 
 
 class VolumeState(Enum):
