@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import Enum
@@ -75,6 +76,19 @@ class Db:
         with self.cursor.copy(copy_sql) as copy:
             for row in rows:
                 copy.write_row(row)
+
+    @contextmanager
+    def pipelined(self) -> Iterator[None]:
+        """On PostgreSQL, the block's statements go without waiting for each
+        answer (psycopg's pipeline mode: a read waits for what is before it, an
+        error is raised at the next wait, at the latest when the block ends): a
+        batch's UPDATEs cost one round trip instead of one each. COPY cannot run
+        in a pipeline, so `copy_rows` waits for after the block."""
+        if self.dialect != "postgres":
+            yield
+            return
+        with self.cursor.connection.pipeline():
+            yield
 
     def add(self, counter: Counter, key_value: Any, by: int) -> None:
         """`UPDATE table SET column = column + by WHERE key = key_value` for

@@ -11,6 +11,7 @@ described in `schema.py` (CloudStack's `volumes`, `storage_pool`, ...).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any, ClassVar, Protocol
@@ -233,18 +234,23 @@ def apply_batch(view: View, items: Iterable[tuple[int, Any]], last_id: int) -> N
     """
     with view.view_transaction(commit=True) as db:
         view.record_tracking(db, Tracking(APPLICATION_NAME, last_id))
-        apply_items(db, items)
+        apply_items(db, items, pipelined=True)
 
 
-def apply_items(db: Db, items: Iterable[tuple[int, Any]]) -> None:
-    """Apply (position, event) pairs to the tables through `db` (no tracking)."""
+def apply_items(
+    db: Db, items: Iterable[tuple[int, Any]], *, pipelined: bool = False
+) -> None:
+    """Apply (position, event) pairs to the tables through `db` (no tracking);
+    `pipelined` when nothing else uses the connection meanwhile (`Db.pipelined`:
+    a replay's copy writes on it from another thread)."""
     rows = []
-    for position, event in items:
-        db.position = position
-        rows.append(journal_row(position, event))
-        handler(type(event))(event, db)
+    with db.pipelined() if pipelined else contextlib.nullcontext():
+        for position, event in items:
+            db.position = position
+            rows.append(journal_row(position, event))
+            handler(type(event))(event, db)
+        db.flush()
     append(db, rows)
-    db.flush()
 
 
 class Reader:
