@@ -221,5 +221,6 @@ class MigrationOperations(SnapshotOperations):
                     dataStore=store_to,
                     path=stage.install_path,
                 ),
+                wait=self._wait("wait"),
             ),
         )

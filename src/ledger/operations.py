@@ -350,6 +350,7 @@ class Operations(LedgerCore):
                     data=transfer.template_to(
                         template, transfer.primary_to(pool), copy.install_path
                     ),
+                    wait=self._wait("wait"),
                 ),
             )
             pool.release(ctx, copy)
@@ -556,6 +557,7 @@ class Operations(LedgerCore):
                         data=transfer.template_to(
                             template, transfer.image_to(store), copy.install_path
                         ),
+                        wait=self._wait("wait"),
                     )
                     if copy.install_path
                     else None,

@@ -232,6 +232,7 @@ class SnapshotOperations(Operations):
                     transfer.image_to(store),
                     path=copy.install_path,
                 ),
+                wait=self._wait("wait"),
             ),
         )
         return [copy]

@@ -9,7 +9,7 @@ settles. After every step:
   and cached template copies, and never passes its threshold;
 - every volume is held by at most one pool (two only while Migrating);
 - nothing sits in a transitional state once every job has settled;
-- every `...Requested` command has at most one answer;
+- every `...Requested` command has at most one answer, and the configured wait;
 - snapshot chains are acyclic;
 - every aggregate rebuilt from its events equals the live one;
 and, at the end of each run, the projected tables equal a fresh rebuild.
@@ -322,6 +322,8 @@ class System(RuleBasedStateMachine):
                 answers[key] = answers.get(key, 0) + 1
             if isinstance(event, Requested) and event.command:
                 answers.setdefault((event.originator_id, event.command["commandId"]), 0)
+                # every wait setting is 1 here: no command may bring its default
+                assert event.command.get("wait") == 1, event.command
         assert all(n <= 1 for n in answers.values()), answers
 
     @invariant()
