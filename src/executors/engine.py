@@ -4,7 +4,11 @@ Three followers, each with its own tracking row: the workflows (next steps after
 answer), the dispatcher (commands to agents, answers back) and the projections (the
 tables). SQLite cannot push notifications, so followers pull from their tracked
 position; a follower that decided nothing for an event writes nothing, and reads the
-event again after a restart (its decisions are pure, so nothing changes).
+event again after a restart (its decisions are pure, so nothing changes). A follower
+decides a whole batch of notifications as one unit of work and saves it in one
+transaction with the last one's tracking row (`Follower._batch`): with many jobs in
+flight, one commit for many decisions; a batch that loses a race is decided again
+one notification at a time.
 
 On the embedded default a CLI command drives the engine until its job settles. The
 engine holds the `engine` lease while it works; a CLI that finds it taken waits for
