@@ -56,7 +56,12 @@ def run(once: bool, hosts: str) -> None:  # noqa: FBT001 - click passes flags so
         stop.set()
         engine.interrupt.set()
 
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
-    total = engine.run(once=once, stop=stop)
+    # Restored afterwards: run in-process (a test, a script), the caller's own
+    # handling of Ctrl-C and SIGTERM must come back.
+    before = {s: signal.signal(s, _stop) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        total = engine.run(once=once, stop=stop)
+    finally:
+        for signum, handler in before.items():
+            signal.signal(signum, handler)
     say(f"executor: {total} notifications read")

@@ -286,3 +286,25 @@ def test_storctl_help_is_the_same_with_or_without_click(tmp_path, args, columns,
         assert (done.returncode, done.stdout) == (0, help_text + "\n")
     else:  # bare `storctl` is a usage error: the help on stderr, exit 2
         assert (done.returncode, done.stderr) == (2, help_text + "\n")
+
+
+def test_executor_run_in_process_gives_back_the_callers_signal_handlers(
+    tmp_path,
+) -> None:
+    """`executor run` stops on SIGTERM and Ctrl-C; run in-process (a script, a test
+    runner), it must give those signals back to the caller when it returns."""
+    import signal
+
+    def mine(signum: int, frame: object) -> None:  # pragma: no cover - never sent
+        pass
+
+    before = {s: signal.signal(s, mine) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        db = str(tmp_path / "ledger.db")
+        result = CliRunner().invoke(cli, ["--db", db, "executor", "run", "--once"])
+        assert result.exit_code == 0, result.output
+        assert signal.getsignal(signal.SIGTERM) is mine
+        assert signal.getsignal(signal.SIGINT) is mine
+    finally:
+        for signum, handler in before.items():
+            signal.signal(signum, handler)
