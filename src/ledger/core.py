@@ -146,11 +146,8 @@ class Batch:
     def discard(self, repository: Any) -> None:
         """The batch is not saved: what it loaded (the cached aggregates
         themselves, maybe changed) leaves the cache, to be read again."""
-        cache = repository.cache
         for aggregate_id in self.loaded:
-            if cache is not None:
-                with contextlib.suppress(KeyError):
-                    cache.get(aggregate_id, evict=True)
+            repository.evict(aggregate_id)
         self.loaded.clear()
         self.decided.clear()
 
@@ -233,6 +230,12 @@ class _Repository(Repository[UUID]):
             elif deepcopy_from_cache and self.cache is not None:
                 aggregate = copy_aggregate(aggregate)
         return aggregate
+
+    def evict(self, aggregate_id: UUID) -> None:
+        """Forget the cached aggregate (if any): its next load reads it again."""
+        if self.cache is not None:
+            with contextlib.suppress(KeyError):
+                self.cache.get(aggregate_id, evict=True)
 
     def cached(self, aggregate_id: UUID) -> Any | None:
         """The cached aggregate as it is, without asking the database: a hint
@@ -336,8 +339,7 @@ class _Repository(Repository[UUID]):
             if cached is None or cached.version >= note.originator_version:
                 continue
             if cached.version + 1 != note.originator_version:
-                with contextlib.suppress(KeyError):
-                    self.cache.get(note.originator_id, evict=True)  # type: ignore[union-attr]
+                self.evict(note.originator_id)
                 continue
             lock = self._use_fastforward_lock(note.originator_id)
             try:
@@ -669,10 +671,7 @@ class LedgerCore(Application[UUID]):
         encoding of a small event)."""
         if kwargs:
             return super().save(*objs, **kwargs)
-        processing = _collected(objs, None)
-        recordings = self._record(processing)
-        self._take_snapshots(processing)
-        self._notify(recordings)
+        processing, recordings = self._save(objs, None)
         self.notify(processing.events)  # the library's deprecated hook, as it does
         return recordings
 
@@ -683,10 +682,16 @@ class LedgerCore(Application[UUID]):
         if tracking is None:
             self.save(*aggregates)
             return
-        processing = _collected(aggregates, tracking)
+        self._save(aggregates, tracking)
+
+    def _save(
+        self, objs: Iterable[Any], tracking: Tracking | None
+    ) -> tuple[ProcessingEvent[UUID], Any]:
+        processing = _collected(objs, tracking)
         recordings = self._record(processing)
         self._take_snapshots(processing)
         self._notify(recordings)
+        return processing, recordings
 
     # ------------------------------------------------------------ registration
 
