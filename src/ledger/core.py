@@ -298,15 +298,11 @@ class _Repository(Repository[UUID]):
         caller keeps its own), so their first load is a fast-forward (one query)
         instead of a miss (two). The library caches saves only without
         fast-forward; with it, a cached version older than the database is
-        harmless, as every load reads the events after it."""
+        harmless, as every load reads the events after it (and inside a
+        follower's batch, `follow` has moved it on by the log)."""
         for aggregate in aggregates:
             self.absent.pop(aggregate.id, None)
-            if self.cache is None:
-                continue
-            cached = self.cached(aggregate.id)
-            if cached is None or cached.version < aggregate.version:
-                # As saved, it is the newest there is (the save would have failed
-                # otherwise): it holds the horizon, whatever the entry held.
+            if self.cache is not None and aggregate.id not in self.cache.cache:
                 self.cache.put(aggregate.id, copy_aggregate(aggregate))
                 self.stale.discard(aggregate.id)
 
