@@ -271,11 +271,10 @@ class Holder:
         self.holds.pop(str(pool_id), None)
 
 
-def reservations(path: str, pairs: int) -> tuple[Ledger, int]:
-    """A SQLite ledger with a pool and `pairs` reservations, each released but
-    the last: about 2 * `pairs` events, written in one save (quick)."""
-    app = open_ledger(path)
-    ctx = Ctx.new("bench")
+def pool_ledger(url: str, actor: str) -> tuple[Ledger, Ctx, StoragePool]:
+    """A ledger on `url` with one simulator host and one unbounded pool."""
+    app = open_ledger(url)
+    ctx = Ctx.new(actor)
     app.register_host(ctx, "sim1", "z1", "c1", Hypervisor.Simulator)
     pool = app.load(
         StoragePool,
@@ -285,6 +284,13 @@ def reservations(path: str, pairs: int) -> tuple[Ledger, int]:
             overprovision=1.0,
         ).id,
     )  # fmt: skip
+    return app, ctx, pool
+
+
+def reservations(path: str, pairs: int) -> tuple[Ledger, int]:
+    """A SQLite ledger with a pool and `pairs` reservations, each released but
+    the last: about 2 * `pairs` events, written in one save (quick)."""
+    app, ctx, pool = pool_ledger(path, "bench")
     for i in range(pairs):
         holder = Holder()
         pool.reserve(ctx, holder, GiB, 0.99, 1.0)
@@ -383,17 +389,7 @@ def same_store(request, tmp_path):
 def reservations_at(url: str, pairs: int, gap: bool = False) -> Ledger:
     """`reservations` on `url`; with `gap`, a burnt PostgreSQL id mid-log (as a
     rolled-back insert leaves)."""
-    app = open_ledger(url)
-    ctx = Ctx.new("test")
-    app.register_host(ctx, "sim1", "z1", "c1", Hypervisor.Simulator)
-    pool = app.load(
-        StoragePool,
-        app.register_pool(
-            ctx, name="p1", zone="z1", path="/sim/p1", capacity=1 << 60,
-            scope=Scope.CLUSTER, pool_type=PoolType.Simulator, cluster="c1",
-            overprovision=1.0,
-        ).id,
-    )  # fmt: skip
+    app, ctx, pool = pool_ledger(url, "test")
     for half in range(2):
         for i in range(pairs // 2):
             holder = Holder()
