@@ -11,8 +11,11 @@ is the last id seen, never "the previous one plus one". Writes every table of
 from __future__ import annotations
 
 import json
+import os
+import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any, NamedTuple, cast
 from uuid import UUID
 
@@ -25,6 +28,7 @@ from eventsourcing.persistence import (
     Mapper,
     OperationalError,
     StoredEvent,
+    Tracking,
     UUIDAsHex,
     find_id_convertor,
 )
@@ -34,8 +38,15 @@ from eventsourcing.utils import resolve_topic, retry
 from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier
 
-from projections.db import known_iso
-from projections.view import APPLICATION_NAME, apply_batch, view_for
+from projections.db import Db, known_iso
+from projections.view import (
+    APPLICATION_NAME,
+    SQLiteProjectionView,
+    View,
+    apply_batch,
+    apply_items,
+    view_for,
+)
 
 #: (after, limit, stop) -> the notifications after position `after`, in order
 Select = Callable[[int, int, int | None], Sequence[Any]]
@@ -295,16 +306,87 @@ def status(ledger: Application[Any]) -> dict[str, int]:
     return {"position": at, "head": head, "lag": max(head - at, 0)}
 
 
-def rebuild(ledger: Application[Any], batch: int = 5000) -> int:
+def rebuild(
+    ledger: Application[Any], batch: int = 5000, *, stage_from: int | None = None
+) -> int:
     """Drop the tables and this follower's tracking row, then apply every event.
 
     Batches are ten times `catch_up`'s: nobody waits on a rebuild's next batch, and
     each batch pays a commit and a tracking read. The secondary indexes are built
     once at the end, cheaper than kept up row by row (a rebuild that stops midway
-    still builds them, or the next process start does)."""
+    still builds them, or the next process start does). On a SQLite file with at
+    least `journal_stage.MIN_EVENTS` events and two cores, a child process writes
+    the journal rows of the log's tail meanwhile (`journal_stage`); `stage_from`
+    forces that, the child taking the events after that position."""
     view = view_for(ledger)
     view.reset(indexes=False)
     try:
-        return catch_up(ledger, batch=batch)
+        plan = _stage_plan(ledger, view, stage_from)
+        if plan is None:
+            return catch_up(ledger, batch=batch)
+        return _rebuild_staged(ledger, view, batch, *plan) + catch_up(
+            ledger, batch=batch
+        )
     finally:
         view.create_indexes()
+
+
+def _stage_plan(
+    ledger: Application[Any], view: View, stage_from: int | None
+) -> tuple[Path, int, int] | None:
+    """(ledger file, child's start, child's stop) if a child should help."""
+    from projections import journal_stage
+
+    if not isinstance(view, SQLiteProjectionView):
+        return None
+    pool = view.datastore.pool
+    if pool.is_sqlite_memory_mode:
+        return None
+    head = ledger.recorder.max_notification_id() or 0
+    if stage_from is None:
+        if head < journal_stage.MIN_EVENTS or (os.cpu_count() or 1) < 2:
+            return None
+        stage_from = int(head * journal_stage.HEAD_SHARE)
+    if not 0 <= stage_from < head:
+        return None
+    return Path(pool.db_name), stage_from, head
+
+
+def _rebuild_staged(
+    ledger: Application[Any], view: View, batch: int, path: Path, start: int, stop: int
+) -> int:
+    """`catch_up` up to `stop` on a connection of its own (the staging file is
+    attached to it), each batch's staged journal rows copied in its transaction."""
+    from projections.journal_stage import Stage
+
+    decode, select = decoder(ledger), selector(ledger)
+    stage = Stage(path, start, stop, dict(ledger.env))
+    conn: sqlite3.Connection | None = None
+    try:
+        conn = sqlite3.connect(path, isolation_level=None, timeout=30)
+        conn.row_factory = sqlite3.Row
+        stage.attach(conn)
+        last = applied = 0
+        while notes := select(last, batch, stop):
+            last_id = notes[-1].id
+            after = max(last, start)
+            upto = min(last_id, stage.covered(conn)) if last_id > start else after
+            staged = (after, upto) if upto > after else None
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                db = Db(conn.cursor(), "sqlite")
+                view.record_tracking(db, Tracking(APPLICATION_NAME, last_id))
+                apply_items(db, ((n.id, decode(n)) for n in notes), staged=staged)
+                if staged:
+                    stage.copy(conn, *staged)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            applied += len(notes)
+            last = last_id
+        return applied
+    finally:
+        stage.close()
+        if conn is not None:
+            conn.close()

@@ -238,16 +238,24 @@ def apply_batch(view: View, items: Iterable[tuple[int, Any]], last_id: int) -> N
 
 
 def apply_items(
-    db: Db, items: Iterable[tuple[int, Any]], *, pipelined: bool = False
+    db: Db,
+    items: Iterable[tuple[int, Any]],
+    *,
+    pipelined: bool = False,
+    staged: tuple[int, int] | None = None,
 ) -> None:
     """Apply (position, event) pairs to the tables through `db` (no tracking);
     `pipelined` when nothing else uses the connection meanwhile (`Db.pipelined`:
-    a replay's copy writes on it from another thread)."""
+    a replay's copy writes on it from another thread). Positions after
+    `staged[0]` up to `staged[1]` get no journal row here: the caller copies
+    theirs from a rebuild's staging file (`journal_stage`)."""
     rows = []
+    after, last = staged or (0, 0)
     with db.pipelined() if pipelined else contextlib.nullcontext():
         for position, event in items:
             db.position = position
-            rows.append(journal_row(position, event))
+            if not after < position <= last:
+                rows.append(journal_row(position, event))
             handler(type(event))(event, db)
         db.flush()
     append(db, rows)
