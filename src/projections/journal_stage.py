@@ -91,7 +91,6 @@ class Stage:
             [str(db_path), str(self.path), str(start), str(stop)],
             {**os.environ, ENV_VARIABLE: json.dumps(env)},
         )
-        self.copied = 0
         self._attached: sqlite3.Connection | None = None
 
     def attach(self, conn: sqlite3.Connection) -> None:
@@ -107,8 +106,7 @@ class Stage:
     def copy(self, conn: sqlite3.Connection, after: int, last: int) -> None:
         """Copy the staged rows of positions `after`+1 to `last` (the caller
         checked they are all staged), in the caller's transaction."""
-        cursor = conn.execute(_COPY, (after, last))
-        self.copied += max(cursor.rowcount, 0)
+        conn.execute(_COPY, (after, last))
 
     def close(self) -> None:
         """Stop the child (done by now, or no longer needed) and remove the file."""
