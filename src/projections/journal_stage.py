@@ -70,76 +70,40 @@ def _spawn(args: list[str], env: dict[str, str]) -> Child:
     )
 
 
-def plan(head: int, stage_from: int | None = None) -> int | None:
-    """Where a child should start on a log of `head` events (None: no child);
-    `stage_from` forces one from there."""
-    if stage_from is None:
-        if head < MIN_EVENTS or (os.cpu_count() or 1) < 2:
-            return None
-        stage_from = int(head * HEAD_SHARE)
-    return stage_from if 0 <= stage_from < head else None
-
-
 def journal_table_sql() -> str:
     table = next(t for t in TABLES if t.name == "event_journal")
     return f"CREATE TABLE event_journal {column_sql(table, 'sqlite')}"
 
 
 class Stage:
-    """The child and its scratch file, as the projecting process sees them:
-    `copy` the journal rows of a batch it has written, `close` at the end.
+    """The child and its scratch file, as the rebuild sees them: `copy` the
+    journal rows of a batch it has written, `close` when the rebuild ends."""
 
-    The child reads the ledger file `source` (its events from `start` to `stop`);
-    the scratch file goes beside `beside` (the file being projected into); with
-    `watch`, the child stops once that file's tracking row is past what it would
-    write next (a rebuild), without, it writes its whole range (a replay, whose one
-    transaction shows nobody its progress)."""
-
-    def __init__(
-        self,
-        source: Path,
-        start: int,
-        stop: int,
-        env: dict[str, str],
-        *,
-        beside: Path | None = None,
-        watch: Path | None = None,
-    ) -> None:
+    def __init__(self, db_path: Path, start: int, stop: int, env: dict[str, str]):
         self.start, self.stop = start, stop
-        beside = beside or source
-        self.path = beside.with_name(f"{beside.name}.journal-stage-{os.getpid()}")
+        self.path = db_path.with_name(f"{db_path.name}.journal-stage-{os.getpid()}")
         self._remove_files()
         with sqlite3.connect(self.path, isolation_level=None) as conn:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(journal_table_sql())
         conn.close()
         self.process: Child | None = _spawn(
-            [str(source), str(self.path), str(start), str(stop), str(watch or "-")],
+            [str(db_path), str(self.path), str(start), str(stop)],
             {**os.environ, ENV_VARIABLE: json.dumps(env)},
         )
-        self._attached: Any = None
+        self._attached: sqlite3.Connection | None = None
 
-    def finished(self) -> bool:
-        """Whether the child has written its whole range and exited (asked
-        without reading the scratch file: a transaction that reads it keeps what
-        it saw until it ends)."""
-        return self.process is not None and self.process.poll() == 0
-
-    def attach(self, conn: Any) -> None:
-        """Attach the scratch file to `conn` (a connection or cursor; before its
-        transaction: SQLite refuses ATTACH inside one)."""
+    def attach(self, conn: sqlite3.Connection) -> None:
         conn.execute("ATTACH DATABASE ? AS stage", (str(self.path),))
         self._attached = conn
 
-    def covered(self, conn: Any) -> int:
+    def covered(self, conn: sqlite3.Connection) -> int:
         """The last position whose journal row the child has committed (all of
         `start`+1 to it are there: it writes in order)."""
-        cursor = conn.cursor()
-        cursor.execute("SELECT max(position) FROM stage.event_journal")
-        row = cursor.fetchone()
+        row = conn.execute("SELECT max(position) FROM stage.event_journal").fetchone()
         return int(row[0]) if row and row[0] is not None else self.start
 
-    def copy(self, conn: Any, after: int, last: int) -> None:
+    def copy(self, conn: sqlite3.Connection, after: int, last: int) -> None:
         """Copy the staged rows of positions `after`+1 to `last` (the caller
         checked they are all staged), in the caller's transaction."""
         conn.execute(_COPY, (after, last))
@@ -173,29 +137,23 @@ def _tracked(conn: sqlite3.Connection) -> int:
 
 
 def run(
-    db_path: str,
-    stage_path: str,
-    start: int,
-    stop: int,
-    env: dict[str, Any],
-    watch: str | None = None,
+    db_path: str, stage_path: str, start: int, stop: int, env: dict[str, Any]
 ) -> int:
     """The child: journal rows of positions `start`+1 to `stop`, in order, into
-    the scratch file, until `watch`'s tracking row is past them; returns how many
-    it wrote."""
+    the scratch file; returns how many it wrote."""
     from ledger.service import Ledger
     from projections.runner import decoder, selector
 
     ledger = Ledger(env=env)
     try:
         decode, select = decoder(ledger), selector(ledger)
-        watched = sqlite3.connect(f"file:{watch}?mode=ro", uri=True) if watch else None
+        ledger_conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
         stage = sqlite3.connect(stage_path, isolation_level=None, timeout=30)
         stage.execute("PRAGMA synchronous=OFF")  # scratch: the rebuild commits
         written, at = 0, start
         try:
             while at < stop:
-                if watched and _tracked(watched) >= min(at + BATCH, stop):
+                if _tracked(ledger_conn) >= min(at + BATCH, stop):
                     break  # the rebuild is past what this batch would write
                 notes = select(at, BATCH, stop)
                 if not notes:
@@ -208,19 +166,16 @@ def run(
                 at = notes[-1].id
         finally:
             stage.close()
-            if watched:
-                watched.close()
+            ledger_conn.close()
         return written
     finally:
         ledger.close()
 
 
 def main(argv: list[str]) -> int:
-    db_path, stage_path, start, stop, watch = argv
+    db_path, stage_path, start, stop = argv
     env = json.loads(os.environ.get(ENV_VARIABLE) or "{}")
-    run(
-        db_path, stage_path, int(start), int(stop), env, None if watch == "-" else watch
-    )
+    run(db_path, stage_path, int(start), int(stop), env)
     return 0
 
 

@@ -18,7 +18,6 @@ from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from itertools import islice
-from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -29,9 +28,7 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder
 from psycopg.sql import SQL, Identifier
 
 from ledger.errors import InvalidInput
-from projections import journal_stage
 from projections.db import Db
-from projections.journal_stage import Stage
 from projections.runner import Note, decoder, selector
 from projections.view import APPLICATION_NAME, apply_items, view_for
 
@@ -91,9 +88,6 @@ def copy_events(
     target: Application[Any],
     events: Iterable[StoredEvent | Note],
     source: Application[Any] | None = None,
-    *,
-    until: int | None = None,
-    stage_from: int | None = None,
 ) -> int:
     """Insert `events` (in log order) into an empty ledger, apply them to its
     tables and mark its followers done at the head, all in one transaction;
@@ -111,63 +105,25 @@ def copy_events(
     copied by one `INSERT ... SELECT` with its positions, in the database: the
     rows never go through Python to be written, and the database writes one chunk
     while Python projects it (the copy then costs about what a rebuild does).
-
-    `until`, the last position of `events` from a SQLite `source` into a SQLite
-    target, lets a long copy have a child process journal its tail, as a rebuild
-    does (`journal_stage`; `stage_from` forces it from there): the copy starts
-    copying the child's rows only once the child has finished, as the copy's one
-    transaction would see the scratch file as it first read it.
     """
     view = view_for(target)
     recorder: Any = target.recorder
     decode = decoder(target)
     events = iter(events)
-    stage = _journal_stage(source, view, until, stage_from)
-    try:
-        with _copy_transaction(view, recorder, source, stage) as (db, insert, finish):
-            view.drop_indexes(db)  # built once at the end, as a rebuild does
-            head = 0
-            while chunk := list(islice(events, CHUNK)):
-                positions = insert(chunk)
-                staged = None
-                if stage and positions[-1] > stage.start and stage.finished():
-                    staged = (max(positions[0] - 1, stage.start), positions[-1])
-                items = zip(positions, map(decode, chunk), strict=True)
-                apply_items(db, items, staged=staged)
-                if stage and staged:
-                    stage.copy(db.cursor, *staged)
-                head = positions[-1]
-            finish()
-            view.create_indexes(db)
-            if head:
-                for name in FOLLOWERS:
-                    recorder._insert_tracking(db.cursor, Tracking(name, head))
-                view.record_tracking(db, Tracking(APPLICATION_NAME, head))
-    finally:
-        if stage:
-            stage.close()
+    with _copy_transaction(view, recorder, source) as (db, insert, finish):
+        view.drop_indexes(db)  # built once at the end, as a rebuild does
+        head = 0
+        while chunk := list(islice(events, CHUNK)):
+            positions = insert(chunk)
+            apply_items(db, zip(positions, map(decode, chunk), strict=True))
+            head = positions[-1]
+        finish()
+        view.create_indexes(db)
+        if head:
+            for name in FOLLOWERS:
+                recorder._insert_tracking(db.cursor, Tracking(name, head))
+            view.record_tracking(db, Tracking(APPLICATION_NAME, head))
     return head
-
-
-def _journal_stage(
-    source: Application[Any] | None,
-    view: Any,
-    until: int | None,
-    stage_from: int | None,
-) -> Stage | None:
-    """A child journaling the copy's tail (`journal_stage`), for a long copy from
-    a SQLite file into a SQLite file (never otherwise: it reads the source's file
-    and the copy attaches its scratch file)."""
-    path = _sqlite_file(source) if view.dialect == "sqlite" else None
-    target = view.datastore.pool
-    if path is None or until is None or target.is_sqlite_memory_mode:
-        return None
-    start = journal_stage.plan(until, stage_from)
-    if start is None:
-        return None
-    assert source is not None
-    env = dict(source.env)
-    return Stage(Path(path), start, until, env, beside=Path(target.db_name))
 
 
 Inserter = Callable[[list[Any]], list[int]]
@@ -180,7 +136,7 @@ ATTACHED = "replay_source"
 
 @contextmanager
 def _copy_transaction(
-    view: Any, recorder: Any, source: Application[Any] | None, stage: Stage | None
+    view: Any, recorder: Any, source: Application[Any] | None
 ) -> Iterator[tuple[Db, Inserter, Callable[[], None]]]:
     """The copy's one transaction on the target, how it inserts a chunk, and
     what waits for every chunk to be in."""
@@ -188,7 +144,7 @@ def _copy_transaction(
     if path is not None:
         assert source is not None
         with (
-            _attached(view.datastore, path, stage) as cursor,
+            _attached(view.datastore, path) as cursor,
             _copying(_sqlite_copier(recorder, source.recorder, cursor)) as copier,
         ):
             yield Db(cursor, "sqlite"), copier, copier.finish
@@ -220,21 +176,16 @@ def _sqlite_file(source: Application[Any] | None) -> str | None:
 
 
 @contextmanager
-def _attached(datastore: Any, path: str, stage: Stage | None) -> Iterator[Any]:
+def _attached(datastore: Any, path: str) -> Iterator[Any]:
     """A write transaction on one connection of `datastore` with the file at
-    `path` attached, and `stage`'s scratch file (SQLite refuses ATTACH inside a
-    transaction, so before it; detached after, whatever happened, so no pooled
-    connection keeps them)."""
+    `path` attached (SQLite refuses ATTACH inside a transaction, so before it;
+    detached after, whatever happened, so no pooled connection keeps it)."""
     with datastore.get_connection(commit=True) as conn:
         conn.cursor().execute(f"ATTACH DATABASE ? AS {ATTACHED}", (path,))
         try:
-            if stage:
-                stage.attach(conn.cursor())
             with conn.transaction(commit=True) as cursor:
                 yield cursor
         finally:
-            if stage:
-                stage.close()
             conn.cursor().execute(f"DETACH DATABASE {ATTACHED}")
 
 
@@ -481,16 +432,9 @@ def _read_ahead(
                 return
 
 
-def replay_into(
-    source: Application[Any],
-    target: Application[Any],
-    stop: int,
-    *,
-    stage_from: int | None = None,
-) -> int:
+def replay_into(source: Application[Any], target: Application[Any], stop: int) -> int:
     """Copy every event of `source` up to position `stop` into `target` (empty),
-    with its tables, in one transaction; returns how many events were copied
-    (`stage_from`: see `copy_events`)."""
+    with its tables, in one transaction; returns how many events were copied."""
     if target.recorder.max_notification_id():
         raise InvalidInput("target", "ledger", "already holds events")
     copied = 0
@@ -507,5 +451,5 @@ def replay_into(
             yield note  # a stored event, with its position
 
     if stop:
-        copy_events(target, counted(), source, until=stop, stage_from=stage_from)
+        copy_events(target, counted(), source)
     return copied

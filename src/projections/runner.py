@@ -11,6 +11,7 @@ is the last id seen, never "the previous one plus one". Writes every table of
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
@@ -342,8 +343,13 @@ def _stage_plan(
     if pool.is_sqlite_memory_mode:
         return None
     head = ledger.recorder.max_notification_id() or 0
-    start = journal_stage.plan(head, stage_from)
-    return None if start is None else (Path(pool.db_name), start, head)
+    if stage_from is None:
+        if head < journal_stage.MIN_EVENTS or (os.cpu_count() or 1) < 2:
+            return None
+        stage_from = int(head * journal_stage.HEAD_SHARE)
+    if not 0 <= stage_from < head:
+        return None
+    return Path(pool.db_name), stage_from, head
 
 
 def _rebuild_staged(
@@ -354,7 +360,7 @@ def _rebuild_staged(
     from projections.journal_stage import Stage
 
     decode, select = decoder(ledger), selector(ledger)
-    stage = Stage(path, start, stop, dict(ledger.env), watch=path)
+    stage = Stage(path, start, stop, dict(ledger.env))
     conn: sqlite3.Connection | None = None
     try:
         conn = sqlite3.connect(path, isolation_level=None, timeout=30)

@@ -16,7 +16,6 @@ from ledger.service import Ledger
 from ledger.store import parse_db, prepare
 from projections import journal_stage
 from projections import view as view_module
-from projections.replay import replay_into
 from projections.runner import catch_up, position, rebuild
 from projections.view import view_for
 from tests.unit.test_projections import dump, notification_count, populate
@@ -53,7 +52,7 @@ def child_in_process(upto: int | None = None) -> Any:
     """A `_spawn` that runs the child's work here and now, up to `upto`."""
 
     def spawn(args: list[str], env: dict[str, str]) -> Done:
-        db_path, stage_path, start, stop, _watch = args
+        db_path, stage_path, start, stop = args
         last = int(stop) if upto is None else upto
         settings = json.loads(env[journal_stage.ENV_VARIABLE])
         journal_stage.run(db_path, stage_path, int(start), last, settings)
@@ -146,8 +145,9 @@ def test_the_child_writes_the_rows_of_its_range(
         conn.execute(journal_stage.journal_table_sql())
     conn.close()
     view_for(app).reset()  # the child stops at where the rebuild is: nowhere yet
-    path = app.env["SQLITE_DBNAME"]
-    written = journal_stage.run(path, str(stage), 3, head, dict(app.env), path)
+    written = journal_stage.run(
+        app.env["SQLITE_DBNAME"], str(stage), 3, head, dict(app.env)
+    )
     assert written == head - 3
     with sqlite3.connect(stage) as conn:
         rows = conn.execute("SELECT * FROM event_journal ORDER BY position").fetchall()
@@ -182,73 +182,3 @@ def test_a_crash_midway_leaves_whole_batches_and_no_file(
     catch_up(app)
     assert dump(app) == populated
     assert head == position(app)
-
-
-def test_the_child_stops_where_the_rebuild_has_got_to(
-    app: Ledger, populated: dict[str, Any], tmp_path: Path
-) -> None:
-    import sqlite3
-
-    stage = tmp_path / "stage.db"
-    with sqlite3.connect(stage) as conn:
-        conn.execute(journal_stage.journal_table_sql())
-    conn.close()
-    path = app.env["SQLITE_DBNAME"]  # caught up: its tracking row is at the head
-    head = notification_count(app)
-    assert journal_stage.run(path, str(stage), 0, head, dict(app.env), path) == 0
-    assert journal_stage.run(path, str(stage), 0, head, dict(app.env)) == head
-
-
-# ------------------------------------------------------------ replay --until
-
-
-def replayed(
-    source: Ledger, tmp_path: Path, name: str, **options: Any
-) -> tuple[int, dict[str, Any]]:
-    db = parse_db(str(tmp_path / name))
-    target = Ledger(env=db.env)
-    try:
-        copied = replay_into(source, target, notification_count(source), **options)
-        return copied, dump(target)
-    finally:
-        target.close()
-
-
-def test_a_replay_copies_the_rows_of_a_finished_child(
-    app: Ledger,
-    populated: dict[str, Any],
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    head = notification_count(app)
-    copied, plain = replayed(app, tmp_path, "plain.db")
-    assert copied == head
-    assert plain == populated
-    monkeypatch.setattr(journal_stage, "_spawn", child_in_process())
-    formatted = journal_rows_written_here(monkeypatch)
-    copied, staged = replayed(app, tmp_path, "staged.db", stage_from=head // 3)
-    assert (copied, staged) == (head, plain)
-    assert formatted == list(range(1, head // 3 + 1))
-    assert list(tmp_path.glob("*.journal-stage-*")) == []
-
-
-def test_a_replay_whose_child_fails_journals_every_row_itself(
-    app: Ledger,
-    populated: dict[str, Any],
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(journal_stage, "_spawn", lambda args, env: Done(1))
-    formatted = journal_rows_written_here(monkeypatch)
-    head = notification_count(app)
-    copied, staged = replayed(app, tmp_path, "staged.db", stage_from=1)
-    assert (copied, staged) == (head, populated)
-    assert formatted == list(range(1, head + 1))
-
-
-def test_a_replay_with_the_real_child_equals_a_plain_one(
-    app: Ledger, populated: dict[str, Any], tmp_path: Path
-) -> None:
-    copied, staged = replayed(app, tmp_path, "staged.db", stage_from=2)
-    assert (copied, staged) == (notification_count(app), populated)
-    assert list(tmp_path.glob("*.journal-stage-*")) == []
