@@ -182,3 +182,17 @@ def test_a_crash_midway_leaves_whole_batches_and_no_file(
     catch_up(app)
     assert dump(app) == populated
     assert head == position(app)
+
+
+def test_the_child_stops_where_the_rebuild_has_got_to(
+    app: Ledger, populated: dict[str, Any], tmp_path: Path
+) -> None:
+    import sqlite3
+
+    stage = tmp_path / "stage.db"
+    with sqlite3.connect(stage) as conn:
+        conn.execute(journal_stage.journal_table_sql())
+    conn.close()
+    path = app.env["SQLITE_DBNAME"]  # caught up: its tracking row is at the head
+    head = notification_count(app)
+    assert journal_stage.run(path, str(stage), 0, head, dict(app.env)) == 0
