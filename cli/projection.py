@@ -37,6 +37,11 @@ def status() -> None:
 def rebuild() -> None:
     """Drop every projected table and rebuild it from the events.
 
+    On a SQLite file of 100,000 events or more (and two cores), a second
+    process writes the audit journal's rows for the log's tail meanwhile, in
+    a scratch file beside the ledger (LEDGER.journal-stage-PID) that is gone
+    when the rebuild ends; if it fails, the rebuild writes them itself.
+
     \b
     Example:
       storctl projection rebuild

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -173,6 +174,9 @@ def run(
 
 
 def main(argv: list[str]) -> int:
+    # Ctrl-C reaches the whole process group: the rebuild handles it (and kills
+    # this child); a second traceback from here would only confuse.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     db_path, stage_path, start, stop = argv
     env = json.loads(os.environ.get(ENV_VARIABLE) or "{}")
     run(db_path, stage_path, int(start), int(stop), env)
