@@ -81,17 +81,21 @@ class Stage:
     journal rows of a batch it has written, `close` when the rebuild ends."""
 
     def __init__(self, db_path: Path, start: int, stop: int, env: dict[str, str]):
-        self.start, self.stop = start, stop
+        self.source, self.start, self.stop = db_path, start, stop
         self.path = db_path.with_name(f"{db_path.name}.journal-stage-{os.getpid()}")
         self._remove_files()
         with sqlite3.connect(self.path, isolation_level=None) as conn:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(journal_table_sql())
         conn.close()
-        self.process: Child | None = _spawn(
-            [str(db_path), str(self.path), str(start), str(stop)],
-            {**os.environ, ENV_VARIABLE: json.dumps(env)},
-        )
+        try:
+            self.process: Child | None = _spawn(
+                [str(db_path), str(self.path), str(start), str(stop)],
+                {**os.environ, ENV_VARIABLE: json.dumps(env)},
+            )
+        except BaseException:
+            self._remove_files()
+            raise
         self._attached: sqlite3.Connection | None = None
 
     def attach(self, conn: sqlite3.Connection) -> None:

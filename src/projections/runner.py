@@ -38,6 +38,7 @@ from eventsourcing.utils import resolve_topic, retry
 from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier
 
+from projections import journal_stage
 from projections.db import Db, known_iso
 from projections.view import (
     APPLICATION_NAME,
@@ -321,22 +322,22 @@ def rebuild(
     view = view_for(ledger)
     view.reset(indexes=False)
     try:
-        plan = _stage_plan(ledger, view, stage_from)
-        if plan is None:
+        stage = _stage(ledger, view, stage_from)
+        if stage is None:
             return catch_up(ledger, batch=batch)
-        return _rebuild_staged(ledger, view, batch, *plan) + catch_up(
+        return _rebuild_staged(ledger, view, batch, stage) + catch_up(
             ledger, batch=batch
         )
     finally:
         view.create_indexes()
 
 
-def _stage_plan(
+def _stage(
     ledger: Application[Any], view: View, stage_from: int | None
-) -> tuple[Path, int, int] | None:
-    """(ledger file, child's start, child's stop) if a child should help."""
-    from projections import journal_stage
-
+) -> journal_stage.Stage | None:
+    """The child and its scratch file, if one should help and could start (a
+    child that cannot start, or a scratch file that cannot be made, leaves the
+    rebuild to do it all, as it would without)."""
     if not isinstance(view, SQLiteProjectionView):
         return None
     pool = view.datastore.pool
@@ -349,18 +350,22 @@ def _stage_plan(
         stage_from = int(head * journal_stage.HEAD_SHARE)
     if not 0 <= stage_from < head:
         return None
-    return Path(pool.db_name), stage_from, head
+    try:
+        return journal_stage.Stage(
+            Path(pool.db_name), stage_from, head, dict(ledger.env)
+        )
+    except (OSError, sqlite3.Error):
+        return None
 
 
 def _rebuild_staged(
-    ledger: Application[Any], view: View, batch: int, path: Path, start: int, stop: int
+    ledger: Application[Any], view: View, batch: int, stage: journal_stage.Stage
 ) -> int:
-    """`catch_up` up to `stop` on a connection of its own (the staging file is
-    attached to it), each batch's staged journal rows copied in its transaction."""
-    from projections.journal_stage import Stage
-
+    """`catch_up` up to the child's stop on a connection of its own (the scratch
+    file is attached to it), each batch's staged journal rows copied in its
+    transaction."""
     decode, select = decoder(ledger), selector(ledger)
-    stage = Stage(path, start, stop, dict(ledger.env))
+    path, start, stop = stage.source, stage.start, stage.stop
     conn: sqlite3.Connection | None = None
     try:
         conn = sqlite3.connect(path, isolation_level=None, timeout=30)

@@ -196,3 +196,18 @@ def test_the_child_stops_where_the_rebuild_has_got_to(
     path = app.env["SQLITE_DBNAME"]  # caught up: its tracking row is at the head
     head = notification_count(app)
     assert journal_stage.run(path, str(stage), 0, head, dict(app.env)) == 0
+
+
+def test_a_child_that_cannot_start_leaves_the_rebuild_to_do_it_all(
+    app: Ledger, populated: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def cannot(args: list[str], env: dict[str, str]) -> Done:
+        raise OSError("no such interpreter")
+
+    monkeypatch.setattr(journal_stage, "_spawn", cannot)
+    formatted = journal_rows_written_here(monkeypatch)
+    head = notification_count(app)
+    assert rebuild(app, batch=4, stage_from=1) == head
+    assert dump(app) == populated
+    assert formatted == list(range(1, head + 1))
+    assert stage_files(app) == []
