@@ -12,7 +12,7 @@ import time
 import traceback
 from pathlib import Path
 
-from bench.common import Options, machine, pg_available, table
+from bench.common import Options, machine, pg_available, python_loop_ms, table
 
 BENCHMARKS = ("append", "replay", "load", "datapath", "allocate", "startup")
 RESULTS = Path(__file__).with_name("results.json")
@@ -59,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         for name in names:
             module = importlib.import_module(f"bench.{name}")
             print(f"\n== {name} ==", flush=True)
+            loop_before = python_loop_ms()
             start = time.perf_counter()
             try:
                 figures = module.run(opts)
@@ -68,10 +69,14 @@ def main(argv: list[str] | None = None) -> int:
                 results["benchmarks"][name] = {"error": f"{type(exc).__name__}: {exc}"}  # type: ignore[index]
                 continue
             elapsed = time.perf_counter() - start
+            loops = [loop_before, python_loop_ms()]
             print(table(figures))
-            print(f"({elapsed:.1f} s)", flush=True)
+            print(
+                f"({elapsed:.1f} s; Python loop {loops[0]} / {loops[1]} ms)", flush=True
+            )
             results["benchmarks"][name] = {  # type: ignore[index]
                 "seconds": round(elapsed, 2),
+                "python_loop_ms": loops,
                 "figures": [f.as_dict() for f in figures],
             }
             # written after every benchmark, so an interrupted run keeps its figures
