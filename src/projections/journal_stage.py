@@ -142,10 +142,17 @@ def _tracked(conn: sqlite3.Connection) -> int:
 
 
 def run(
-    db_path: str, stage_path: str, start: int, stop: int, env: dict[str, Any]
+    db_path: str,
+    stage_path: str,
+    start: int,
+    stop: int,
+    env: dict[str, Any],
+    parent: int | None = None,
 ) -> int:
     """The child: journal rows of positions `start`+1 to `stop`, in order, into
-    the scratch file; returns how many it wrote."""
+    the scratch file; returns how many it wrote. With `parent` (its pid), a child
+    whose rebuild was killed outright (it is then some other process's child)
+    stops and removes the scratch file, which nobody else would."""
     from ledger.service import Ledger
     from projections.runner import decoder, selector
 
@@ -155,9 +162,12 @@ def run(
         ledger_conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
         stage = sqlite3.connect(stage_path, isolation_level=None, timeout=30)
         stage.execute("PRAGMA synchronous=OFF")  # scratch: the rebuild commits
-        written, at = 0, start
+        written, at, orphaned = 0, start, False
         try:
             while at < stop:
+                if parent is not None and os.getppid() != parent:
+                    orphaned = True  # the rebuild was killed: nobody will copy
+                    break
                 if _tracked(ledger_conn) >= min(at + BATCH, stop):
                     break  # the rebuild is past what this batch would write
                 notes = select(at, BATCH, stop)
@@ -172,6 +182,9 @@ def run(
         finally:
             stage.close()
             ledger_conn.close()
+        if orphaned:
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                Path(f"{stage_path}{suffix}").unlink(missing_ok=True)
         return written
     finally:
         ledger.close()
@@ -183,7 +196,7 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     db_path, stage_path, start, stop = argv
     env = json.loads(os.environ.get(ENV_VARIABLE) or "{}")
-    run(db_path, stage_path, int(start), int(stop), env)
+    run(db_path, stage_path, int(start), int(stop), env, os.getppid())
     return 0
 
 

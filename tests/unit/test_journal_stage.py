@@ -211,3 +211,24 @@ def test_a_child_that_cannot_start_leaves_the_rebuild_to_do_it_all(
     assert dump(app) == populated
     assert formatted == list(range(1, head + 1))
     assert stage_files(app) == []
+
+
+def test_an_orphaned_child_stops_and_removes_its_file(
+    app: Ledger, populated: dict[str, Any], tmp_path: Path
+) -> None:
+    """A rebuild killed outright cannot remove the scratch file: the child, finding
+    itself some other process's child, does."""
+    import os
+    import sqlite3
+
+    stage = tmp_path / "stage.db"
+    with sqlite3.connect(stage) as conn:
+        conn.execute(journal_stage.journal_table_sql())
+    conn.close()
+    view_for(app).reset()
+    path, head = app.env["SQLITE_DBNAME"], notification_count(app)
+    not_my_parent = os.getppid() + 1
+    assert (
+        journal_stage.run(path, str(stage), 0, head, dict(app.env), not_my_parent) == 0
+    )
+    assert not stage.exists()
