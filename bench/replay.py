@@ -29,9 +29,10 @@ from __future__ import annotations
 
 import contextlib
 import time
+from functools import partial
 from typing import Any
 
-from bench.common import Figure, Options, database, open_ledger
+from bench.common import Figure, Options, database, open_ledger, timed
 from bench.load import Holder
 
 POOLS = 50
@@ -116,9 +117,7 @@ def measure(
 
     gen = open_ledger(url, Generator, IS_SNAPSHOTTING_ENABLED="n")
     try:
-        t0 = time.perf_counter()
-        head = generate(gen, events, per_save)
-        generated = time.perf_counter() - t0
+        generated, head = timed(lambda: generate(gen, events, per_save))
     finally:
         gen.close()
     middle = head // 2
@@ -127,15 +126,11 @@ def measure(
     try:
         for target_url in target_urls:
             decode_s, count = read_and_decode(app)
-            rebuild_s = time.perf_counter()
-            applied = rebuild(app)
-            rebuild_s = time.perf_counter() - rebuild_s
+            rebuild_s, applied = timed(partial(rebuild, app))
             decode_mid_s, mid_count = read_and_decode(app, middle)
             target = open_ledger(target_url)
             try:
-                t0 = time.perf_counter()
-                copied = replay_into(app, target, middle)
-                until_s = time.perf_counter() - t0
+                until_s, copied = timed(partial(replay_into, app, target, middle))
             finally:
                 target.close()
             rounds.append(
