@@ -18,7 +18,12 @@ from projections import journal_stage
 from projections import view as view_module
 from projections.runner import catch_up, position, rebuild
 from projections.view import view_for
-from tests.unit.test_projections import dump, notification_count, populate
+from tests.unit.test_projections import (
+    crash_at,
+    dump,
+    notification_count,
+    populate,
+)
 
 
 @pytest.fixture
@@ -163,17 +168,7 @@ def test_a_crash_midway_leaves_whole_batches_and_no_file(
 ) -> None:
     head = notification_count(app)
     monkeypatch.setattr(journal_stage, "_spawn", child_in_process())
-    real = view_module.handler
-    calls = 0
-
-    def crashing(event: object, db: Any) -> None:
-        nonlocal calls
-        calls += 1
-        if calls == 7:  # the third event of the second batch
-            raise RuntimeError("crash")
-        real(type(event))(event, db)
-
-    monkeypatch.setattr(view_module, "handler", lambda kind: crashing)
+    crash_at(monkeypatch, 7)  # the third event of the second batch
     with pytest.raises(RuntimeError, match="crash"):
         rebuild(app, batch=4, stage_from=2)
     assert position(app) == 4

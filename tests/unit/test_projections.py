@@ -351,6 +351,22 @@ def test_small_batches_equal_a_fresh_rebuild(app: Ledger) -> None:
     assert dump(app) == incremental
 
 
+def crash_at(monkeypatch: pytest.MonkeyPatch, nth: int) -> None:
+    """Projection handlers that raise `RuntimeError("crash")` on the `nth` event
+    applied (counted from 1), and apply every other as before."""
+    real = view_module.handler
+    calls = 0
+
+    def crashing(event: object, db: Any) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == nth:
+            raise RuntimeError("crash")
+        real(type(event))(event, db)
+
+    monkeypatch.setattr(view_module, "handler", lambda kind: crashing)
+
+
 def test_a_crash_midway_leaves_no_partial_batch(
     app: Ledger, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -362,17 +378,7 @@ def test_a_crash_midway_leaves_no_partial_batch(
     view_for(app).reset()
     assert dump(app) == {name: [] for name in TABLE_NAMES}
 
-    real = view_module.handler
-    calls = 0
-
-    def crashing(event: object, db: Any) -> None:
-        nonlocal calls
-        calls += 1
-        if calls == 8:  # the third event of the second batch
-            raise RuntimeError("crash")
-        real(type(event))(event, db)
-
-    monkeypatch.setattr(view_module, "handler", lambda kind: crashing)
+    crash_at(monkeypatch, 8)  # the third event of the second batch
     with pytest.raises(RuntimeError, match="crash"):
         catch_up(app, batch=5)
     assert position(app) == fifth
