@@ -127,8 +127,13 @@ class Stage:
         self._remove_files()
 
     def _remove_files(self) -> None:
-        for suffix in ("", "-wal", "-shm", "-journal"):
-            Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+        remove(self.path)
+
+
+def remove(path: Path | str) -> None:
+    """A scratch file and SQLite's files beside it."""
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
 def _tracked(conn: sqlite3.Connection) -> int:
@@ -184,8 +189,7 @@ def run(
             stage.close()
             ledger_conn.close()
         if orphaned:
-            for suffix in ("", "-wal", "-shm", "-journal"):
-                Path(f"{stage_path}{suffix}").unlink(missing_ok=True)
+            remove(stage_path)
         return written
     finally:
         ledger.close()
