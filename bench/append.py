@@ -222,7 +222,7 @@ def run(opts: Options) -> list[Figure]:
             {"seconds": measured["seconds"], "bare_events_per_s": rate}
             for measured, rate in rounds
         ]
-        with database(store, opts.workdir, "append1") as url:
+        with database(store, opts.workdir, "append-single") as url:
             single = lifecycles(url, n, 1)
         with database(store, opts.workdir, "bare100") as url:
             hundred = bare(url, m["events"], m["mean_state_bytes"], 100)
