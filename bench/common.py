@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
+import re
 import shutil
 import statistics
 import subprocess
@@ -133,6 +134,9 @@ def pg_available() -> bool:
 def database(store: str, workdir: Path, label: str) -> Iterator[str]:
     """A fresh, empty database URL: a new SQLite file, or a new PostgreSQL schema
     (dropped afterwards)."""
+    # Letters, digits and _ only, whatever the label says: a schema name takes no
+    # more (parse_db refuses the rest), a file name no separator.
+    label = re.sub(r"\W", "_", label)
     if store == "sqlite":
         folder = Path(tempfile.mkdtemp(prefix=f"{label}-", dir=workdir))
         try:
