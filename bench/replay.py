@@ -14,10 +14,12 @@ Figures:
   of 5,000 with one tracking row each, secondary indexes built at the end), in
   events per second (on SQLite, a second process journals the log's tail meanwhile,
   as `storctl projection rebuild` does: `projections.journal_stage`);
-- replay --until the middle: `projections.replay.replay_into` of the first half into
-  a fresh ledger (the stored events copied by chunks and projected as they go in,
-  one transaction; the two ledgers share a store, so each chunk is copied by
-  `INSERT ... SELECT` in the database), as `storctl replay --until N` does;
+- replay --until the middle: `projections.replay.replay_to_file` of the first half
+  into a new ledger, as `storctl replay --until N --into FILE` does, opening and
+  closing it included (the stored events copied by chunks and projected as they go
+  in, one transaction; the two ledgers share a store, so each chunk is copied by
+  `INSERT ... SELECT` in the database; on SQLite, with the new file closed to the
+  library, on a connection of its own in rollback-journal mode);
 baseline for both: reading the same notifications (`select_notifications`, batches of
 500) and decoding each into its domain event (`mapper.to_domain_event`), nothing else.
 Every measurement runs `ROUNDS` times, alternately, and each figure (baselines too)
@@ -108,7 +110,7 @@ def measure(
     Each figure is the best of the rounds (baselines included: the fastest read of
     a round is the one the projection is held against)."""
     from ledger.service import Ledger
-    from projections.replay import replay_into
+    from projections.replay import replay_to_file
     from projections.runner import rebuild
 
     class Generator(Ledger):
@@ -128,11 +130,9 @@ def measure(
             decode_s, count = read_and_decode(app)
             rebuild_s, applied = timed(partial(rebuild, app))
             decode_mid_s, mid_count = read_and_decode(app, middle)
-            target = open_ledger(target_url)
-            try:
-                until_s, copied = timed(partial(replay_into, app, target, middle))
-            finally:
-                target.close()
+            until_s, copied = timed(
+                partial(replay_to_file, app, partial(open_ledger, target_url), middle)
+            )
             rounds.append(
                 {
                     "decode_s": decode_s,

@@ -47,7 +47,9 @@ def replay(ctx: click.Context, until: str | None, into: str | None) -> None:
     """The tables as they were at a position or a time, in a new ledger file:
     every event up to then, copied in order, its projections caught up. Read it
     with any command and `--db FILE`. Its followers are marked done, so nothing
-    recorded there is sent to an agent again.
+    recorded there is sent to an agent again. The copy is one transaction: one
+    that fails or is interrupted removes the file; a process killed outright
+    leaves a file that opens as an empty ledger.
 
     \b
     Example:
@@ -68,7 +70,7 @@ def replay(ctx: click.Context, until: str | None, into: str | None) -> None:
 def _replay(until: str, into: str) -> None:
     from ledger.service import Ledger
     from ledger.store import parse_db, prepare
-    from projections.replay import replay_into, resolve_until
+    from projections.replay import replay_to_file, resolve_until
 
     target_db = parse_db(into)
     if target_db.kind != "sqlite" or target_db.path is None:
@@ -82,16 +84,13 @@ def _replay(until: str, into: str) -> None:
     if stop > head:
         raise InvalidInput("--until", until, f"beyond the last position ({head})")
     prepare(target_db)
-    target = Ledger(env=target_db.env)
     try:
-        copied = replay_into(a.ledger, target, stop)
+        copied = replay_to_file(a.ledger, lambda: Ledger(env=target_db.env), stop)
     except BaseException:
-        target.close()
-        for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        for suffix in ("", "-wal", "-shm", "-journal"):
             with contextlib.suppress(FileNotFoundError):
-                leftover.unlink()
+                Path(f"{path}{suffix}").unlink()
         raise
-    target.close()
     say(f"replayed {copied} events (up to position {stop}) into {path}")
     emit(a.output, {"into": str(path), "until": stop, "events": copied})
 

@@ -12,10 +12,11 @@ after it.
 
 from __future__ import annotations
 
+import sqlite3
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from itertools import islice
 from typing import Any
@@ -88,6 +89,8 @@ def copy_events(
     target: Application[Any],
     events: Iterable[StoredEvent | Note],
     source: Application[Any] | None = None,
+    *,
+    alone: str | None = None,
 ) -> int:
     """Insert `events` (in log order) into an empty ledger, apply them to its
     tables and mark its followers done at the head, all in one transaction;
@@ -105,12 +108,15 @@ def copy_events(
     copied by one `INSERT ... SELECT` with its positions, in the database: the
     rows never go through Python to be written, and the database writes one chunk
     while Python projects it (the copy then costs about what a rebuild does).
+    With `alone`, the target's SQLite file, on which no connection is open (the
+    target closed: `replay_to_file`), the transaction runs on a connection of its
+    own in rollback-journal mode (`_alone`).
     """
     view = view_for(target)
     recorder: Any = target.recorder
     decode = decoder(target)
     events = iter(events)
-    with _copy_transaction(view, recorder, source) as (db, insert, finish):
+    with _copy_transaction(view, recorder, source, alone) as (db, insert, finish):
         view.drop_indexes(db)  # built once at the end, as a rebuild does
         head = 0
         while chunk := list(islice(events, CHUNK)):
@@ -132,22 +138,35 @@ RangeCopy = Callable[[int, int], None]
 
 #: the name a source SQLite file is attached under, for the length of a copy
 ATTACHED = "replay_source"
+#: how long a copy on a connection of its own waits for another's write lock
+BUSY_MS = 5000
 
 
 @contextmanager
 def _copy_transaction(
-    view: Any, recorder: Any, source: Application[Any] | None
+    view: Any, recorder: Any, source: Application[Any] | None, alone: str | None
 ) -> Iterator[tuple[Db, Inserter, Callable[[], None]]]:
     """The copy's one transaction on the target, how it inserts a chunk, and
     what waits for every chunk to be in."""
     path = _sqlite_file(source) if view.dialect == "sqlite" else None
+    if alone is not None:
+        with _alone(alone, path) as cursor:
+            db = Db(cursor, "sqlite")
+            if path is None:
+                yield db, _inserter(recorder, db), lambda: None
+                return
+            assert source is not None
+            copy = _sqlite_copier(recorder, source.recorder, cursor.connection)
+            with _copying(copy) as copier:
+                yield db, copier, copier.finish
+        return
     if path is not None:
         assert source is not None
-        with (
-            _attached(view.datastore, path) as cursor,
-            _copying(_sqlite_copier(recorder, source.recorder, cursor)) as copier,
-        ):
-            yield Db(cursor, "sqlite"), copier, copier.finish
+        with _attached(view.datastore, path) as cursor:
+            connection = cursor.sqlite_cursor.connection
+            copy = _sqlite_copier(recorder, source.recorder, connection)
+            with _copying(copy) as copier:
+                yield Db(cursor, "sqlite"), copier, copier.finish
         return
     with view.view_transaction(commit=True) as db:
         if source is not None and _same_postgres(source, view):
@@ -189,26 +208,68 @@ def _attached(datastore: Any, path: str) -> Iterator[Any]:
             conn.cursor().execute(f"DETACH DATABASE {ATTACHED}")
 
 
+@contextmanager
+def _alone(path: str, source: str | None) -> Iterator[sqlite3.Cursor]:
+    """A write transaction on the SQLite file at `path` through a connection of
+    its own, the only one open on it, in rollback-journal mode; the file is in
+    WAL mode again after it (the library and the engine's readers expect it).
+    `source`, a SQLite file, is attached for the length of it.
+
+    A copy is one transaction of hundreds of megabytes. In WAL mode each page is
+    written twice, to the log and then by the checkpoint at commit into the file
+    (measured: 1 to 2 s of an 8 s copy of 500,000 events), and pages spilled to
+    the log mid-transaction again when they change. A new file's rollback
+    journal holds next to nothing (its pages did not exist before), so each page
+    is written once, straight into the file. All or nothing holds as in WAL: an
+    error rolls back, and a process killed midway leaves the journal, which the
+    next connection to open the file rolls back. (Out of WAL is refused while
+    another connection has the file open: the copy then runs in WAL mode, only
+    slower.)"""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        conn.row_factory = sqlite3.Row
+        with suppress(sqlite3.OperationalError):  # "locked": another is open
+            conn.execute("PRAGMA busy_timeout=0")
+            conn.execute("PRAGMA main.journal_mode=DELETE")
+        conn.execute(f"PRAGMA busy_timeout={BUSY_MS}")
+        if source is not None:
+            conn.execute(f"ATTACH DATABASE ? AS {ATTACHED}", (source,))
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn.cursor()
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+    finally:
+        # WAL again, for the target only (not the attached source); the library
+        # would set it on its next open anyway, so a failure here is no error.
+        with suppress(sqlite3.Error):
+            conn.execute("PRAGMA main.journal_mode=WAL")
+        conn.close()
+
+
 def _sqlite_copier(
-    recorder: Any, source: Any, cursor: Any
+    recorder: Any, source: Any, connection: sqlite3.Connection
 ) -> tuple[RangeCopy, Callable[[], int]]:
     """The source's rows of a range of positions copied by one statement, with a
-    cursor of its own on `cursor`'s connection (rowids kept: the target is
-    empty), and the count of the target's events."""
+    cursor of its own on `connection` (rowids kept: the target is empty), and
+    the count of the target's events."""
     table, from_table = recorder.events_table_name, source.events_table_name
     columns = "rowid, originator_id, originator_version, topic, state"
     copy_sql = (
         f"INSERT INTO main.{table} ({columns}) SELECT {columns}"
         f" FROM {ATTACHED}.{from_table} WHERE rowid > ? AND rowid <= ? ORDER BY rowid"
     )
-    own = cursor.sqlite_cursor.connection.cursor()
+    own = connection.cursor()
 
     def copy(after: int, last: int) -> None:
         own.execute(copy_sql, (after, last))
 
     def count() -> int:
-        cursor.execute(f"SELECT count(*) FROM main.{table}")
-        return int(cursor.fetchone()[0])
+        own.execute(f"SELECT count(*) FROM main.{table}")
+        return int(own.fetchone()[0])
 
     return copy, count
 
@@ -435,8 +496,41 @@ def _read_ahead(
 def replay_into(source: Application[Any], target: Application[Any], stop: int) -> int:
     """Copy every event of `source` up to position `stop` into `target` (empty),
     with its tables, in one transaction; returns how many events were copied."""
+    _refuse_nonempty(target)
+    return _replay(source, target, stop, None)
+
+
+def replay_to_file(
+    source: Application[Any], open_target: Callable[[], Application[Any]], stop: int
+) -> int:
+    """`replay_into` the new, empty ledger that `open_target` opens, closed when
+    this returns: what `storctl replay --until` does.
+
+    Opening it creates its tables as the engine does. When it is a SQLite file,
+    the copy then runs with the ledger closed, on a connection of its own and in
+    rollback-journal mode (`_alone`): a quarter faster on the bench's 500,000
+    events than through the ledger's connections in WAL mode.
+    """
+    target = open_target()
+    try:
+        _refuse_nonempty(target)
+        view_for(target)  # the projection tables, before the ledger closes
+        alone = _sqlite_file(target)
+        if alone is None:
+            return _replay(source, target, stop, None)
+    finally:
+        target.close()
+    return _replay(source, target, stop, alone)
+
+
+def _refuse_nonempty(target: Application[Any]) -> None:
     if target.recorder.max_notification_id():
         raise InvalidInput("target", "ledger", "already holds events")
+
+
+def _replay(
+    source: Application[Any], target: Application[Any], stop: int, alone: str | None
+) -> int:
     copied = 0
     read = (
         _read_ahead
@@ -451,5 +545,5 @@ def replay_into(source: Application[Any], target: Application[Any], stop: int) -
             yield note  # a stored event, with its position
 
     if stop:
-        copy_events(target, counted(), source)
+        copy_events(target, counted(), source, alone=alone)
     return copied

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
 import sqlite3
+import subprocess
+import sys
 import uuid
+from functools import partial
+from pathlib import Path
 
 import pytest
 from eventsourcing.persistence import IntegrityError
@@ -16,7 +22,13 @@ from ledger.store import parse_db, prepare
 from ledger.values import GiB, Hypervisor, PoolType, Scope, VolumeState
 from ledger.volume import Volume
 from projections import replay as replay_module
-from projections.replay import FOLLOWERS, copy_events, notifications, replay_into
+from projections.replay import (
+    FOLLOWERS,
+    copy_events,
+    notifications,
+    replay_into,
+    replay_to_file,
+)
 from projections.runner import rebuild
 from projections.schema import INDEX_NAMES, TABLES
 from projections.view import APPLICATION_NAME, reader, view_for
@@ -486,3 +498,192 @@ def test_a_copy_inside_the_database_that_fails_midway_leaves_nothing(
     finally:
         target.close()
         source.close()
+
+
+# ------------------------------- a new file, copied on a connection of its own
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def source_url(request, tmp_path):
+    """Where the source ledger lives: a SQLite file (attached to the copy) or a
+    PostgreSQL schema (its events inserted by the copy)."""
+    if request.param == "sqlite":
+        yield str(tmp_path / "source.db")
+        return
+    url = fresh_pg_url()
+    yield url
+    drop_pg_schema(parse_db(url))
+
+
+def journal_mode(path: Path) -> str:
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        return str(conn.execute("PRAGMA journal_mode").fetchone()[0])
+
+
+@pytest.fixture
+def modes(monkeypatch) -> list[str]:
+    """The target's journal mode inside each copy transaction on a connection
+    of its own."""
+    seen: list[str] = []
+    real_alone = replay_module._alone
+
+    @contextlib.contextmanager
+    def watched(*args):
+        with real_alone(*args) as cursor:
+            seen.append(cursor.execute("PRAGMA main.journal_mode").fetchone()[0])
+            yield cursor
+
+    monkeypatch.setattr(replay_module, "_alone", watched)
+    return seen
+
+
+def test_a_new_file_is_copied_alone_and_equals_a_rebuild(
+    source_url, tmp_path, monkeypatch, modes
+):
+    """`replay_to_file` (what `storctl replay` runs): the copy's one transaction
+    is in rollback-journal mode, the file is in WAL mode after it with no journal
+    left, and holds the source's positions, the followers at the stop, the tables
+    of a rebuild; the engine can write to it."""
+    monkeypatch.setattr(replay_module, "CHUNK", 300)  # several chunks in flight
+    source = reservations_at(source_url, 2_000)
+    path = tmp_path / "target.db"
+    try:
+        wanted = positions(source)
+        stop = wanted[-3]
+        copied = replay_to_file(source, partial(open_ledger, str(path)), stop)
+    finally:
+        source.close()
+    assert copied == len(wanted) - 2
+    assert modes == ["delete"]
+    assert journal_mode(path) == "wal"
+    assert not Path(f"{path}-journal").exists()
+    target = open_ledger(str(path))
+    try:
+        assert positions(target) == wanted[:-2]
+        for name in (*FOLLOWERS, APPLICATION_NAME):
+            assert target.recorder.max_tracking_id(name) == stop, name
+        copied_tables = tables(target)
+        assert len(copied_tables["event_journal"]) == copied
+        rebuild(target)
+        assert tables(target) == copied_tables
+        target.register_host(Ctx.new("test"), "sim2", "z1", "c1", Hypervisor.Simulator)
+        assert target.recorder.max_notification_id() > stop
+    finally:
+        target.close()
+
+
+def test_a_new_file_whose_copy_fails_midway_holds_nothing(tmp_path, monkeypatch):
+    """An error after several chunks: the file opens as a ledger with no event,
+    no follower row and empty tables, in WAL mode, with no journal left."""
+    monkeypatch.setattr(replay_module, "CHUNK", 100)
+    source = reservations_at(str(tmp_path / "source.db"), 400)
+    path = tmp_path / "target.db"
+    real = replay_module.decoder
+
+    def failing(app):
+        decode = real(app)
+        seen = [0]
+
+        def once_too_many(note):
+            seen[0] += 1
+            if seen[0] == 450:
+                raise RuntimeError("killed")
+            return decode(note)
+
+        return once_too_many
+
+    monkeypatch.setattr(replay_module, "decoder", failing)
+    try:
+        last = source.recorder.max_notification_id()
+        with pytest.raises(RuntimeError, match="killed"):
+            replay_to_file(source, partial(open_ledger, str(path)), last)
+    finally:
+        source.close()
+    assert journal_mode(path) == "wal"
+    assert not Path(f"{path}-journal").exists()
+    assert_empty(path)
+
+
+def assert_empty(path: Path) -> None:
+    target = open_ledger(str(path))
+    try:
+        assert not target.recorder.max_notification_id()
+        for name in (*FOLLOWERS, APPLICATION_NAME):
+            assert not target.recorder.max_tracking_id(name), name
+        assert all(rows == [] for rows in tables(target).values())
+    finally:
+        target.close()
+
+
+KILLED_MIDWAY = """
+import os, signal, sys
+from ledger.service import Ledger
+from ledger.store import parse_db
+from projections import replay
+
+replay.CHUNK = 500
+real = replay.decoder
+
+def dying(app):
+    decode, seen = real(app), [0]
+    def decode_then_die(note):
+        seen[0] += 1
+        if seen[0] == 9_000:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return decode(note)
+    return decode_then_die
+
+replay.decoder = dying
+source = Ledger(env=parse_db(sys.argv[1]).env)
+stop = source.recorder.max_notification_id()
+replay.replay_to_file(source, lambda: Ledger(env=parse_db(sys.argv[2]).env), stop)
+"""
+
+
+def test_a_new_file_whose_copy_is_killed_opens_empty(tmp_path):
+    """The process killed outright, its transaction's pages partly in the file:
+    the journal it leaves is rolled back by the next open (an empty ledger),
+    never read as a part of a copy."""
+    source = reservations_at(str(tmp_path / "source.db"), 5_000)  # > 2 MB cache
+    source.close()
+    path = tmp_path / "target.db"
+    child = subprocess.run(
+        [sys.executable, "-c", KILLED_MIDWAY, str(tmp_path / "source.db"), str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert child.returncode == -signal.SIGKILL, child.stderr
+    assert Path(f"{path}-journal").exists()  # a hot journal, not a clean file
+    assert_empty(path)
+    assert not Path(f"{path}-journal").exists()
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_a_new_file_another_has_open_is_copied_in_wal_mode(tmp_path, modes):
+    """Out of WAL is refused while another connection has the file open: the
+    copy then runs in WAL mode, at once and whole, rather than failing."""
+    source = reservations_at(str(tmp_path / "source.db"), 200)
+    path = tmp_path / "target.db"
+    other: list[sqlite3.Connection] = []
+
+    def open_and_hold():
+        target = open_ledger(str(path))
+        other.append(sqlite3.connect(path))
+        other[0].execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return target
+
+    try:
+        last = source.recorder.max_notification_id()
+        assert replay_to_file(source, open_and_hold, last) == len(positions(source))
+    finally:
+        source.close()
+        for conn in other:
+            conn.close()
+    assert modes == ["wal"]
+    target = open_ledger(str(path))
+    try:
+        assert len(tables(target)["event_journal"]) == last
+    finally:
+        target.close()
