@@ -219,24 +219,31 @@ def _postgres_selector(recorder: PostgresApplicationRecorder) -> Select:
     table = SQL("{0}.{1}").format(
         Identifier(recorder.datastore.schema), Identifier(recorder.events_table_name)
     )
-    head = SQL(
+    # Only the lower bound goes to the server, even with a stop. Given a range,
+    # a table whose statistics are stale (never analyzed: autovacuum off, or just
+    # after a large write) is estimated to hold a few thousand rows in it, and the
+    # planner sorts the whole range for every batch: 200 ms per batch of 5,000
+    # at the start of a 200,000-event range, against 14 ms by the index. Ids are
+    # unique, so (after, stop] holds at most stop - after rows: the limit cut to
+    # that reads past the stop only across gaps, and those rows are dropped.
+    query = SQL(
         "SELECT notification_id, originator_id, originator_version, topic, state"
-        " FROM {0} WHERE notification_id > %s"
+        " FROM {0} WHERE notification_id > %s ORDER BY notification_id LIMIT %s"
     ).format(table)
-    to_end = head + SQL(" ORDER BY notification_id LIMIT %s")
-    to_stop = head + SQL(" AND notification_id <= %s ORDER BY notification_id LIMIT %s")
 
     def select_postgres(after: int, limit: int, stop: int | None) -> Sequence[Any]:
-        params: tuple[int, ...] = (after, limit)
-        query = to_end
         if stop is not None:
-            query, params = to_stop, (after, stop, limit)
+            limit = min(limit, stop - after)
+            if limit <= 0:
+                return []
         with (
             recorder.datastore.get_connection() as conn,
             conn.cursor(row_factory=tuple_row) as cursor,
         ):
-            cursor.execute(query, params, prepare=True)
+            cursor.execute(query, (after, limit), prepare=True)
             rows = cursor.fetchall()
+        if stop is not None and rows and rows[-1][0] > stop:
+            rows = [row for row in rows if row[0] <= stop]
         return [
             Note(position, oid, version, topic, bytes(state))
             for position, oid, version, topic, state in rows
