@@ -36,3 +36,11 @@ class ProgressBar:
         if pct >= 100:
             sys.stderr.write("\n")
         sys.stderr.flush()
+
+    def end(self) -> None:
+        """Close a bar left short of 100 % (the work failed or was interrupted),
+        so what is printed next starts on a line of its own."""
+        if self.enabled and 0 <= self.last < 100:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+        self.label, self.last = "", -1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import click
 
 from cli.context import app
@@ -40,16 +42,22 @@ def rebuild() -> None:
     On a SQLite file of 100,000 events or more (and two cores), a second
     process writes the audit journal's rows for the log's tail meanwhile, in
     a scratch file beside the ledger (LEDGER.journal-stage-PID) that is gone
-    when the rebuild ends; if it fails, the rebuild writes them itself.
+    when the rebuild ends; if it fails, the rebuild writes them itself. On a
+    terminal, a progress bar on stderr.
 
     \b
     Example:
       storctl projection rebuild
     """
+    from cli.progress import ProgressBar
     from projections.runner import rebuild as projection_rebuild
 
     a = app()
-    n = projection_rebuild(a.ledger)
+    bar = ProgressBar.shared()
+    try:
+        n = projection_rebuild(a.ledger, on_progress=partial(bar.update, "rebuild"))
+    finally:
+        bar.end()
     say(f"rebuilt from {n} events")
     from projections.runner import status as projection_status
 

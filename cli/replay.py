@@ -10,6 +10,7 @@ is one `ByName` command per `NOUNS` entry.
 from __future__ import annotations
 
 import contextlib
+from functools import partial
 from pathlib import Path
 from typing import IO
 
@@ -49,7 +50,8 @@ def replay(ctx: click.Context, until: str | None, into: str | None) -> None:
     with any command and `--db FILE`. Its followers are marked done, so nothing
     recorded there is sent to an agent again. The copy is one transaction: one
     that fails or is interrupted removes the file; a process killed outright
-    leaves a file that opens as an empty ledger.
+    leaves a file that opens as an empty ledger. On a terminal, a progress bar
+    on stderr.
 
     \b
     Example:
@@ -68,6 +70,7 @@ def replay(ctx: click.Context, until: str | None, into: str | None) -> None:
 
 
 def _replay(until: str, into: str) -> None:
+    from cli.progress import ProgressBar
     from ledger.service import Ledger
     from ledger.store import parse_db, prepare
     from projections.replay import replay_to_file, resolve_until
@@ -84,9 +87,16 @@ def _replay(until: str, into: str) -> None:
     if stop > head:
         raise InvalidInput("--until", until, f"beyond the last position ({head})")
     prepare(target_db)
+    bar = ProgressBar.shared()
     try:
-        copied = replay_to_file(a.ledger, lambda: Ledger(env=target_db.env), stop)
+        copied = replay_to_file(
+            a.ledger,
+            lambda: Ledger(env=target_db.env),
+            stop,
+            on_progress=partial(bar.update, "replay"),
+        )
     except BaseException:
+        bar.end()
         for suffix in ("", "-wal", "-shm", "-journal"):
             with contextlib.suppress(FileNotFoundError):
                 Path(f"{path}{suffix}").unlink()

@@ -260,16 +260,31 @@ def position(ledger: Application[Any]) -> int:
     return view_for(ledger).max_tracking_id(APPLICATION_NAME) or 0
 
 
+#: hears the notification position a piece of long work has reached
+Progress = Callable[[int], None]
+
+
+def fraction_of(head: int, report: Callable[[float], None]) -> Progress:
+    """A `Progress` that reports its position as a fraction of `head`."""
+
+    def progress(at: int) -> None:
+        report(min(at / head, 1.0) if head else 1.0)
+
+    return progress
+
+
 def catch_up(
     ledger: Application[Any],
     batch: int = 500,
     stop: int | None = None,
     *,
     known: Mapping[int, Any] | None = None,
+    on_batch: Progress | None = None,
 ) -> int:
     """Apply every notification after the tracked position (up to `stop`, if
     given); returns how many this call applied. `known` are events a caller
-    already decoded (the engine's followers), by notification id."""
+    already decoded (the engine's followers), by notification id; `on_batch`
+    hears the position each committed batch reached."""
     if batch < 1:
         raise ValueError("batch must be at least 1")
     view = view_for(ledger)
@@ -302,6 +317,8 @@ def catch_up(
                 continue
             raise
         applied += len(notifications)
+        if on_batch is not None:
+            on_batch(notifications[-1].id)
         if len(notifications) < batch:
             return applied
 
@@ -315,7 +332,11 @@ def status(ledger: Application[Any]) -> dict[str, int]:
 
 
 def rebuild(
-    ledger: Application[Any], batch: int = 5000, *, stage_from: int | None = None
+    ledger: Application[Any],
+    batch: int = 5000,
+    *,
+    stage_from: int | None = None,
+    on_progress: Callable[[float], None] | None = None,
 ) -> int:
     """Drop the tables and this follower's tracking row, then apply every event.
 
@@ -325,18 +346,28 @@ def rebuild(
     still builds them, or the next process start does). On a SQLite file with at
     least `journal_stage.MIN_EVENTS` events and two cores, a child process writes
     the journal rows of the log's tail meanwhile (`journal_stage`); `stage_from`
-    forces that, the child taking the events after that position."""
+    forces that, the child taking the events after that position.
+    `on_progress` hears the fraction of the log applied after each batch (a
+    rebuild of a million events takes a quarter of a minute)."""
     view = view_for(ledger)
     view.reset(indexes=False)
+    on_batch = None
+    if on_progress is not None:
+        # 99 % once every batch is in: the index build comes after
+        head = ledger.recorder.max_notification_id() or 0
+        on_batch = fraction_of(head, lambda done: on_progress(min(done, 0.99)))
     try:
         stage = _stage(ledger, view, stage_from)
         if stage is None:
-            return catch_up(ledger, batch=batch)
-        return _rebuild_staged(ledger, view, batch, stage) + catch_up(
-            ledger, batch=batch
-        )
+            applied = catch_up(ledger, batch=batch, on_batch=on_batch)
+        else:
+            applied = _rebuild_staged(ledger, view, batch, stage, on_batch)
+            applied += catch_up(ledger, batch=batch, on_batch=on_batch)
     finally:
         view.create_indexes()
+    if on_progress is not None:
+        on_progress(1.0)
+    return applied
 
 
 def _stage(
@@ -366,7 +397,11 @@ def _stage(
 
 
 def _rebuild_staged(
-    ledger: Application[Any], view: View, batch: int, stage: journal_stage.Stage
+    ledger: Application[Any],
+    view: View,
+    batch: int,
+    stage: journal_stage.Stage,
+    on_batch: Progress | None = None,
 ) -> int:
     """`catch_up` up to the child's stop on a connection of its own (the scratch
     file is attached to it), each batch's staged journal rows copied in its
@@ -397,6 +432,8 @@ def _rebuild_staged(
                 raise
             applied += len(notes)
             last = last_id
+            if on_batch is not None:
+                on_batch(last)
         return applied
     finally:
         stage.close()

@@ -19,6 +19,7 @@ from projections import view as view_module
 from projections.runner import catch_up, position, rebuild
 from projections.view import view_for
 from tests.unit.test_projections import (
+    assert_progress,
     crash_at,
     dump,
     notification_count,
@@ -102,6 +103,16 @@ def test_rows_the_child_wrote_are_copied_not_written_again(
     assert dump(app) == populated
     assert formatted == list(range(1, start + 1))
     assert stage_files(app) == []
+
+
+def test_a_rebuild_with_a_child_reports_its_progress(
+    app: Ledger, populated: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    head = notification_count(app)
+    monkeypatch.setattr(journal_stage, "_spawn", child_in_process())
+    seen: list[float] = []
+    assert rebuild(app, batch=4, stage_from=head // 3, on_progress=seen.append) == head
+    assert_progress(seen, head, 4)
 
 
 def test_rows_the_child_did_not_reach_are_written_here(

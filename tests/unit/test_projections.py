@@ -569,6 +569,22 @@ def test_the_reader_stops_where_asked_across_gaps(app: Ledger) -> None:
                 assert ours == theirs, (after, stop, limit)
 
 
+def assert_progress(seen: list[float], head: int, batch: int) -> None:
+    """What a rebuild of `head` events by `batch` reports: each batch's share of
+    the log, rising, held at 99 % until the indexes are built, then 100 %."""
+    batches = -(-head // batch)
+    expected = [min(min(n * batch, head) / head, 0.99) for n in range(1, batches + 1)]
+    assert seen == pytest.approx([*expected, 1.0])
+
+
+def test_a_rebuild_reports_its_progress(app: Ledger) -> None:
+    populate(app)
+    head = notification_count(app)
+    seen: list[float] = []
+    assert rebuild(app, batch=7, on_progress=seen.append) == head
+    assert_progress(seen, head, 7)
+
+
 def test_indexes_left_out_by_a_killed_rebuild_come_back(app: Ledger) -> None:
     """A rebuild killed before building its indexes left the tables without them;
     the next process (which skips the DDL when the tables exist) builds them."""

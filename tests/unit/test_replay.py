@@ -687,3 +687,22 @@ def test_a_new_file_another_has_open_is_copied_in_wal_mode(tmp_path, modes):
         assert len(tables(target)["event_journal"]) == last
     finally:
         target.close()
+
+
+def test_a_new_file_copy_reports_its_progress(tmp_path, monkeypatch):
+    """Every chunk read, the share of the way to the stop; 100 % once committed."""
+    monkeypatch.setattr(replay_module, "CHUNK", 300)
+    source = reservations_at(str(tmp_path / "source.db"), 1_000)
+    seen: list[float] = []
+    try:
+        stop = positions(source)[-5]
+        replay_to_file(
+            source,
+            partial(open_ledger, str(tmp_path / "target.db")),
+            stop,
+            on_progress=seen.append,
+        )
+    finally:
+        source.close()
+    chunks = [n * 300 / stop for n in range(1, stop // 300 + 1)]
+    assert seen == pytest.approx([*chunks, 1.0])
