@@ -62,6 +62,10 @@ class View(Protocol):
     def missing_indexes(self) -> set[str]: ...
 
 
+#: `PRAGMA secure_delete` as read back -> as set
+SECURE_DELETE = {0: "OFF", 1: "ON", 2: "FAST"}
+
+
 class SQLiteProjectionView(SQLiteTrackingRecorder):
     dialect: ClassVar[Dialect] = "sqlite"
 
@@ -83,8 +87,21 @@ class SQLiteProjectionView(SQLiteTrackingRecorder):
         """Drop and recreate the tables; forget this follower's position. Without
         `indexes`, the secondary indexes wait for `create_indexes`."""
         with self.datastore.transaction(commit=True) as cursor:
-            for name in TABLE_NAMES:
-                cursor.execute(f"DROP TABLE IF EXISTS {name}")
+            # SQLite as Debian builds it has SECURE_DELETE on: dropping the tables
+            # would overwrite every page they freed with zeros (400 MB for a
+            # million events: 1.8 s of a 15 s rebuild with the file in the page
+            # cache, 11.6 s without). Everything in them is derived from the
+            # events in the same file, so the zeros protect nothing; FAST still
+            # clears what costs no extra write. The connection's setting is put
+            # back (it is the pool's).
+            cursor.execute("PRAGMA secure_delete")
+            was = SECURE_DELETE[cursor.fetchone()[0]]
+            cursor.execute("PRAGMA secure_delete=FAST")
+            try:
+                for name in TABLE_NAMES:
+                    cursor.execute(f"DROP TABLE IF EXISTS {name}")
+            finally:
+                cursor.execute(f"PRAGMA secure_delete={was}")
             for statement in sqlite_ddl(indexes=indexes):
                 cursor.execute(statement)
             cursor.execute(
