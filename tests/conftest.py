@@ -49,6 +49,14 @@ def fresh_pg_url() -> str:
     return f"{PG_URL}?schema=t_{uuid.uuid4().hex[:12]}"
 
 
+def open_ledger(url: str) -> Ledger:
+    """A ledger on `url`, its store's place made first (the SQLite file's folder,
+    the PostgreSQL schema)."""
+    db = parse_db(url)
+    prepare(db)
+    return Ledger(env=db.env)
+
+
 def drop_pg_schema(db: Database) -> None:
     import psycopg
 
@@ -69,8 +77,6 @@ def db_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
 
 @pytest.fixture
 def ledger(db_url: str) -> Iterator[Ledger]:
-    db = parse_db(db_url)
-    prepare(db)
-    app = Ledger(env=db.env)
+    app = open_ledger(db_url)
     yield app
     app.close()

@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 
 from ledger.service import Ledger
-from ledger.store import parse_db, prepare
 from projections import journal_stage
 from projections import view as view_module
 from projections.runner import catch_up, position, rebuild
 from projections.view import view_for
+from tests.conftest import open_ledger
 from tests.unit.test_projections import (
     assert_progress,
     crash_at,
@@ -29,9 +29,7 @@ from tests.unit.test_projections import (
 
 @pytest.fixture
 def app(tmp_path: Path) -> Iterator[Ledger]:
-    db = parse_db(str(tmp_path / "ledger.db"))
-    prepare(db)
-    ledger = Ledger(env=db.env)
+    ledger = open_ledger(str(tmp_path / "ledger.db"))
     try:
         yield ledger
     finally:

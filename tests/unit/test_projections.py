@@ -7,11 +7,9 @@ skipped: the PostgreSQL cases fail when the server is down).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 from eventsourcing.persistence import IntegrityError
 
@@ -23,7 +21,6 @@ from ledger.host import Host
 from ledger.pool import StoragePool
 from ledger.service import Ledger
 from ledger.snapshot import Snapshot
-from ledger.store import parse_db, pg_connect_args, prepare
 from ledger.values import (
     DataObjectType,
     GiB,
@@ -41,27 +38,15 @@ from projections import view as view_module
 from projections.runner import catch_up, position, rebuild, status
 from projections.schema import BY_NAME, INDEX_NAMES, TABLE_NAMES
 from projections.view import SECURE_DELETE, reader, view_for
+from tests.conftest import open_ledger
 
-PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 SECRET = "s3cr3t-pw"
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ledger]:
-    if request.param == "sqlite":
-        url = str(tmp_path / "ledger.db")
-    else:
-        url = f"{PG_URL}?schema=t_{uuid.uuid4().hex[:12]}"
-    db = parse_db(url)
-    prepare(db)
-    ledger = Ledger(env=db.env)
-    try:
-        yield ledger
-    finally:
-        ledger.close()
-        if db.kind == "postgres":
-            with psycopg.connect(**pg_connect_args(db), autocommit=True) as conn:
-                conn.execute(f'DROP SCHEMA IF EXISTS "{db.schema}" CASCADE')
+@pytest.fixture
+def app(ledger: Ledger) -> Ledger:
+    """`conftest.ledger`: a new SQLite file, a new PostgreSQL schema."""
+    return ledger
 
 
 def ctx() -> Ctx:
@@ -391,20 +376,25 @@ def test_a_crash_midway_leaves_no_partial_batch(
     assert dump(app) == after_crash
 
 
-def test_ids_with_gaps_are_followed(app: Ledger) -> None:
-    """A lost race rolls back its save (PostgreSQL burns the ids): nothing is
-    skipped or waited for."""
-    populate(app)
-    catch_up(app)
+def lose_a_race(app: Ledger) -> None:
+    """Two writers change host kvm1 from the same version: the second save is
+    refused (on PostgreSQL its ids are burnt); then the host is set Up again."""
     c = ctx()
-    first = app.resolve(Host, "kvm1")
-    second = app.resolve(Host, "kvm1")
+    first, second = app.resolve(Host, "kvm1"), app.resolve(Host, "kvm1")
     first.set_state(c, HostState.Disabled)
     second.set_state(c, HostState.Down)
     app.save(first)
     with pytest.raises(IntegrityError):
         app.save(second)
     app.set_host_state(ctx(), "kvm1", HostState.Up)
+
+
+def test_ids_with_gaps_are_followed(app: Ledger) -> None:
+    """A lost race rolls back its save (PostgreSQL burns the ids): nothing is
+    skipped or waited for."""
+    populate(app)
+    catch_up(app)
+    lose_a_race(app)
     ids = [n.id for n in app.recorder.select_notifications(start=None, limit=10_000)]
     if view_for(app).dialect == "postgres":
         assert ids[-1] - ids[-2] == 2  # the rolled-back save burnt an id
@@ -541,15 +531,8 @@ def test_the_reader_stops_where_asked_across_gaps(app: Ledger) -> None:
     from projections.runner import selector
 
     populate(app)
-    c = ctx()
-    for _ in range(2):  # two lost races, two burnt ids on PostgreSQL
-        first, second = app.resolve(Host, "kvm1"), app.resolve(Host, "kvm1")
-        first.set_state(c, HostState.Disabled)
-        second.set_state(c, HostState.Down)
-        app.save(first)
-        with pytest.raises(IntegrityError):
-            app.save(second)
-        app.set_host_state(ctx(), "kvm1", HostState.Up)
+    lose_a_race(app)
+    lose_a_race(app)
     ids = [n.id for n in app.recorder.select_notifications(start=None, limit=10_000)]
     gaps = [i for i in range(ids[0], ids[-1]) if i not in ids]
     if view_for(app).dialect == "postgres":
@@ -590,9 +573,7 @@ def test_a_sqlite_reset_drops_with_secure_delete_fast_then_puts_it_back(
 ) -> None:
     """The drop runs with `secure_delete=FAST` (zeroing a million events' freed
     pages cost 1.8 s of a rebuild); the pooled connection gets its setting back."""
-    db = parse_db(str(tmp_path / "ledger.db"))
-    prepare(db)
-    app = Ledger(env=db.env)
+    app = open_ledger(str(tmp_path / "ledger.db"))
     try:
         populate(app)
         catch_up(app)

@@ -18,7 +18,7 @@ from eventsourcing.persistence import IntegrityError
 from ledger.base import Ctx
 from ledger.pool import StoragePool
 from ledger.service import Ledger
-from ledger.store import parse_db, prepare
+from ledger.store import parse_db
 from ledger.values import GiB, Hypervisor, PoolType, Scope, VolumeState
 from ledger.volume import Volume
 from projections import replay as replay_module
@@ -32,7 +32,7 @@ from projections.replay import (
 from projections.runner import rebuild
 from projections.schema import INDEX_NAMES, TABLES
 from projections.view import APPLICATION_NAME, reader, view_for
-from tests.conftest import drop_pg_schema, fresh_pg_url
+from tests.conftest import drop_pg_schema, fresh_pg_url, open_ledger
 
 from .test_audit import run, simulator_session
 
@@ -312,12 +312,6 @@ def reservations(path: str, pairs: int) -> tuple[Ledger, int]:
     return app, app.recorder.max_notification_id() or 0
 
 
-def open_ledger(url: str) -> Ledger:
-    db = parse_db(url)
-    prepare(db)
-    return Ledger(env=db.env)
-
-
 def tables(app: Ledger) -> dict[str, list[str]]:
     with view_for(app).view_transaction(commit=False) as db:
         return {
@@ -360,6 +354,41 @@ def test_a_long_prefix_is_copied_whole_with_its_tables(db_url, tmp_path):
         source.close()
 
 
+def assert_empty(target: Ledger) -> None:
+    """No event, no follower row, every table empty: a copy left nothing."""
+    assert not target.recorder.max_notification_id()
+    for name in (*FOLLOWERS, APPLICATION_NAME):
+        assert not target.recorder.max_tracking_id(name), name
+    assert all(rows == [] for rows in tables(target).values())
+
+
+def assert_empty_file(path: Path) -> None:
+    target = open_ledger(str(path))
+    try:
+        assert_empty(target)
+    finally:
+        target.close()
+
+
+def decoder_failing_at(nth: int):
+    """A `decoder` factory whose decode raises at the `nth` event."""
+    real = replay_module.decoder
+
+    def failing(app):
+        decode = real(app)
+        seen = [0]
+
+        def once_too_many(note):
+            seen[0] += 1
+            if seen[0] == nth:
+                raise RuntimeError("killed")
+            return decode(note)
+
+        return once_too_many
+
+    return failing
+
+
 def test_a_copy_that_fails_midway_leaves_nothing(db_url, tmp_path, monkeypatch):
     """A duplicate event in a later chunk: the chunks before it, their tables and
     the followers' rows all go (a prefix is consistent, or absent)."""
@@ -371,10 +400,7 @@ def test_a_copy_that_fails_midway_leaves_nothing(db_url, tmp_path, monkeypatch):
     try:
         with pytest.raises(IntegrityError):
             copy_events(target, [*notes[:25], notes[3], *notes[25:]])
-        assert not target.recorder.max_notification_id()
-        for name in (*FOLLOWERS, APPLICATION_NAME):
-            assert not target.recorder.max_tracking_id(name), name
-        assert all(rows == [] for rows in tables(target).values())
+        assert_empty(target)
         # and the same events go in afterwards (PostgreSQL burnt the failed ids)
         assert copy_events(target, notes) == target.recorder.max_notification_id()
         assert len(tables(target)["event_journal"]) == len(notes) == last
@@ -465,29 +491,13 @@ def test_a_copy_inside_the_database_that_fails_midway_leaves_nothing(
     source_url, target_url = same_store
     source = reservations_at(source_url, 400)
     target = open_ledger(target_url)
-    real = replay_module.decoder
-
-    def failing(app):
-        decode = real(app)
-        seen = [0]
-
-        def once_too_many(note):
-            seen[0] += 1
-            if seen[0] == 450:
-                raise RuntimeError("killed")
-            return decode(note)
-
-        return once_too_many
-
     try:
         last = source.recorder.max_notification_id()
-        monkeypatch.setattr(replay_module, "decoder", failing)
+        real = replay_module.decoder
+        monkeypatch.setattr(replay_module, "decoder", decoder_failing_at(450))
         with pytest.raises(RuntimeError, match="killed"):
             replay_into(source, target, last)
-        assert not target.recorder.max_notification_id()
-        for name in (*FOLLOWERS, APPLICATION_NAME):
-            assert not target.recorder.max_tracking_id(name), name
-        assert all(rows == [] for rows in tables(target).values())
+        assert_empty(target)
         if target_url.endswith(".db"):
             with target.recorder.datastore.transaction(commit=False) as cursor:
                 cursor.execute("PRAGMA database_list")
@@ -501,18 +511,6 @@ def test_a_copy_inside_the_database_that_fails_midway_leaves_nothing(
 
 
 # ------------------------------- a new file, copied on a connection of its own
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def source_url(request, tmp_path):
-    """Where the source ledger lives: a SQLite file (attached to the copy) or a
-    PostgreSQL schema (its events inserted by the copy)."""
-    if request.param == "sqlite":
-        yield str(tmp_path / "source.db")
-        return
-    url = fresh_pg_url()
-    yield url
-    drop_pg_schema(parse_db(url))
 
 
 def journal_mode(path: Path) -> str:
@@ -538,14 +536,16 @@ def modes(monkeypatch) -> list[str]:
 
 
 def test_a_new_file_is_copied_alone_and_equals_a_rebuild(
-    source_url, tmp_path, monkeypatch, modes
+    db_url, tmp_path, monkeypatch, modes
 ):
     """`replay_to_file` (what `storctl replay` runs): the copy's one transaction
     is in rollback-journal mode, the file is in WAL mode after it with no journal
     left, and holds the source's positions, the followers at the stop, the tables
     of a rebuild; the engine can write to it."""
     monkeypatch.setattr(replay_module, "CHUNK", 300)  # several chunks in flight
-    source = reservations_at(source_url, 2_000)
+    # the source: a SQLite file (attached to the copy) or a PostgreSQL schema
+    # (its events inserted by the copy)
+    source = reservations_at(db_url, 2_000)
     path = tmp_path / "target.db"
     try:
         wanted = positions(source)
@@ -578,21 +578,7 @@ def test_a_new_file_whose_copy_fails_midway_holds_nothing(tmp_path, monkeypatch)
     monkeypatch.setattr(replay_module, "CHUNK", 100)
     source = reservations_at(str(tmp_path / "source.db"), 400)
     path = tmp_path / "target.db"
-    real = replay_module.decoder
-
-    def failing(app):
-        decode = real(app)
-        seen = [0]
-
-        def once_too_many(note):
-            seen[0] += 1
-            if seen[0] == 450:
-                raise RuntimeError("killed")
-            return decode(note)
-
-        return once_too_many
-
-    monkeypatch.setattr(replay_module, "decoder", failing)
+    monkeypatch.setattr(replay_module, "decoder", decoder_failing_at(450))
     try:
         last = source.recorder.max_notification_id()
         with pytest.raises(RuntimeError, match="killed"):
@@ -601,18 +587,7 @@ def test_a_new_file_whose_copy_fails_midway_holds_nothing(tmp_path, monkeypatch)
         source.close()
     assert journal_mode(path) == "wal"
     assert not Path(f"{path}-journal").exists()
-    assert_empty(path)
-
-
-def assert_empty(path: Path) -> None:
-    target = open_ledger(str(path))
-    try:
-        assert not target.recorder.max_notification_id()
-        for name in (*FOLLOWERS, APPLICATION_NAME):
-            assert not target.recorder.max_tracking_id(name), name
-        assert all(rows == [] for rows in tables(target).values())
-    finally:
-        target.close()
+    assert_empty_file(path)
 
 
 KILLED_MIDWAY = """
@@ -655,7 +630,7 @@ def test_a_new_file_whose_copy_is_killed_opens_empty(tmp_path):
     )
     assert child.returncode == -signal.SIGKILL, child.stderr
     assert Path(f"{path}-journal").exists()  # a hot journal, not a clean file
-    assert_empty(path)
+    assert_empty_file(path)
     assert not Path(f"{path}-journal").exists()
     with contextlib.closing(sqlite3.connect(path)) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
