@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -23,6 +24,21 @@ from projections.schema import Dialect
 
 #: (table, key column, counter column), for `Db.add`
 Counter = tuple[str, str, str]
+
+
+@contextmanager
+def immediate(conn: sqlite3.Connection) -> Iterator[sqlite3.Cursor]:
+    """A write transaction on a SQLite connection of the projections' own (in
+    autocommit mode, outside the library's pool): the write lock taken at once,
+    committed at the end, rolled back on any error if SQLite has not already."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn.cursor()
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
 
 
 @lru_cache(maxsize=1024)

@@ -29,6 +29,7 @@ import sys
 from pathlib import Path
 from typing import Any, Protocol
 
+from projections.db import immediate
 from projections.journal import INSERT_JOURNAL, journal_row
 from projections.schema import TABLES, column_sql
 
@@ -180,9 +181,8 @@ def run(
                 if not notes:
                     break
                 rows = [journal_row(n.id, decode(n)) for n in notes]
-                stage.execute("BEGIN IMMEDIATE")
-                stage.executemany(INSERT_JOURNAL, rows)
-                stage.execute("COMMIT")
+                with immediate(stage) as cursor:
+                    cursor.executemany(INSERT_JOURNAL, rows)
                 written += len(rows)
                 at = notes[-1].id
         finally:

@@ -29,7 +29,7 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder
 from psycopg.sql import SQL, Identifier
 
 from ledger.errors import InvalidInput
-from projections.db import Db
+from projections.db import Db, immediate
 from projections.runner import Note, Progress, decoder, fraction_of, selector
 from projections.view import APPLICATION_NAME, apply_items, view_for
 
@@ -234,14 +234,8 @@ def _alone(path: str, source: str | None) -> Iterator[sqlite3.Cursor]:
         conn.execute(f"PRAGMA busy_timeout={BUSY_MS}")
         if source is not None:
             conn.execute(f"ATTACH DATABASE ? AS {ATTACHED}", (source,))
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn.cursor()
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+        with immediate(conn) as cursor:
+            yield cursor
     finally:
         # WAL again, for the target only (not the attached source); the library
         # would set it on its next open anyway, so a failure here is no error.

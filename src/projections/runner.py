@@ -39,7 +39,7 @@ from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier
 
 from projections import journal_stage
-from projections.db import Db, known_iso
+from projections.db import Db, immediate, known_iso
 from projections.view import (
     APPLICATION_NAME,
     SQLiteProjectionView,
@@ -351,13 +351,13 @@ def rebuild(
     rebuild of a million events takes a quarter of a minute)."""
     view = view_for(ledger)
     view.reset(indexes=False)
+    head = ledger.recorder.max_notification_id() or 0
     on_batch = None
     if on_progress is not None:
         # 99 % once every batch is in: the index build comes after
-        head = ledger.recorder.max_notification_id() or 0
         on_batch = fraction_of(head, lambda done: on_progress(min(done, 0.99)))
     try:
-        stage = _stage(ledger, view, stage_from)
+        stage = _stage(ledger, view, head, stage_from)
         if stage is None:
             applied = catch_up(ledger, batch=batch, on_batch=on_batch)
         else:
@@ -371,7 +371,7 @@ def rebuild(
 
 
 def _stage(
-    ledger: Application[Any], view: View, stage_from: int | None
+    ledger: Application[Any], view: View, head: int, stage_from: int | None
 ) -> journal_stage.Stage | None:
     """The child and its scratch file, if one should help and could start (a
     child that cannot start, or a scratch file that cannot be made, leaves the
@@ -381,7 +381,6 @@ def _stage(
     pool = view.datastore.pool
     if pool.is_sqlite_memory_mode:
         return None
-    head = ledger.recorder.max_notification_id() or 0
     if stage_from is None:
         if head < journal_stage.MIN_EVENTS or (os.cpu_count() or 1) < 2:
             return None
@@ -419,17 +418,12 @@ def _rebuild_staged(
             after = max(last, start)
             upto = min(last_id, stage.covered(conn)) if last_id > start else after
             staged = (after, upto) if upto > after else None
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                db = Db(conn.cursor(), "sqlite")
+            with immediate(conn) as cursor:
+                db = Db(cursor, "sqlite")
                 view.record_tracking(db, Tracking(APPLICATION_NAME, last_id))
                 apply_items(db, ((n.id, decode(n)) for n in notes), staged=staged)
                 if staged:
                     stage.copy(conn, *staged)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
             applied += len(notes)
             last = last_id
             if on_batch is not None:
