@@ -29,7 +29,7 @@ BATCH = 500
 
 
 def populate(app: object, pools: int) -> object:
-    from ledger.base import Ctx
+    from ledger.aggregate import Ctx
     from ledger.names import NameClaim
     from ledger.pool import StoragePool
     from ledger.values import GiB, Hypervisor, PoolType, Scope
@@ -65,10 +65,10 @@ def populate(app: object, pools: int) -> object:
 def measure(url: str, pools: int, calls: int) -> dict[str, float]:
     import time
 
+    from ledger.aggregate import Ctx
     from ledger.allocators import Request, allocate
-    from ledger.base import Ctx
     from ledger.values import GiB
-    from projections.runner import catch_up
+    from projections.projector import catch_up
 
     app = open_ledger(url)
     try:

@@ -68,11 +68,11 @@ def lifecycles(url: str, n: int, wave: int = WAVE) -> dict[str, Any]:
     """`n` lifecycles, `wave` at a time (1: each operation driven to its end
     before the next is submitted)."""
     from executors.engine import Engine
-    from ledger.base import Ctx
+    from ledger.aggregate import Ctx
     from ledger.job import Job
-    from ledger.store import parse_db
+    from ledger.store.database import parse_db
     from ledger.values import GiB, Hypervisor, ImageFormat, JobStatus, PoolType, Scope
-    from projections.runner import catch_up, decoder
+    from projections.projector import catch_up, decoder
 
     app = open_ledger(url)
     try:
@@ -177,7 +177,7 @@ def lifecycles(url: str, n: int, wave: int = WAVE) -> dict[str, Any]:
 def bare(url: str, events: int, state_bytes: float, per_save: int) -> float:
     """Events per second of the bare library saving `events` events of about
     `state_bytes` stored bytes each, as 3-event aggregates, `per_save` per save."""
-    from ledger.store import ddl_lock, parse_db, prepare
+    from ledger.store.database import ddl_lock, parse_db, prepare
 
     db = parse_db(url)
     prepare(db)

@@ -122,7 +122,7 @@ def pg_available() -> bool:
     try:
         import psycopg
 
-        from ledger.store import parse_db, pg_connect_args
+        from ledger.store.database import parse_db, pg_connect_args
 
         with psycopg.connect(**pg_connect_args(parse_db(PG_URL)), connect_timeout=3):
             return True
@@ -144,7 +144,7 @@ def database(store: str, workdir: Path, label: str) -> Iterator[str]:
         finally:
             shutil.rmtree(folder, ignore_errors=True)
         return
-    from ledger.store import parse_db, pg_connect_args
+    from ledger.store.database import parse_db, pg_connect_args
 
     schema = f"bench_{label}_{uuid.uuid4().hex[:8]}"
     url = f"{PG_URL}?schema={schema}"
@@ -161,7 +161,7 @@ def open_ledger(url: str, cls: Any = None, **env: str) -> Any:
     """The Ledger (or a subclass) on `url`, with its projection tables, wired as the
     CLI wires it (candidates from the projected `storage_pool`)."""
     from ledger.service import Ledger
-    from ledger.store import ddl_lock, parse_db, prepare
+    from ledger.store.database import ddl_lock, parse_db, prepare
     from projections.candidates import (
         pool_candidates,
         pool_names,

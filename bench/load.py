@@ -48,7 +48,7 @@ class Holder:
 
 
 def build(app: Any, n: int, *, churn: bool, per_save: int) -> uuid.UUID:
-    from ledger.base import Ctx
+    from ledger.aggregate import Ctx
     from ledger.pool import StoragePool
     from ledger.values import Hypervisor, PoolType, Scope
 

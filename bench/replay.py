@@ -10,7 +10,7 @@ template copy), and the projection adds each to its pool's `allocated_bytes` (su
 per batch) and writes an `event_journal` row.
 
 Figures:
-- rebuild: `projections.runner.rebuild` (drop the tables, apply every event, batches
+- rebuild: `projections.projector.rebuild` (drop the tables, apply every event, batches
   of 5,000 with one tracking row each, secondary indexes built at the end), in
   events per second (on SQLite, a second process journals the log's tail meanwhile,
   as `storctl projection rebuild` does: `projections.journal_stage`);
@@ -49,7 +49,7 @@ ROUNDS = 2
 
 
 def generate(app: Any, events: int, per_save: int) -> int:
-    from ledger.base import Ctx
+    from ledger.aggregate import Ctx
     from ledger.pool import StoragePool
     from ledger.values import Hypervisor, PoolType, Scope
 
@@ -110,8 +110,8 @@ def measure(
     Each figure is the best of the rounds (baselines included: the fastest read of
     a round is the one the projection is held against)."""
     from ledger.service import Ledger
+    from projections.projector import rebuild
     from projections.replay import replay_to_file
-    from projections.runner import rebuild
 
     class Generator(Ledger):
         name = Ledger.name  # the same tables on PostgreSQL

@@ -1,6 +1,6 @@
 """`storctl history` and `storctl audit`: the event journal, one object or all.
 
-Both are top-level commands (CLI.md), and `main.NOUNS` maps a name to a module's
+Both are top-level commands (CLI.md), and `nouns.NOUNS` maps a name to a module's
 `cli`, so `cli` here is `ByName`: one click command that becomes the command of
 the name it was invoked under (`history` or `audit`). `cli/replay.py` uses it too.
 """

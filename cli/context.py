@@ -11,9 +11,9 @@ from typing import Any
 
 import click
 
-from ledger.base import Ctx
+from ledger.aggregate import Ctx
 from ledger.service import Ledger
-from ledger.store import Database, ddl_lock, parse_db, prepare, tables_exist
+from ledger.store.database import Database, ddl_lock, parse_db, prepare, tables_exist
 
 
 @dataclass
@@ -62,7 +62,7 @@ class AppContext:
 
     def catch_up(self) -> None:
         """Bring the projected tables up to the head before reading them."""
-        from projections.runner import catch_up
+        from projections.projector import catch_up
 
         catch_up(self.ledger)
 
@@ -75,7 +75,7 @@ class AppContext:
     def engine(self) -> Any:
         from cli.progress import ProgressBar
         from executors.engine import Engine
-        from projections.runner import catch_up, decoder
+        from projections.projector import catch_up, decoder
 
         return Engine(
             self.ledger,

@@ -18,7 +18,7 @@ import click
 
 from cli.context import AppContext, app
 from cli.output import emit, say
-from ledger.base import Ctx, StaleAnswer
+from ledger.aggregate import Ctx, StaleAnswer
 from ledger.doctor import COLUMNS, Finding, diagnose
 from ledger.errors import InvalidInput, OperationFailed
 from ledger.fsm import OBJECT_IN_STORE, SNAPSHOT, VOLUME

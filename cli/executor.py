@@ -40,7 +40,7 @@ def run(once: bool, hosts: str) -> None:  # noqa: FBT001 - click passes flags so
 
     a = app()
     host_set = {h.strip() for h in hosts.split(",") if h.strip()} or None
-    from projections.runner import catch_up, decoder
+    from projections.projector import catch_up, decoder
 
     engine = Engine(
         a.ledger,

@@ -3,7 +3,7 @@
 Exit codes (CLI.md): 0 done; 1 a bug (traceback); 2 refused, nothing written; 3 the
 operation ran and failed, the failure recorded. Noun modules are imported only when
 their command runs; `storctl` and `storctl --help` are answered by `cli.main`
-without importing this module (or click) at all.
+from `cli.nouns` without importing this module (or click) at all.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from cli.main import NOUNS
+from cli.nouns import NOUNS
 
 # click >= 8.2 answers a bare group with this UsageError, whose message is the help;
 # 8.1 printed the help itself and exited 0.

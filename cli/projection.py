@@ -29,7 +29,7 @@ def status() -> None:
     Example:
       storctl -o json projection status
     """
-    from projections.runner import status as projection_status
+    from projections.projector import status as projection_status
 
     a = app()
     emit(a.output, projection_status(a.ledger))
@@ -50,7 +50,7 @@ def rebuild() -> None:
       storctl projection rebuild
     """
     from cli.progress import ProgressBar
-    from projections.runner import rebuild as projection_rebuild
+    from projections.projector import rebuild as projection_rebuild
 
     a = app()
     bar = ProgressBar.shared()
@@ -59,6 +59,6 @@ def rebuild() -> None:
     finally:
         bar.end()
     say(f"rebuilt from {n} events")
-    from projections.runner import status as projection_status
+    from projections.projector import status as projection_status
 
     emit(a.output, projection_status(a.ledger))

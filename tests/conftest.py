@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from ledger.service import Ledger
-from ledger.store import Database, parse_db, pg_connect_args, prepare
+from ledger.store.database import Database, parse_db, pg_connect_args, prepare
 
 settings.register_profile("dev", max_examples=50, deadline=None)
 settings.register_profile(

@@ -20,7 +20,7 @@ from eventsourcing.persistence import Notification, Tracking
 from executors import endpoints
 from executors.agents.kvm import KvmAgent
 from executors.agents.simulator import SimulatorAgent
-from ledger.base import Ctx, Requested, StaleAnswer
+from ledger.aggregate import Ctx, Requested, StaleAnswer
 from ledger.commands import Answer, from_dict
 from ledger.commands import failure_for as failed
 from ledger.host import Host

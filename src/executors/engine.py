@@ -33,7 +33,7 @@ from executors.lease import RENEW, Leases, give_back, renew_held, take
 from ledger.errors import StorctlError
 from ledger.job import Job
 from ledger.service import Ledger
-from ledger.store import Database
+from ledger.store.database import Database
 from ledger.workflows import Workflows
 
 BATCH = 200
@@ -51,7 +51,7 @@ DRAIN_ROUNDS = 10
 
 
 class Project(Protocol):
-    """How the tables catch up (`projections.runner.catch_up`, given by the
+    """How the tables catch up (`projections.projector.catch_up`, given by the
     caller: executors never import the read side): `known` are events the
     engine already decoded, by notification id."""
 

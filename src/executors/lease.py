@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from ledger.store import Database, pg_connect_args, tables_exist
+from ledger.store.database import Database, pg_connect_args, tables_exist
 
 TTL = 15.0  # seconds a lease lives without renewal
 

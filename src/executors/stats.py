@@ -14,7 +14,7 @@ import uuid
 from executors import endpoints
 from executors.dispatcher import Dispatcher
 from ledger import transfer
-from ledger.base import Ctx
+from ledger.aggregate import Ctx
 from ledger.commands import GetStorageStatsCommand
 from ledger.errors import OperationFailed
 from ledger.pool import StoragePool

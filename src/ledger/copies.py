@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from ledger.base import Answered, Commandable, Ctx, Requested, StorctlAggregate
+from ledger.aggregate import Answered, Commandable, Ctx, Requested, StorctlAggregate
 from ledger.commands import from_dict
 from ledger.fsm import OBJECT_IN_STORE
 from ledger.pool import HoldsCapacity

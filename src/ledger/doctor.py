@@ -29,7 +29,7 @@ from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
 
-from ledger.base import Requested
+from ledger.aggregate import Requested
 from ledger.commands import DEFAULT_WAIT, Answer, failure_for, from_dict
 from ledger.job import Job
 from ledger.service import Ledger

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from ledger.base import Ctx, StorctlAggregate
+from ledger.aggregate import Ctx, StorctlAggregate
 from ledger.errors import IllegalTransition
 from ledger.values import HostState, Hypervisor
 

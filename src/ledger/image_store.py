@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ledger.base import Ctx, StorctlAggregate
+from ledger.aggregate import Ctx, StorctlAggregate
 
 
 class ImageStore(StorctlAggregate):

@@ -15,8 +15,8 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate
 
 from ledger import transfer
+from ledger.aggregate import Ctx
 from ledger.allocators import Decision, Request, allocate
-from ledger.base import Ctx
 from ledger.commands import CopyCommand, DeleteCommand, VolumeObjectTO
 from ledger.copies import DataObjectInStore
 from ledger.errors import IllegalTransition, InvalidInput

@@ -19,6 +19,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate
 
 from ledger import transfer
+from ledger.aggregate import Ctx
 from ledger.allocators import (
     Decision,
     PoolView,
@@ -29,7 +30,6 @@ from ledger.allocators import (
     collect_garbage,
     refusal,
 )
-from ledger.base import Ctx
 from ledger.commands import (
     AttachCommand,
     CopyCommand,

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from uuid import UUID
 
-from ledger.base import Ctx, StorctlAggregate
+from ledger.aggregate import Ctx, StorctlAggregate
 from ledger.errors import CapacityExceeded, IllegalTransition, InvalidInput
 from ledger.values import PoolStatus, PoolType, Scope, format_size
 

@@ -12,7 +12,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
-from ledger.base import Ctx
+from ledger.aggregate import Ctx
 from ledger.config import CONFIG_ID, Config
 from ledger.errors import (
     IllegalTransition,
@@ -25,7 +25,7 @@ from ledger.image_store import ImageStore
 from ledger.migration import MigrationOperations
 from ledger.names import NameClaim, claim_id
 from ledger.pool import StoragePool
-from ledger.simulator import SimulatorPlan, plan_id
+from ledger.simulator_plan import SimulatorPlan, plan_id
 from ledger.values import (
     HostState,
     Hypervisor,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from ledger.base import Answered, Commandable, Ctx, Requested, StorctlAggregate
+from ledger.aggregate import Answered, Commandable, Ctx, Requested, StorctlAggregate
 from ledger.fsm import SNAPSHOT
 from ledger.values import SnapshotState
 

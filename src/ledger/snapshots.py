@@ -18,8 +18,8 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate
 
 from ledger import transfer
+from ledger.aggregate import Ctx
 from ledger.allocators import Request
-from ledger.base import Ctx
 from ledger.commands import (
     CopyCommand,
     CreateObjectCommand,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ledger.base import Ctx, StorctlAggregate
+from ledger.aggregate import Ctx, StorctlAggregate
 from ledger.errors import IllegalTransition
 from ledger.fsm import TEMPLATE
 from ledger.values import ImageFormat, TemplateState

@@ -33,7 +33,7 @@ from uuid import UUID
 from eventsourcing.application import Application
 from eventsourcing.persistence import Notification, StoredEvent
 
-from ledger.base import Answered
+from ledger.aggregate import Answered
 from ledger.errors import StorctlError
 from ledger.fsm import SPECS, Spec
 

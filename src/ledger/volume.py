@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from ledger.base import Answered, Commandable, Ctx, Requested, StorctlAggregate
+from ledger.aggregate import Answered, Commandable, Ctx, Requested, StorctlAggregate
 from ledger.commands import (
     AttachCommand,
     CopyCommand,

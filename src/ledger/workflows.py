@@ -15,7 +15,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
-from ledger.base import Ctx
+from ledger.aggregate import Ctx
 from ledger.copies import DataObjectInStore
 from ledger.errors import StorctlError
 from ledger.job import Job

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from ledger.base import Ctx
+from ledger.aggregate import Ctx
 from ledger.copies import DataObjectInStore
 from ledger.job import Job
 from ledger.migration import stage_id

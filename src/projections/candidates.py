@@ -13,7 +13,7 @@ from uuid import UUID
 
 from ledger.allocators import PoolView
 from ledger.values import PoolStatus, Scope
-from projections.runner import catch_up
+from projections.projector import catch_up
 from projections.view import reader
 
 _POOLS = (

@@ -26,8 +26,8 @@ from eventsourcing.utils import resolve_topic
 
 from ledger.errors import InvalidInput, Refused
 from projections.db import iso
+from projections.projector import catch_up, decoder
 from projections.replay import copy_events, notifications
-from projections.runner import catch_up, decoder
 
 FIELDS = ("position", "originator_id", "originator_version", "topic", "state")
 

@@ -20,7 +20,7 @@ from ledger.image_store import ImageStore
 from ledger.pool import OVERPROVISIONING_TYPES, StoragePool
 from ledger.values import PoolStatus
 from projections.db import Counter, Db, iso, text, to_json, uuid_text
-from projections.dispatch import project
+from projections.routing import project
 
 FACTOR_KEY = "storage.overprovisioning.factor"
 #: summed per batch: one UPDATE per pool, not one per reservation (see `Db.add`)

@@ -25,7 +25,7 @@ from ledger.values import JobStatus
 from ledger.vm import VirtualMachine
 from ledger.volume import Volume
 from projections.db import Db, iso, redact, secret_key, text, to_json, uuid_text
-from projections.dispatch import aggregate_name, project
+from projections.routing import aggregate_name, project
 
 JOURNAL_COLUMNS = (
     "position",

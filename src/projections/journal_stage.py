@@ -29,7 +29,7 @@ import sys
 from pathlib import Path
 from typing import Any, Protocol
 
-from projections.db import immediate
+from projections.db import immediate, known_iso
 from projections.journal import INSERT_JOURNAL, journal_row
 from projections.schema import TABLES, column_sql
 
@@ -161,11 +161,12 @@ def run(
     whose rebuild was killed outright (it is then some other process's child)
     stops and removes the scratch file, which nobody else would."""
     from ledger.service import Ledger
-    from projections.runner import decoder, selector
+    from ledger.store.decoder import decoder
+    from ledger.store.reader import selector
 
     ledger = Ledger(env=env)
     try:
-        decode, select = decoder(ledger), selector(ledger)
+        decode, select = decoder(ledger, known_iso), selector(ledger)
         ledger_conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
         stage = sqlite3.connect(stage_path, isolation_level=None, timeout=30)
         stage.execute("PRAGMA synchronous=OFF")  # scratch: the rebuild commits

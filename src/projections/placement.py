@@ -20,7 +20,7 @@ from uuid import UUID
 from ledger.allocators import PoolView, Request, Suitable, chain
 from ledger.values import PoolStatus
 from projections.candidates import CACHED_STATES, pool_view
-from projections.runner import catch_up
+from projections.projector import catch_up
 from projections.view import Reader, reader
 
 _FLOAT = "DOUBLE PRECISION"  # SQLite reads it as REAL (its type-name rules)

@@ -29,8 +29,9 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder
 from psycopg.sql import SQL, Identifier
 
 from ledger.errors import InvalidInput
+from ledger.store.reader import Note, selector
 from projections.db import Db, immediate
-from projections.runner import Note, Progress, decoder, fraction_of, selector
+from projections.projector import Progress, decoder, fraction_of
 from projections.view import APPLICATION_NAME, apply_items, view_for
 
 BATCH = 500

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from ledger.base import Answered, Requested
+from ledger.aggregate import Answered, Requested
 from ledger.copies import DataObjectInStore
 from ledger.template import Template
 from ledger.values import DataObjectType, StoreRole, TemplateState
 from projections.db import Db, iso, redact, text
-from projections.dispatch import on_steps, project
+from projections.routing import on_steps, project
 
 REF_TABLES = ("template_store_ref", "template_spool_ref", "snapshot_store_ref")
 

@@ -30,8 +30,8 @@ from psycopg.sql import SQL, Composed, Identifier
 # Importing the family modules registers their handlers on `project`.
 from projections import infra, templates, volumes  # noqa: F401
 from projections.db import Db
-from projections.dispatch import handler
 from projections.journal import append, journal_row
+from projections.routing import handler
 from projections.schema import (
     INDEX_NAMES,
     TABLE_NAMES,

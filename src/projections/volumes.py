@@ -14,13 +14,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from ledger.base import Answered, Requested
+from ledger.aggregate import Answered, Requested
 from ledger.snapshot import Snapshot
 from ledger.values import SnapshotState, VmState, VolumeState
 from ledger.vm import VirtualMachine
 from ledger.volume import Volume
 from projections.db import Db, iso, text
-from projections.dispatch import on_steps, project
+from projections.routing import on_steps, project
 
 # ---------------------------------------------------------------- volumes
 

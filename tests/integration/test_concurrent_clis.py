@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from ledger.store import parse_db
+from ledger.store.database import parse_db
 from tests.conftest import drop_pg_schema, fresh_pg_url
 
 from .conftest import Storctl, assert_answered_at_most_once, finish

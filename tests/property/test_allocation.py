@@ -6,8 +6,8 @@ from __future__ import annotations
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, rule
 
+from ledger.aggregate import Ctx
 from ledger.allocators import Request
-from ledger.base import Ctx
 from ledger.pool import StoragePool
 from ledger.service import Ledger
 from ledger.values import GiB, Hypervisor, PoolStatus, PoolType, Scope, VolumeType

@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from cli.main import cli
 from ledger.errors import InvalidInput
 from ledger.service import Ledger
-from ledger.store import parse_db
+from ledger.store.database import parse_db
 from ledger.values import MiB, parse_size
 from tests.integration.conftest import Storctl, simulator_zone
 

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from ledger.base import Ctx
+from ledger.aggregate import Ctx
 from ledger.errors import CapacityExceeded
 from ledger.pool import StoragePool
 from ledger.service import Ledger

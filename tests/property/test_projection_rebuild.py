@@ -15,14 +15,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from executors.engine import Engine
-from ledger.base import Ctx
+from ledger.aggregate import Ctx
 from ledger.errors import Refused
 from ledger.service import Ledger
-from ledger.store import parse_db, prepare
+from ledger.store.database import parse_db, prepare
 from ledger.values import Hypervisor, ImageFormat, PoolType, Scope
 from ledger.verify import verify
 from projections import journal_stage
-from projections.runner import catch_up, rebuild
+from projections.projector import catch_up, rebuild
 from projections.schema import TABLES
 from projections.view import view_for
 from tests.conftest import drop_pg_schema, fresh_pg_url

@@ -16,12 +16,12 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from executors.engine import Engine
-from ledger.base import Ctx
+from ledger.aggregate import Ctx
 from ledger.copies import DataObjectInStore
 from ledger.job import Job
 from ledger.service import Ledger
 from ledger.snapshot import Snapshot
-from ledger.store import parse_db, prepare
+from ledger.store.database import parse_db, prepare
 from ledger.values import GiB, Hypervisor, JobStatus, PoolType, Scope, SnapshotState
 from ledger.volume import Volume
 

@@ -38,15 +38,15 @@ from hypothesis.stateful import (
 )
 
 from executors.engine import Engine
-from ledger.base import Answered, Ctx, Requested
+from ledger.aggregate import Answered, Ctx, Requested
 from ledger.copies import DataObjectInStore
 from ledger.errors import StorctlError
 from ledger.job import Job
 from ledger.pool import StoragePool
 from ledger.service import Ledger
-from ledger.simulator import SimulatorPlan, plan_id
+from ledger.simulator_plan import SimulatorPlan, plan_id
 from ledger.snapshot import Snapshot
-from ledger.store import parse_db, prepare
+from ledger.store.database import parse_db, prepare
 from ledger.values import (
     GiB,
     Hypervisor,
@@ -57,7 +57,7 @@ from ledger.values import (
     VolumeState,
 )
 from ledger.volume import Volume
-from projections.runner import catch_up, rebuild
+from projections.projector import catch_up, rebuild
 from projections.view import reader
 
 THRESHOLD = 0.85

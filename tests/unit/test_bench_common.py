@@ -11,7 +11,7 @@ import psycopg
 import pytest
 from bench.common import database
 
-from ledger.store import parse_db, pg_connect_args
+from ledger.store.database import parse_db, pg_connect_args
 from tests.conftest import fresh_pg_url
 
 LABELS = ["append-single", "until500000", "bare 100", "x/../y"]

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from cli.main import cli, fast_help
 from ledger.service import Ledger
-from ledger.store import parse_db
+from ledger.store.database import parse_db
 
 POOL_FIELDS = {
     "id",

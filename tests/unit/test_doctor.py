@@ -15,11 +15,11 @@ from uuid import UUID
 
 import pytest
 
-from ledger.base import Ctx
+from ledger.aggregate import Ctx
 from ledger.commands import from_dict
 from ledger.doctor import FAIL_DETAILS, NO_WORKER, PAST_WAIT, diagnose
 from ledger.service import Ledger
-from ledger.store import parse_db
+from ledger.store.database import parse_db
 from ledger.volume import Volume
 from tests.integration.conftest import (
     SimZone,

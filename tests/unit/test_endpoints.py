@@ -12,10 +12,10 @@ from uuid import uuid4
 import pytest
 
 from executors.endpoints import NO_ENDPOINT, select
-from ledger.base import Ctx
+from ledger.aggregate import Ctx
 from ledger.commands import ImageStoreTO, PrimaryDataStoreTO
 from ledger.service import Ledger
-from ledger.store import parse_db
+from ledger.store.database import parse_db
 from ledger.values import HostState, Hypervisor, PoolType, Scope
 
 

@@ -9,11 +9,11 @@ import pytest
 from eventsourcing.domain import Snapshot
 from eventsourcing.persistence import StoredEvent
 
-from ledger.base import Ctx
+from ledger.aggregate import Ctx
 from ledger.errors import CapacityExceeded
 from ledger.pool import StoragePool
 from ledger.service import Ledger
-from ledger.store import parse_db
+from ledger.store.database import parse_db
 from ledger.values import GiB, PoolType, Scope, VolumeType
 from ledger.volume import Volume
 

@@ -11,10 +11,12 @@ import pytest
 from eventsourcing.persistence import MapperDeserialisationError, StoredEvent
 
 from ledger.service import Ledger
-from ledger.store import parse_db, prepare
+from ledger.store.database import parse_db, prepare
+from ledger.store.decoder import _datetime_iso as _decode_time
+from ledger.store.reader import selector
 from projections import db as db_module
-from projections.db import iso
-from projections.runner import _datetime_iso, decoder, selector
+from projections.db import iso, known_iso
+from projections.projector import decoder
 
 from .test_audit import simulator_session
 
@@ -85,6 +87,9 @@ def test_an_old_class_version_is_upcast(ledger):
     expected = mapper.to_domain_event(old)
     assert "kept_by_pool" in vars(expected)  # upcast
     same(decode(old), expected)
+
+
+_datetime_iso = _decode_time(known_iso)
 
 
 def test_the_journal_time_is_what_iso_writes():

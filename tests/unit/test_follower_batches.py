@@ -11,11 +11,11 @@ from uuid import UUID
 import pytest
 
 from executors.engine import Engine
-from ledger.base import Ctx
+from ledger.aggregate import Ctx
 from ledger.job import Job
 from ledger.pool import StoragePool
 from ledger.service import Ledger
-from ledger.store import parse_db
+from ledger.store.database import parse_db
 from ledger.values import (
     GiB,
     Hypervisor,

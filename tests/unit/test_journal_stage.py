@@ -15,7 +15,7 @@ import pytest
 from ledger.service import Ledger
 from projections import journal_stage
 from projections import view as view_module
-from projections.runner import catch_up, position, rebuild
+from projections.projector import catch_up, position, rebuild
 from projections.view import view_for
 from tests.conftest import open_ledger
 from tests.unit.test_projections import (

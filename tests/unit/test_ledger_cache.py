@@ -7,13 +7,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from ledger.base import Ctx
+from ledger.aggregate import Ctx
 from ledger.config import CONFIG_ID, Config
 from ledger.errors import NotFound
 from ledger.host import Host
 from ledger.service import Ledger
-from ledger.simulator import SimulatorPlan, plan_id
-from ledger.store import parse_db
+from ledger.simulator_plan import SimulatorPlan, plan_id
+from ledger.store.database import parse_db
 from ledger.values import Hypervisor
 
 

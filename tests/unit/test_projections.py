@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from eventsourcing.persistence import IntegrityError
 
-from ledger.base import Ctx
+from ledger.aggregate import Ctx
 from ledger.commands import CreateObjectAnswer, DownloadAnswer, VolumeObjectTO
 from ledger.copies import DataObjectInStore, copy_id
 from ledger.errors import Ambiguous, NotFound
@@ -35,7 +35,7 @@ from ledger.values import (
 from ledger.volume import Volume
 from projections import queries as q
 from projections import view as view_module
-from projections.runner import catch_up, position, rebuild, status
+from projections.projector import catch_up, position, rebuild, status
 from projections.schema import BY_NAME, INDEX_NAMES, TABLE_NAMES
 from projections.view import SECURE_DELETE, reader, view_for
 from tests.conftest import open_ledger
@@ -507,7 +507,7 @@ def test_a_rebuild_keeps_the_indexes(app: Ledger) -> None:
 def test_the_reader_reads_what_the_library_reads(app: Ledger) -> None:
     """`selector` (its own query on SQLite) returns the library's notifications:
     same positions, ids, versions, topics and bytes, and `stop` honoured."""
-    from projections.runner import selector
+    from ledger.store.reader import selector
 
     populate(app)
     select = selector(app)
@@ -528,7 +528,7 @@ def test_the_reader_stops_where_asked_across_gaps(app: Ledger) -> None:
     """With burnt ids (PostgreSQL) a batch that ends at a stop holds every
     notification up to it and none after, whatever the limit, as the library's
     does: the reader sends only the lower bound to the server and cuts there."""
-    from projections.runner import selector
+    from ledger.store.reader import selector
 
     populate(app)
     lose_a_race(app)

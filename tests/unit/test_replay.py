@@ -15,13 +15,14 @@ from pathlib import Path
 import pytest
 from eventsourcing.persistence import IntegrityError
 
-from ledger.base import Ctx
+from ledger.aggregate import Ctx
 from ledger.pool import StoragePool
 from ledger.service import Ledger
-from ledger.store import parse_db
+from ledger.store.database import parse_db
 from ledger.values import GiB, Hypervisor, PoolType, Scope, VolumeState
 from ledger.volume import Volume
 from projections import replay as replay_module
+from projections.projector import rebuild
 from projections.replay import (
     FOLLOWERS,
     copy_events,
@@ -29,7 +30,6 @@ from projections.replay import (
     replay_into,
     replay_to_file,
 )
-from projections.runner import rebuild
 from projections.schema import INDEX_NAMES, TABLES
 from projections.view import APPLICATION_NAME, reader, view_for
 from tests.conftest import drop_pg_schema, fresh_pg_url, open_ledger
@@ -593,7 +593,7 @@ def test_a_new_file_whose_copy_fails_midway_holds_nothing(tmp_path, monkeypatch)
 KILLED_MIDWAY = """
 import os, signal, sys
 from ledger.service import Ledger
-from ledger.store import parse_db
+from ledger.store.database import parse_db
 from projections import replay
 
 replay.CHUNK = 500

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from eventsourcing.sqlite import SQLiteProcessRecorder
 
-from ledger.base import Ctx
+from ledger.aggregate import Ctx
 from ledger.host import Host
 from ledger.service import Ledger
-from ledger.store import parse_db
+from ledger.store.database import parse_db
 from ledger.values import HostState, Hypervisor
 
 

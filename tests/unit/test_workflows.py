@@ -10,7 +10,7 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from ledger.base import Ctx, Requested, StaleAnswer
+from ledger.aggregate import Ctx, Requested, StaleAnswer
 from ledger.commands import (
     AttachAnswer,
     CopyCmdAnswer,

@@ -15,7 +15,7 @@ from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError
 
-from ledger.base import Ctx
+from ledger.aggregate import Ctx
 from ledger.commands import (
     Answer,
     AttachAnswer,
@@ -38,7 +38,7 @@ from ledger.commands import (
     failure_for,
 )
 from ledger.service import Ledger
-from ledger.simulator import SimulatorPlan, plan_id
+from ledger.simulator_plan import SimulatorPlan, plan_id
 
 SIM_TEMPLATE_SIZE = 2 << 30  # what a simulated download reports as virtual size
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from functools import singledispatch
 from typing import Any
 
-from ledger.base import Answered, Requested
+from ledger.aggregate import Answered, Requested
 from projections.db import Db
 
 Step = Callable[[Any, Db], None]
