@@ -1,12 +1,13 @@
-"""`allocate`: choosing a pool among 10,000, median and p99 of `Operations.place`.
+"""`allocate`: choosing a pool among 10,000, median and p99 of `placement.place`.
 
 The zone holds 10,000 cluster-scope pools (one host, one cluster), registered the
-way `Ledger.register_pool` does (pool, name claim, zone entry) but saved 500 at a
-time, then projected. Each timed call is what a deploy or an attach does to choose:
-`place()` on a fresh, unsaved volume: settings, the candidates from the projected
-`storage_pool` table (`projections.candidates.pool_candidates`, which first catches
-the projection up), the allocator chain over every pool, then loading the chosen
-pool's aggregate to confirm and reserve. Nothing is saved, so every call sees the
+way `usecases.infrastructure.register_pool` does (pool, name claim, zone entry) but
+saved 500 at a time, then projected. Each timed call is what a deploy or an attach
+does to choose: the candidates brought up to the log (`refresh`, at the use case's
+entry), then `place()` on a fresh, unsaved volume: settings, the suitable pools
+found in the projected `storage_pool` table (`projections.placement`), the
+allocator chain over the others, then loading the chosen pool's aggregate to
+confirm and reserve. Nothing is saved, so every call sees the
 same state. The informative baseline is the allocator chain alone on the same
 `PoolView`s (no database).
 """
@@ -24,6 +25,7 @@ from bench.common import (
     open_ledger,
     percentile,
 )
+from ledger.usecases import infrastructure, placement
 
 BATCH = 500
 
@@ -36,7 +38,9 @@ def populate(app: object, pools: int) -> object:
 
     ledger = app
     ctx = Ctx.new("bench")
-    host = ledger.register_host(ctx, "sim1", "z1", "c1", Hypervisor.Simulator)  # type: ignore[attr-defined]
+    host = infrastructure.register_host(
+        ledger, ctx, "sim1", "z1", "c1", Hypervisor.Simulator
+    )  # type: ignore[attr-defined]
     done = 0
     while done < pools:
         zone = ledger.zone("z1")  # type: ignore[attr-defined]
@@ -87,12 +91,13 @@ def measure(url: str, pools: int, calls: int) -> dict[str, float]:
             ctx = Ctx.new("bench")
             volume = new_volume(ctx, uuid.uuid4(), GiB)
             start = time.perf_counter()
-            decision, pool, _ = app.place(ctx, volume, request)
+            placement.candidates_of(app).refresh()
+            decision, pool, _ = placement.place(app, ctx, volume, request)
             times.append(time.perf_counter() - start)
             assert pool is not None, decision.summary()
             chosen.add(pool.name)
         times = times[2:]  # the first calls warm the caches
-        views = app.pool_views("z1", None)
+        views = app.candidates.pools("z1", None)
         bare: list[float] = []
         for i in range(calls):
             start = time.perf_counter()

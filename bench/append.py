@@ -2,7 +2,7 @@
 
 The pipeline: a simulator host, a simulator pool, an image store, a template and
 VMs (set up first, not timed); then N lifecycles of a data volume, each operation
-submitted through `Ledger` (src/ledger/operations.py) and worked to its end by the
+submitted through `Ledger` (src/ledger/usecases) and worked to its end by the
 `Engine` (dispatcher with the simulator agent, workflows, projections caught up),
 as `storctl volume ...` does on the embedded default:
 
@@ -38,6 +38,7 @@ from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate, event
 
 from bench.common import Figure, Options, database, open_ledger
+from ledger.usecases import infrastructure, snapshots, templates, vms, volumes
 
 
 class Blob(Aggregate):
@@ -86,8 +87,11 @@ def lifecycles(url: str, n: int, wave: int = WAVE) -> dict[str, Any]:
             assert done.status is JobStatus.succeeded, (done.cmd, done.error)
             return done
 
-        app.register_host(ctx(), "sim1", "z1", "c1", Hypervisor.Simulator)
-        app.register_pool(
+        infrastructure.register_host(
+            app, ctx(), "sim1", "z1", "c1", Hypervisor.Simulator
+        )
+        infrastructure.register_pool(
+            app,
             ctx(),
             name="p1",
             zone="z1",
@@ -98,9 +102,10 @@ def lifecycles(url: str, n: int, wave: int = WAVE) -> dict[str, Any]:
             cluster="c1",
             overprovision=1.0,
         )
-        app.register_store(ctx(), "s1", "z1", "/sim/s1")
+        infrastructure.register_store(app, ctx(), "s1", "z1", "/sim/s1")
         drive(
-            app.register_template(
+            templates.register_template(
+                app,
                 ctx(),
                 name="t1",
                 url="http://example.invalid/t1.qcow2",
@@ -108,9 +113,11 @@ def lifecycles(url: str, n: int, wave: int = WAVE) -> dict[str, Any]:
                 zone="z1",
             )
         )
-        vms = (min(wave, n) + WAVE - 1) // WAVE
-        for k in range(vms):
-            drive(app.deploy_vm(ctx(), name=f"vm{k}", template_ref="t1", zone="z1"))
+        vm_count = (min(wave, n) + WAVE - 1) // WAVE
+        for k in range(vm_count):
+            drive(
+                vms.deploy_vm(app, ctx(), name=f"vm{k}", template_ref="t1", zone="z1")
+            )
         head = app.recorder.max_notification_id() or 0
         steps = dict.fromkeys(STEPS, 0.0)
 
@@ -135,21 +142,27 @@ def lifecycles(url: str, n: int, wave: int = WAVE) -> dict[str, Any]:
             names = [f"v{i}" for i in range(first, min(first + wave, n))]
             created = step(
                 "create",
-                lambda _, name: app.create_volume(
-                    ctx(), name=name, zone="z1", size=GiB, pool_ref="p1"
+                lambda _, name: volumes.create_volume(
+                    app, ctx(), name=name, zone="z1", size=GiB, pool_ref="p1"
                 ),
                 names,
             )
             vids = [job.object_id for job in created]
             step(
                 "attach",
-                lambda i, vid: app.attach_volume(ctx(), vid, f"vm{i // WAVE}"),
+                lambda i, vid: volumes.attach_volume(app, ctx(), vid, f"vm{i // WAVE}"),
                 vids,
             )
-            step("snapshot", lambda _, vid: app.snapshot_volume(ctx(), vid), vids)
-            step("detach", lambda _, vid: app.detach_volume(ctx(), vid), vids)
-            step("delete", lambda _, vid: app.delete_volume(ctx(), vid), vids)
-            step("expunge", lambda _, vid: app.expunge_volume(ctx(), vid), vids)
+            step(
+                "snapshot",
+                lambda _, vid: snapshots.snapshot_volume(app, ctx(), vid),
+                vids,
+            )
+            step("detach", lambda _, vid: volumes.detach_volume(app, ctx(), vid), vids)
+            step("delete", lambda _, vid: volumes.delete_volume(app, ctx(), vid), vids)
+            step(
+                "expunge", lambda _, vid: volumes.expunge_volume(app, ctx(), vid), vids
+            )
         elapsed = time.perf_counter() - start
         notes = []
         last = head

@@ -158,28 +158,12 @@ def database(store: str, workdir: Path, label: str) -> Iterator[str]:
 
 
 def open_ledger(url: str, cls: Any = None, **env: str) -> Any:
-    """The Ledger (or a subclass) on `url`, with its projection tables, wired as the
-    CLI wires it (candidates from the projected `storage_pool`)."""
-    from ledger.service import Ledger
-    from ledger.store.database import ddl_lock, parse_db, prepare
-    from projections.candidates import (
-        pool_candidates,
-        pool_names,
-        unused_template_copies,
-    )
-    from projections.placement import find_suitable
-    from projections.view import view_for
+    """The Ledger (or a subclass) on `url`, through the composition root
+    (`cli.bootstrap`), as the CLI opens it."""
+    from cli.bootstrap import open_ledger as bootstrap_open
+    from ledger.app import Ledger
 
-    db = parse_db(url)
-    prepare(db)
-    with ddl_lock(db):
-        app = (cls or Ledger)(env={**db.env, **env})
-        view_for(app)
-    app.pool_source = pool_candidates
-    app.copy_source = unused_template_copies
-    app.suitable_source = find_suitable
-    app.pool_names_source = pool_names
-    return app
+    return bootstrap_open(url, cls=cls or Ledger, **env)
 
 
 def timed(fn: Callable[[], Any]) -> tuple[float, Any]:

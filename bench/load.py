@@ -26,6 +26,7 @@ import uuid
 from typing import Any
 
 from bench.common import Figure, Options, database, median, open_ledger
+from ledger.usecases import infrastructure
 
 
 class Holder:
@@ -53,8 +54,9 @@ def build(app: Any, n: int, *, churn: bool, per_save: int) -> uuid.UUID:
     from ledger.values import Hypervisor, PoolType, Scope
 
     ctx = Ctx.new("bench")
-    app.register_host(ctx, "sim1", "z1", "c1", Hypervisor.Simulator)
-    pool = app.register_pool(
+    infrastructure.register_host(app, ctx, "sim1", "z1", "c1", Hypervisor.Simulator)
+    pool = infrastructure.register_pool(
+        app,
         ctx,
         name="p1",
         zone="z1",
@@ -100,7 +102,7 @@ def timed_loads(
 
 
 def measure(url: str, n: int, *, churn: bool, per_save: int) -> dict[str, float]:
-    from ledger.service import Ledger
+    from ledger.app import Ledger
 
     class NoSnapshots(Ledger):
         name = Ledger.name  # the same tables on PostgreSQL

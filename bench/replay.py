@@ -36,6 +36,7 @@ from typing import Any
 
 from bench.common import Figure, Options, database, open_ledger, timed
 from bench.load import Holder
+from ledger.usecases import infrastructure
 
 POOLS = 50
 #: events per save: one big transaction on SQLite; on PostgreSQL a save of 20,000
@@ -54,9 +55,10 @@ def generate(app: Any, events: int, per_save: int) -> int:
     from ledger.values import Hypervisor, PoolType, Scope
 
     ctx = Ctx.new("bench")
-    app.register_host(ctx, "sim1", "z1", "c1", Hypervisor.Simulator)
+    infrastructure.register_host(app, ctx, "sim1", "z1", "c1", Hypervisor.Simulator)
     pools = [
-        app.register_pool(
+        infrastructure.register_pool(
+            app,
             ctx,
             name=f"p{i}",
             zone="z1",
@@ -109,7 +111,7 @@ def measure(
     read and decode up to the middle, replay --until the middle into that target.
     Each figure is the best of the rounds (baselines included: the fastest read of
     a round is the one the projection is held against)."""
-    from ledger.service import Ledger
+    from ledger.app import Ledger
     from projections.projector import rebuild
     from projections.replay import replay_to_file
 

@@ -7,6 +7,7 @@ import click
 from cli.context import app
 from cli.output import emit
 from ledger.config import DEFAULTS
+from ledger.usecases import infrastructure
 
 
 @click.group()
@@ -66,5 +67,5 @@ def set_(key: str, value: str) -> None:
       storctl config set vm.allocation.algorithm firstfit
     """
     a = app()
-    config = a.ledger.set_config(a.ctx(), key, value)
+    config = infrastructure.set_config(a.ledger, a.ctx(), key, value)
     emit(a.output, _row(key, config.get(key)))

@@ -12,8 +12,8 @@ from typing import Any
 import click
 
 from ledger.aggregate import Ctx
-from ledger.service import Ledger
-from ledger.store.database import Database, ddl_lock, parse_db, prepare, tables_exist
+from ledger.app import Ledger
+from ledger.store.database import Database, parse_db
 
 
 @dataclass
@@ -31,30 +31,9 @@ class AppContext:
     @property
     def ledger(self) -> Ledger:
         if self._ledger is None:
-            db = self.db
-            prepare(db)
-            from projections.candidates import (
-                pool_candidates,
-                pool_names,
-                unused_template_copies,
-            )
-            from projections.placement import find_suitable
-            from projections.view import view_for
+            from cli.bootstrap import open_ledger
 
-            # On PostgreSQL, CREATE ... IF NOT EXISTS from processes starting together
-            # collide (and CREATE INDEX blocks writers), so tables are created once,
-            # under a lock, and later starts skip the DDL.
-            if tables_exist(db, "ledger_events", "ledger_tracking", "event_journal"):
-                self._ledger = Ledger(env={**db.env, "CREATE_TABLE": "n"})
-                view_for(self._ledger)
-            else:
-                with ddl_lock(db):
-                    self._ledger = Ledger(env=db.env)
-                    view_for(self._ledger)
-            self._ledger.pool_source = pool_candidates
-            self._ledger.copy_source = unused_template_copies
-            self._ledger.suitable_source = find_suitable
-            self._ledger.pool_names_source = pool_names
+            self._ledger = open_ledger(self.db_url)
         return self._ledger
 
     def ctx(self) -> Ctx:
@@ -72,17 +51,15 @@ class AppContext:
         self.catch_up()
         return reader(self.ledger)
 
-    def engine(self) -> Any:
+    def engine(self, hosts: set[str] | None = None) -> Any:
+        from cli.bootstrap import engine
         from cli.progress import ProgressBar
-        from executors.engine import Engine
-        from projections.projector import catch_up, decoder
 
-        return Engine(
+        return engine(
             self.ledger,
-            self.db,
+            hosts=hosts,
             on_progress=ProgressBar.shared().update,
-            project=catch_up,
-            decode=decoder(self.ledger),
+            db=self.db,
         )
 
     def close(self) -> None:

@@ -23,6 +23,7 @@ from ledger.doctor import COLUMNS, Finding, diagnose
 from ledger.errors import InvalidInput, OperationFailed
 from ledger.fsm import OBJECT_IN_STORE, SNAPSHOT, VOLUME
 from ledger.job import Job
+from ledger.usecases import answers
 
 _QUERIES = (
     ("volumes", "uuid", "state", VOLUME.transitional),
@@ -124,7 +125,7 @@ def apply(a: AppContext, finding: Finding, *, fail: bool) -> str:
             causation_id="storctl doctor",
         )
         try:
-            a.ledger.record_answer(ctx, finding.object_id, finding.failure())
+            answers.record_answer(a.ledger, ctx, finding.object_id, finding.failure())
         except StaleAnswer:
             return "answered meanwhile"
         return _settle(a, engine, finding.job_id, finding)
@@ -160,7 +161,7 @@ def _resend(a: AppContext, engine: Any, finding: Finding) -> str:
         causation_id="storctl doctor",
     )
     try:
-        a.ledger.record_answer(ctx, finding.object_id, answer)
+        answers.record_answer(a.ledger, ctx, finding.object_id, answer)
     except StaleAnswer:
         return "answered meanwhile"
     return ""

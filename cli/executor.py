@@ -35,21 +35,9 @@ def run(once: bool, hosts: str) -> None:  # noqa: FBT001 - click passes flags so
     Example:
       storctl executor run --once
     """
-    from cli.progress import ProgressBar
-    from executors.engine import Engine
-
     a = app()
     host_set = {h.strip() for h in hosts.split(",") if h.strip()} or None
-    from projections.projector import catch_up, decoder
-
-    engine = Engine(
-        a.ledger,
-        a.db,
-        hosts=host_set,
-        on_progress=ProgressBar.shared().update,
-        project=catch_up,
-        decode=decoder(a.ledger),
-    )
+    engine = a.engine(hosts=host_set)
     stop = threading.Event()
 
     def _stop(signum: int, frame: object) -> None:

@@ -6,6 +6,7 @@ import click
 
 from cli.context import app
 from cli.output import emit
+from ledger.usecases import infrastructure
 from ledger.values import HostState, Hypervisor, parse_enum
 
 COLUMNS = ["id", "name", "zoneid", "clusterid", "hypervisor", "state"]
@@ -41,7 +42,7 @@ def add(name: str, zone: str, cluster: str, hypervisor: str) -> None:
     """
     a = app()
     kind = parse_enum(Hypervisor, hypervisor, "hypervisor")
-    host = a.ledger.register_host(a.ctx(), name, zone, cluster, kind)
+    host = infrastructure.register_host(a.ledger, a.ctx(), name, zone, cluster, kind)
     _show(str(host.id))
 
 
@@ -74,7 +75,7 @@ def show(ref: str) -> None:
 
 def _set_state(ref: str, state: HostState) -> None:
     a = app()
-    host = a.ledger.set_host_state(a.ctx(), ref, state)
+    host = infrastructure.set_host_state(a.ledger, a.ctx(), ref, state)
     _show(str(host.id))
 
 

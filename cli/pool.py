@@ -8,6 +8,7 @@ import click
 
 from cli.context import app
 from cli.output import emit
+from ledger.usecases import infrastructure
 from ledger.values import PoolType, Scope, parse_enum, parse_size
 
 COLUMNS = [
@@ -96,7 +97,8 @@ def add(
     """
     a = app()
     size = parse_size(capacity, minimum=1, what="capacity")
-    pool = a.ledger.register_pool(
+    pool = infrastructure.register_pool(
+        a.ledger,
         a.ctx(),
         name=name,
         zone=zone,
@@ -150,7 +152,7 @@ def disable(ref: str) -> None:
       storctl pool disable gold
     """
     a = app()
-    _show(str(a.ledger.change_pool_status(a.ctx(), ref, "Disable").id))
+    _show(str(infrastructure.change_pool_status(a.ledger, a.ctx(), ref, "Disable").id))
 
 
 @cli.command("enable")
@@ -163,7 +165,7 @@ def enable(ref: str) -> None:
       storctl pool enable gold
     """
     a = app()
-    _show(str(a.ledger.change_pool_status(a.ctx(), ref, "Enable").id))
+    _show(str(infrastructure.change_pool_status(a.ledger, a.ctx(), ref, "Enable").id))
 
 
 @cli.group("maintenance")
@@ -187,7 +189,7 @@ def maintenance_enable(ref: str) -> None:
       storctl pool maintenance enable gold
     """
     a = app()
-    _show(str(a.ledger.pool_maintenance(a.ctx(), ref, enable=True).id))
+    _show(str(infrastructure.pool_maintenance(a.ledger, a.ctx(), ref, enable=True).id))
 
 
 @maintenance.command("cancel")
@@ -200,7 +202,7 @@ def maintenance_cancel(ref: str) -> None:
       storctl pool maintenance cancel gold
     """
     a = app()
-    _show(str(a.ledger.pool_maintenance(a.ctx(), ref, enable=False).id))
+    _show(str(infrastructure.pool_maintenance(a.ledger, a.ctx(), ref, enable=False).id))
 
 
 @cli.command("stats")
@@ -216,10 +218,11 @@ def stats(ref: str) -> None:
     Example:
       storctl pool stats gold
     """
+    from cli.bootstrap import agents
     from executors.stats import collect
 
     a = app()
-    pool = collect(a.ledger, a.ctx(), ref)
+    pool = collect(a.ledger, agents(a.ledger), a.ctx(), ref)
     _show(str(pool.id))
 
 
@@ -233,7 +236,7 @@ def delete(ref: str) -> None:
       storctl pool delete gold
     """
     a = app()
-    pool = a.ledger.delete_pool(a.ctx(), ref)
+    pool = infrastructure.delete_pool(a.ledger, a.ctx(), ref)
     _show(str(pool.id))
 
 

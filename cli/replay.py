@@ -71,7 +71,7 @@ def replay(ctx: click.Context, until: str | None, into: str | None) -> None:
 
 def _replay(until: str, into: str) -> None:
     from cli.progress import ProgressBar
-    from ledger.service import Ledger
+    from ledger.app import Ledger
     from ledger.store.database import parse_db, prepare
     from projections.replay import replay_to_file, resolve_until
 

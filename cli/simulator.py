@@ -6,6 +6,7 @@ import click
 
 from cli.context import app
 from cli.output import emit
+from ledger.usecases import simulator
 
 
 @click.group()
@@ -58,7 +59,8 @@ def configure(
             "give exactly one of --fail, --hang, --delay",
         )
     a = app()
-    plan = a.ledger.configure_simulator(
+    plan = simulator.configure_simulator(
+        a.ledger,
         a.ctx(),
         host,
         command,
@@ -80,5 +82,5 @@ def clear(host: str | None) -> None:
       storctl simulator clear --host sim-1
     """
     a = app()
-    cleared = a.ledger.clear_simulator(a.ctx(), host)
+    cleared = simulator.clear_simulator(a.ledger, a.ctx(), host)
     emit(a.output, {"cleared": cleared})

@@ -6,6 +6,7 @@ import click
 
 from cli.context import app, operate
 from cli.output import emit
+from ledger.usecases import snapshots
 
 COLUMNS = [
     "id",
@@ -44,7 +45,7 @@ def create(ref: str, name: str | None) -> None:
     from cli.volume import volume_id
 
     a = app()
-    job = a.ledger.snapshot_volume(a.ctx(), volume_id(a, ref), name)
+    job = snapshots.snapshot_volume(a.ledger, a.ctx(), volume_id(a, ref), name)
     operate(a, job, lambda: _show(str(job.object_id)))
 
 
@@ -86,7 +87,7 @@ def revert(ref: str) -> None:
       storctl vm stop web-1 && storctl snapshot revert nightly
     """
     a = app()
-    job = a.ledger.revert_snapshot(a.ctx(), _id(ref))
+    job = snapshots.revert_snapshot(a.ledger, a.ctx(), _id(ref))
     operate(a, job, lambda: _show(ref))
 
 
@@ -101,7 +102,7 @@ def delete(ref: str) -> None:
     """
     a = app()
     sid = _id(ref)
-    job = a.ledger.delete_snapshot(a.ctx(), sid)
+    job = snapshots.delete_snapshot(a.ledger, a.ctx(), sid)
     operate(a, job, lambda: _show(sid))
 
 

@@ -8,6 +8,7 @@ import click
 
 from cli.context import app
 from cli.output import emit
+from ledger.usecases import infrastructure
 
 COLUMNS = ["id", "name", "zoneid", "providername", "path", "readonly"]
 
@@ -36,7 +37,9 @@ def add(name: str, zone: str, path: str, provider: str) -> None:
     """
     a = app()
     full = str(Path(path).expanduser().absolute())
-    store = a.ledger.register_store(a.ctx(), name, zone, full, provider.upper())
+    store = infrastructure.register_store(
+        a.ledger, a.ctx(), name, zone, full, provider.upper()
+    )
     _show(str(store.id))
 
 

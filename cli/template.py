@@ -6,6 +6,7 @@ import click
 
 from cli.context import app, operate
 from cli.output import emit
+from ledger.usecases import templates
 from ledger.values import ImageFormat, parse_enum
 
 COLUMNS = ["id", "name", "format", "size", "physicalsize", "state", "isready", "zoneid"]
@@ -49,7 +50,8 @@ def register(name: str, url: str, fmt: str, zone: str, checksum: str | None) -> 
             from ledger.errors import InvalidInput
 
             raise InvalidInput("checksum", checksum, "expected a SHA256 hex digest")
-    job = a.ledger.register_template(
+    job = templates.register_template(
+        a.ledger,
         a.ctx(),
         name=name,
         url=url,
@@ -83,15 +85,15 @@ def create(name: str, volume: str | None, snapshot: str | None) -> None:
     if volume is not None:
         from cli.volume import volume_id
 
-        job = a.ledger.create_template(
-            a.ctx(), name=name, volume_id=volume_id(a, volume)
+        job = templates.create_template(
+            a.ledger, a.ctx(), name=name, volume_id=volume_id(a, volume)
         )
     else:
         from projections.queries import find
 
         with a.reader() as r:
             sid = str(find(r, "snapshot", snapshot or "")["id"])
-        job = a.ledger.create_template(a.ctx(), name=name, snapshot_ref=sid)
+        job = templates.create_template(a.ledger, a.ctx(), name=name, snapshot_ref=sid)
     operate(a, job, lambda: _show(str(job.object_id)))
 
 
@@ -132,7 +134,7 @@ def delete(ref: str) -> None:
       storctl template delete tiny
     """
     a = app()
-    job = a.ledger.delete_template(a.ctx(), ref)
+    job = templates.delete_template(a.ledger, a.ctx(), ref)
     operate(a, job, lambda: _show(str(job.object_id)))
 
 

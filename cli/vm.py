@@ -6,6 +6,7 @@ import click
 
 from cli.context import app, operate
 from cli.output import emit
+from ledger.usecases import vms
 from ledger.values import parse_size
 
 COLUMNS = ["id", "name", "zoneid", "hostid", "state", "templateid"]
@@ -47,7 +48,8 @@ def deploy(
     """
     a = app()
     size = parse_size(root_size) if root_size is not None else None
-    job = a.ledger.deploy_vm(
+    job = vms.deploy_vm(
+        a.ledger,
         a.ctx(),
         name=name,
         template_ref=template,
@@ -61,7 +63,7 @@ def deploy(
 
 def _power(ref: str, trigger: str) -> None:
     a = app()
-    vm = a.ledger.vm_power(a.ctx(), ref, trigger)
+    vm = vms.vm_power(a.ledger, a.ctx(), ref, trigger)
     _show(str(vm.id))
 
 
@@ -100,7 +102,7 @@ def destroy(ref: str, expunge: bool) -> None:  # noqa: FBT001 - click passes fla
       storctl vm destroy web-1 --expunge
     """
     a = app()
-    job = a.ledger.destroy_vm(a.ctx(), ref, expunge=expunge)
+    job = vms.destroy_vm(a.ledger, a.ctx(), ref, expunge=expunge)
     operate(a, job, lambda: _show(str(job.object_id)))
 
 

@@ -9,6 +9,7 @@ import click
 
 from cli.context import AppContext, app, operate
 from cli.output import emit
+from ledger.usecases import migration, snapshots, volumes
 from ledger.values import parse_size
 
 COLUMNS = [
@@ -79,15 +80,16 @@ def create(
 
         with a.reader() as r:
             sid = str(find(r, "snapshot", snapshot)["id"])
-        job = a.ledger.create_volume_from_snapshot(
-            a.ctx(), name=name, snapshot_ref=sid, zone=zone, pool_ref=pool
+        job = snapshots.create_volume_from_snapshot(
+            a.ledger, a.ctx(), name=name, snapshot_ref=sid, zone=zone, pool_ref=pool
         )
         operate(a, job, lambda: _show(str(job.object_id)))
         return
     if zone is None:
         raise InvalidInput("zone", "", "--zone is needed with --size")
     assert size is not None
-    job = a.ledger.create_volume(
+    job = volumes.create_volume(
+        a.ledger,
         a.ctx(),
         name=name,
         zone=zone,
@@ -115,7 +117,7 @@ def attach(ref: str, vm: str) -> None:
     Example:
       storctl volume attach data-1 --vm web-1
     """
-    _run(ref, lambda a, v: a.ledger.attach_volume(a.ctx(), v, vm))
+    _run(ref, lambda a, v: volumes.attach_volume(a.ledger, a.ctx(), v, vm))
 
 
 @cli.command("detach")
@@ -127,7 +129,7 @@ def detach(ref: str) -> None:
     Example:
       storctl volume detach data-1
     """
-    _run(ref, lambda a, v: a.ledger.detach_volume(a.ctx(), v))
+    _run(ref, lambda a, v: volumes.detach_volume(a.ledger, a.ctx(), v))
 
 
 @cli.command("delete")
@@ -139,7 +141,7 @@ def delete(ref: str) -> None:
     Example:
       storctl volume delete data-1
     """
-    _run(ref, lambda a, v: a.ledger.delete_volume(a.ctx(), v))
+    _run(ref, lambda a, v: volumes.delete_volume(a.ledger, a.ctx(), v))
 
 
 @cli.command("recover")
@@ -151,7 +153,7 @@ def recover(ref: str) -> None:
     Example:
       storctl volume recover data-1
     """
-    _run(ref, lambda a, v: a.ledger.recover_volume(a.ctx(), v))
+    _run(ref, lambda a, v: volumes.recover_volume(a.ledger, a.ctx(), v))
 
 
 @cli.command("expunge")
@@ -163,7 +165,7 @@ def expunge(ref: str) -> None:
     Example:
       storctl volume expunge data-1
     """
-    _run(ref, lambda a, v: a.ledger.expunge_volume(a.ctx(), v))
+    _run(ref, lambda a, v: volumes.expunge_volume(a.ledger, a.ctx(), v))
 
 
 @cli.command("migrate")
@@ -183,7 +185,10 @@ def migrate(ref: str, pool: str, live: bool) -> None:  # noqa: FBT001
     Example:
       storctl volume migrate data-1 --pool silver
     """
-    _run(ref, lambda a, v: a.ledger.migrate_volume(a.ctx(), v, pool, live=live))
+    _run(
+        ref,
+        lambda a, v: migration.migrate_volume(a.ledger, a.ctx(), v, pool, live=live),
+    )
 
 
 @cli.command("resize")
@@ -197,7 +202,7 @@ def resize(ref: str, size: str) -> None:
       storctl volume resize data-1 --size 20G
     """
     new_size = parse_size(size)
-    _run(ref, lambda a, v: a.ledger.resize_volume(a.ctx(), v, new_size))
+    _run(ref, lambda a, v: volumes.resize_volume(a.ledger, a.ctx(), v, new_size))
 
 
 @cli.command("list")

@@ -13,8 +13,9 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import HealthCheck, settings
 
-from ledger.service import Ledger
-from ledger.store.database import Database, parse_db, pg_connect_args, prepare
+from cli import bootstrap
+from ledger.app import Ledger
+from ledger.store.database import Database, parse_db, pg_connect_args
 
 settings.register_profile("dev", max_examples=50, deadline=None)
 settings.register_profile(
@@ -50,11 +51,9 @@ def fresh_pg_url() -> str:
 
 
 def open_ledger(url: str) -> Ledger:
-    """A ledger on `url`, its store's place made first (the SQLite file's folder,
-    the PostgreSQL schema)."""
-    db = parse_db(url)
-    prepare(db)
-    return Ledger(env=db.env)
+    """A ledger on `url` as production opens it (`cli.bootstrap`): its store's
+    place made, its projection tables created, placement nominated by them."""
+    return bootstrap.open_ledger(url)
 
 
 def drop_pg_schema(db: Database) -> None:

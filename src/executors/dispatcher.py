@@ -18,14 +18,13 @@ from uuid import UUID
 from eventsourcing.persistence import Notification, Tracking
 
 from executors import endpoints
-from executors.agents.kvm import KvmAgent
-from executors.agents.simulator import SimulatorAgent
+from executors.agents import Agents
 from ledger.aggregate import Ctx, Requested, StaleAnswer
+from ledger.app import Ledger
 from ledger.commands import Answer, from_dict
 from ledger.commands import failure_for as failed
 from ledger.host import Host
-from ledger.service import Ledger
-from ledger.values import Hypervisor
+from ledger.usecases.answers import record_answer
 
 Progress = Callable[[str, float], None]
 
@@ -34,6 +33,7 @@ class Dispatcher:
     def __init__(
         self,
         ledger: Ledger,
+        agents: Agents,
         hosts: set[str] | None = None,
         on_progress: Progress | None = None,
         interrupt: threading.Event | None = None,
@@ -44,12 +44,7 @@ class Dispatcher:
         self.on_progress = on_progress
         self.interrupt = interrupt or threading.Event()
         self.others: set[str] = set()  # hosts that have a worker of their own
-        self.kvm = KvmAgent()
-
-    def agent_for(self, host: Host) -> Any:
-        if host.hypervisor is Hypervisor.Simulator:
-            return SimulatorAgent(self.ledger, host.id, self.interrupt)
-        return self.kvm
+        self.agents = agents
 
     def handle(self, notification: Notification, event: Any) -> bool:
         """Send the command of one request event, if it is still pending and ours."""
@@ -79,7 +74,8 @@ class Dispatcher:
             causation_id=f"{event.originator_id}/{event.originator_version}",
         )
         try:
-            self.ledger.record_answer(
+            record_answer(
+                self.ledger,
                 ctx,
                 UUID(str(event.originator_id)),
                 answer,
@@ -90,7 +86,7 @@ class Dispatcher:
         return True
 
     def run(self, host: Host, command: Any) -> Answer:
-        agent = self.agent_for(host)
+        agent = self.agents.for_host(host, self.interrupt)
         label = f"{command.kind} on {host.name}"
 
         def progress(fraction: float) -> None:

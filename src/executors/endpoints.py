@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
+from ledger.app import Ledger
 from ledger.commands import ImageStoreTO, PrimaryDataStoreTO
 from ledger.errors import NotFound
 from ledger.host import Host
 from ledger.image_store import ImageStore
 from ledger.pool import StoragePool
 from ledger.reach import pool_hosts, zone_hosts
-from ledger.service import Ledger
 from ledger.values import HostState
 from ledger.vm import VirtualMachine
 from ledger.zone import Zone, zone_id_for

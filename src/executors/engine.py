@@ -28,13 +28,14 @@ from uuid import UUID
 
 from eventsourcing.persistence import Notification, Tracking
 
+from executors.agents import Agents
 from executors.dispatcher import Dispatcher, Progress
 from executors.lease import RENEW, Leases, give_back, renew_held, take
+from ledger.app import Ledger
 from ledger.errors import StorctlError
 from ledger.job import Job
-from ledger.service import Ledger
 from ledger.store.database import Database
-from ledger.workflows import Workflows
+from ledger.workflows import decide
 
 BATCH = 200
 #: A batch's decisions are saved at the latest this long after the first (a slow
@@ -154,6 +155,7 @@ class Engine:
         self,
         ledger: Ledger,
         db: Database,
+        agents: Agents,
         hosts: set[str] | None = None,
         on_progress: Progress | None = None,
         *,
@@ -164,8 +166,9 @@ class Engine:
         self.db = db
         self.hosts = hosts
         self.interrupt = threading.Event()
-        self.dispatcher = Dispatcher(ledger, hosts, on_progress, self.interrupt)
-        self.workflows = Workflows(ledger)
+        self.dispatcher = Dispatcher(ledger, agents, hosts, on_progress, self.interrupt)
+        #: the workflows' policy: what follows each answer (`ledger.workflows`)
+        self.decide = decide
         # The projections are the caller's to give (executors never import them).
         self.project = project if hosts is None else None
         self.leases = Leases(db)
@@ -202,7 +205,7 @@ class Engine:
         ):
             self._settled = True
         saved = self.ledger.atomic(
-            lambda: self.workflows.decide(event),
+            lambda: self.decide(self.ledger, event),
             tracking=Tracking("workflow", note.id),
             what="workflow",
         )

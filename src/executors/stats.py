@@ -12,16 +12,18 @@ from __future__ import annotations
 import uuid
 
 from executors import endpoints
+from executors.agents import Agents
 from executors.dispatcher import Dispatcher
 from ledger import transfer
 from ledger.aggregate import Ctx
+from ledger.app import Ledger
 from ledger.commands import GetStorageStatsCommand
 from ledger.errors import OperationFailed
 from ledger.pool import StoragePool
-from ledger.service import Ledger
+from ledger.usecases.infrastructure import record_pool_stats
 
 
-def collect(ledger: Ledger, ctx: Ctx, ref: str) -> StoragePool:
+def collect(ledger: Ledger, agents: Agents, ctx: Ctx, ref: str) -> StoragePool:
     """Measure one pool through an endpoint and record what it reported."""
     pool = ledger.resolve(StoragePool, ref)
     command = GetStorageStatsCommand(
@@ -30,11 +32,11 @@ def collect(ledger: Ledger, ctx: Ctx, ref: str) -> StoragePool:
     choice = endpoints.select(ledger, command)
     if choice.host is None:
         raise OperationFailed(ctx.job_id, choice.reason)
-    answer = Dispatcher(ledger).run(choice.host, command)
+    answer = Dispatcher(ledger, agents).run(choice.host, command)
     if not answer.result:
         raise OperationFailed(
             ctx.job_id,
             f"{choice.host.name} could not measure {pool.name}: {answer.details}",
         )
     used = int(getattr(answer, "usedBytes", 0))
-    return ledger.record_pool_stats(ctx, pool.id, used, choice.host.name)
+    return record_pool_stats(ledger, ctx, pool.id, used, choice.host.name)

@@ -29,6 +29,16 @@ def copy_id(object_id: UUID, store_id: UUID, generation: int = 0) -> UUID:
     return derived_id("copy", object_id, store_id)
 
 
+def stage_id(volume_id: UUID, job_id: str) -> UUID:
+    """A migration's staged copy of the volume on the image store, one per job."""
+    return derived_id("stage", volume_id, job_id)
+
+
+def leftover_id(volume_id: UUID, pool_id: UUID, job_id: str) -> UUID:
+    """The source file a migration leaves behind, one per migration."""
+    return derived_id("leftover", volume_id, pool_id, job_id)
+
+
 #: States of a copy on its way out: the (object, store) pair needs a new generation.
 GONE = frozenset({ObjectInStoreState.Destroying, ObjectInStoreState.Destroyed})
 

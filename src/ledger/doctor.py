@@ -15,7 +15,8 @@ The fixes it proposes:
 - `redispatch`: the command is still pending and idempotent; send it again (a worker
   does that when it follows the request; `storctl doctor --fix` does it at once).
 - `fail`: record `result=false` for it ("failed by storctl doctor: ...") through
-  `Ledger.record_answer`, so the workflows compensate as for any failed command.
+  `usecases.answers.record_answer`, so the workflows compensate as for any failed
+  command.
 - `drive`: nothing is in flight, the job only waits for its workflows: run a worker.
 """
 
@@ -30,9 +31,9 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError
 
 from ledger.aggregate import Requested
+from ledger.app import Ledger
 from ledger.commands import DEFAULT_WAIT, Answer, failure_for, from_dict
 from ledger.job import Job
-from ledger.service import Ledger
 
 FAIL_DETAILS = "failed by storctl doctor: no answer past its wait"
 PAST_WAIT = "past its wait"

@@ -11,7 +11,7 @@ divergence reported with the notification position it concerns:
   A trigger the table has never heard of that moves no state (storctl's detach:
   `DetachRequested`, Ready -> Ready) is storctl's own bookkeeping, not a
   transition, and is skipped; an unknown trigger that moves state is a divergence.
-- `workflow`: at each recorded `...Answered` event, `Workflows.decide` runs again on
+- `workflow`: at each recorded `...Answered` event, `workflows.decide` runs again on
   an in-memory ledger holding the log as it was when the decision was saved (just
   before the first event the answer caused, or at the answer when it caused
   nothing), and the events it would produce are compared with the recorded events
@@ -145,7 +145,7 @@ class Verifier:
     """Folds the log into an in-memory ledger, checking as it goes."""
 
     def __init__(self, log: Sequence[Recorded]) -> None:
-        from ledger.service import Ledger  # the service imports every aggregate
+        from ledger.app import Ledger  # the application imports every aggregate
 
         self.log = log
         self.mem = Ledger(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
@@ -258,13 +258,13 @@ class Verifier:
                 )
 
     def check_workflow(self, answer: Recorded) -> None:
-        from ledger.workflows import Workflows
+        from ledger.workflows import decide
 
         recorded = Counter(
             event_key(r.event) for r in self.caused.get(self.cause_key(answer), [])
         )
         try:
-            decided = Workflows(self.mem).decide(answer.event)
+            decided = decide(self.mem, answer.event)
         except StorctlError as exc:
             self.diverge(answer, "workflow", "a decision", f"refused: {exc}")
             return

@@ -3,7 +3,8 @@
 With 10,000 pools the choice must not load 10,000 aggregates: one query gives every
 pool of the zone with its status, tags, capacity and allocated size; the allocator
 judges them, and only the chosen pool's aggregate is loaded to confirm (see
-`Operations.place`). The table is caught up first, so it is at most a moment behind.
+`ledger.usecases.placement`). These only read: the caller catches the tables up
+first (`TableCandidates.refresh`), so they are at most a moment behind.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from uuid import UUID
 
 from ledger.allocators import PoolView
 from ledger.values import PoolStatus, Scope
-from projections.projector import catch_up
 from projections.view import reader
 
 _POOLS = (
@@ -63,7 +63,6 @@ def pool_view(
 def pool_candidates(
     ledger: Any, zone_id: str, template_id: UUID | None
 ) -> list[PoolView]:
-    catch_up(ledger)
     with reader(ledger) as r:
         rows = r.all(_POOLS, [zone_id])
         tags: dict[str, list[str]] = {}
@@ -101,7 +100,6 @@ def unused_template_copies(
 ) -> dict[str, list[UUID]]:
     """Template copies storage cleanup may take, per pool (never a copy of the
     template being placed)."""
-    catch_up(ledger)
     out: dict[str, list[UUID]] = {}
     with reader(ledger) as r:
         for row in r.all(_UNUSED, [zone_id, str(template_id or "")]):
@@ -110,9 +108,9 @@ def unused_template_copies(
 
 
 def pool_names(ledger: Any, zone_id: str) -> dict[str, str]:
-    """{id: name} of every pool the table has in the zone, removed ones too, without
-    catching up: a pool's name never changes, so a table behind is right about each
-    pool it holds (`Operations.pool_names` reads the others from their aggregates)."""
+    """{id: name} of every pool the table has in the zone, removed ones too: a
+    pool's name never changes, so a table behind is right about each pool it holds
+    (`usecases.placement.pool_names` reads the others from their aggregates)."""
     with reader(ledger) as r:
         return {
             row["uuid"]: row["name"]

@@ -160,7 +160,7 @@ def run(
     the scratch file; returns how many it wrote. With `parent` (its pid), a child
     whose rebuild was killed outright (it is then some other process's child)
     stops and removes the scratch file, which nobody else would."""
-    from ledger.service import Ledger
+    from ledger.app import Ledger
     from ledger.store.decoder import decoder
     from ledger.store.reader import selector
 

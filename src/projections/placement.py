@@ -20,7 +20,6 @@ from uuid import UUID
 from ledger.allocators import PoolView, Request, Suitable, chain
 from ledger.values import PoolStatus
 from projections.candidates import CACHED_STATES, pool_view
-from projections.projector import catch_up
 from projections.view import Reader, reader
 
 _FLOAT = "DOUBLE PRECISION"  # SQLite reads it as REAL (its type-name rules)
@@ -186,7 +185,6 @@ def find_suitable(
 ) -> tuple[list[Suitable], list[PoolView]]:
     """Per allocator of the chain, the suitable pools and the one taken; and every
     other pool of the zone as a `PoolView`, to be judged by `allocate_found`."""
-    catch_up(ledger)
     stages = chain(request)
     with reader(ledger) as r:
         sql = _Sql(r.dialect)

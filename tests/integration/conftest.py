@@ -128,7 +128,7 @@ class Storctl:
 
     def db_rows(self, sql: str, params: list[Any]) -> list[dict[str, Any]]:
         """Rows of the projected tables, as the last command left them."""
-        from ledger.service import Ledger
+        from ledger.app import Ledger
         from ledger.store.database import parse_db
         from projections.view import reader
 
@@ -189,7 +189,7 @@ class StoredEvent:
 
 def ledger_events(db: str) -> list[StoredEvent]:
     """Every stored event, in notification order (SQLite or PostgreSQL)."""
-    from ledger.service import Ledger
+    from ledger.app import Ledger
     from ledger.store.database import parse_db
 
     app = Ledger(env=parse_db(db).env)

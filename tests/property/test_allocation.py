@@ -8,8 +8,9 @@ from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, rule
 
 from ledger.aggregate import Ctx
 from ledger.allocators import Request
+from ledger.app import Ledger
 from ledger.pool import StoragePool
-from ledger.service import Ledger
+from ledger.usecases import infrastructure, placement
 from ledger.values import GiB, Hypervisor, PoolStatus, PoolType, Scope, VolumeType
 from ledger.volume import Volume
 
@@ -32,11 +33,16 @@ class Allocation(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.ledger = Ledger(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
-        self.ledger.register_host(ctx(), "h1", "z1", "c1", Hypervisor.Simulator)
-        self.ledger.register_host(ctx(), "h2", "z1", "c2", Hypervisor.Simulator)
+        infrastructure.register_host(
+            self.ledger, ctx(), "h1", "z1", "c1", Hypervisor.Simulator
+        )
+        infrastructure.register_host(
+            self.ledger, ctx(), "h2", "z1", "c2", Hypervisor.Simulator
+        )
         self.pool_ids = {}
         for name, (scope, cluster, cap, factor, tags) in POOLS.items():
-            p = self.ledger.register_pool(
+            p = infrastructure.register_pool(
+                self.ledger,
                 ctx(),
                 name=name,
                 zone="z1",
@@ -75,7 +81,7 @@ class Allocation(RuleBasedStateMachine):
             tags=tags,
             pool_id=str(self.pool_ids[pinned]) if pinned else None,
         )
-        decision, pool, _ = self.ledger.place(c, volume, request)
+        decision, pool, _ = placement.place(self.ledger, c, volume, request)
         self.ledger.save(volume, pool)
         # Every pool of the zone is named, exactly once, taken or refused.
         assert sorted(v.pool for v in decision.verdicts) == sorted(POOLS)
@@ -108,11 +114,11 @@ class Allocation(RuleBasedStateMachine):
 
         try:
             if trigger == "maintenance":
-                self.ledger.pool_maintenance(ctx(), name, enable=True)
+                infrastructure.pool_maintenance(self.ledger, ctx(), name, enable=True)
             elif trigger == "cancel":
-                self.ledger.pool_maintenance(ctx(), name, enable=False)
+                infrastructure.pool_maintenance(self.ledger, ctx(), name, enable=False)
             else:
-                self.ledger.change_pool_status(ctx(), name, trigger)
+                infrastructure.change_pool_status(self.ledger, ctx(), name, trigger)
         except IllegalTransition:
             pass
 

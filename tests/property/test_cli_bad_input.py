@@ -26,8 +26,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cli.main import cli
+from ledger.app import Ledger
 from ledger.errors import InvalidInput
-from ledger.service import Ledger
 from ledger.store.database import parse_db
 from ledger.values import MiB, parse_size
 from tests.integration.conftest import Storctl, simulator_zone

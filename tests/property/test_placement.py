@@ -24,7 +24,7 @@ from ledger.allocators import (
     allocate_found,
     allocate_requested,
 )
-from ledger.service import Ledger
+from ledger.app import Ledger
 from ledger.values import GiB, PoolStatus, Scope
 from projections.candidates import pool_candidates
 from projections.placement import find_suitable

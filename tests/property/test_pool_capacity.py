@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from ledger.aggregate import Ctx
+from ledger.app import Ledger
 from ledger.errors import CapacityExceeded
 from ledger.pool import StoragePool
-from ledger.service import Ledger
 from ledger.values import GiB, PoolType, Scope, VolumeType
 from ledger.volume import Volume
 

@@ -14,11 +14,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from executors.engine import Engine
+from cli import bootstrap
 from ledger.aggregate import Ctx
 from ledger.errors import Refused
-from ledger.service import Ledger
-from ledger.store.database import parse_db, prepare
+from ledger.store.database import parse_db
+from ledger.usecases import infrastructure, templates, vms, volumes
 from ledger.values import Hypervisor, ImageFormat, PoolType, Scope
 from ledger.verify import verify
 from projections import journal_stage
@@ -48,9 +48,8 @@ class Session:
 
     def __init__(self, url: str) -> None:
         self.db = parse_db(url)
-        prepare(self.db)
-        self.ledger = Ledger(env=self.db.env)
-        self.engine = Engine(self.ledger, self.db, project=catch_up)
+        self.ledger = bootstrap.open_ledger(url)
+        self.engine = bootstrap.engine(self.ledger)
         self.volumes: dict[str, UUID] = {}
 
     def ctx(self) -> Ctx:
@@ -62,11 +61,14 @@ class Session:
 
     def setup(self) -> None:
         ledger = self.ledger  # a new context (and job id) for every command
-        ledger.register_host(self.ctx(), "sim1", ZONE, CLUSTER, Hypervisor.Simulator)
+        infrastructure.register_host(
+            ledger, self.ctx(), "sim1", ZONE, CLUSTER, Hypervisor.Simulator
+        )
         self.add_pool("p1", cluster=True)
-        ledger.register_store(self.ctx(), "s1", ZONE, "/sim/s1")
+        infrastructure.register_store(ledger, self.ctx(), "s1", ZONE, "/sim/s1")
         self.drive(
-            ledger.register_template(
+            templates.register_template(
+                ledger,
                 self.ctx(),
                 name="t1",
                 url="http://example.invalid/t1.qcow2",
@@ -75,11 +77,12 @@ class Session:
             )
         )
         self.drive(
-            ledger.deploy_vm(self.ctx(), name="vm1", template_ref="t1", zone=ZONE)
+            vms.deploy_vm(ledger, self.ctx(), name="vm1", template_ref="t1", zone=ZONE)
         )
 
     def add_pool(self, name: str, *, cluster: bool) -> None:
-        self.ledger.register_pool(
+        infrastructure.register_pool(
+            self.ledger,
             self.ctx(),
             name=name,
             zone=ZONE,
@@ -97,10 +100,13 @@ class Session:
                 self.add_pool(name, cluster=flag)
                 return
             if op == "add_host":
-                ledger.register_host(ctx, name, ZONE, CLUSTER, Hypervisor.Simulator)
+                infrastructure.register_host(
+                    ledger, ctx, name, ZONE, CLUSTER, Hypervisor.Simulator
+                )
                 return
             if op == "create":
-                job = ledger.create_volume(
+                job = volumes.create_volume(
+                    ledger,
                     ctx,
                     name=name,
                     zone=ZONE,
@@ -115,11 +121,11 @@ class Session:
             if volume is None:
                 return
             job = {
-                "attach": lambda: ledger.attach_volume(ctx, volume, "vm1"),
-                "detach": lambda: ledger.detach_volume(ctx, volume),
-                "delete": lambda: ledger.delete_volume(ctx, volume),
-                "recover": lambda: ledger.recover_volume(ctx, volume),
-                "expunge": lambda: ledger.expunge_volume(ctx, volume),
+                "attach": lambda: volumes.attach_volume(ledger, ctx, volume, "vm1"),
+                "detach": lambda: volumes.detach_volume(ledger, ctx, volume),
+                "delete": lambda: volumes.delete_volume(ledger, ctx, volume),
+                "recover": lambda: volumes.recover_volume(ledger, ctx, volume),
+                "expunge": lambda: volumes.expunge_volume(ledger, ctx, volume),
             }[op]()
             self.drive(job)
         except Refused:

@@ -15,13 +15,13 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from executors.engine import Engine
+from cli import bootstrap
 from ledger.aggregate import Ctx
 from ledger.copies import DataObjectInStore
+from ledger.inventory import backup_of
 from ledger.job import Job
-from ledger.service import Ledger
 from ledger.snapshot import Snapshot
-from ledger.store.database import parse_db, prepare
+from ledger.usecases import infrastructure, snapshots, volumes
 from ledger.values import GiB, Hypervisor, JobStatus, PoolType, Scope, SnapshotState
 from ledger.volume import Volume
 
@@ -45,12 +45,13 @@ class SnapshotChains(RuleBasedStateMachine):
         self.dir = Path(tempfile.mkdtemp(prefix="chains-"))
         for d in ("pool", "sec"):
             (self.dir / d).mkdir()
-        self.db = parse_db(str(self.dir / "ledger.db"))
-        prepare(self.db)
-        self.ledger = Ledger(env=self.db.env)
-        self.engine = Engine(self.ledger, self.db)
-        self.ledger.register_host(ctx(), "kvm", "z1", "c1", Hypervisor.KVM)
-        self.ledger.register_pool(
+        self.ledger = bootstrap.open_ledger(str(self.dir / "ledger.db"))
+        self.engine = bootstrap.engine(self.ledger, project=False)
+        infrastructure.register_host(
+            self.ledger, ctx(), "kvm", "z1", "c1", Hypervisor.KVM
+        )
+        infrastructure.register_pool(
+            self.ledger,
             ctx(),
             name="p",
             zone="z1",
@@ -60,11 +61,13 @@ class SnapshotChains(RuleBasedStateMachine):
             pool_type=PoolType.Filesystem,
             cluster="c1",
         )
-        self.ledger.register_store(ctx(), "s", "z1", str(self.dir / "sec"))
-        self.ledger.set_config(ctx(), "snapshot.delta.max", "3")
+        infrastructure.register_store(
+            self.ledger, ctx(), "s", "z1", str(self.dir / "sec")
+        )
+        infrastructure.set_config(self.ledger, ctx(), "snapshot.delta.max", "3")
         job = self.run_job(
-            self.ledger.create_volume(
-                ctx(), name="v", zone="z1", size=16 << 20, pool_ref="p"
+            volumes.create_volume(
+                self.ledger, ctx(), name="v", zone="z1", size=16 << 20, pool_ref="p"
             )
         )
         self.volume_id = job.object_id
@@ -96,21 +99,23 @@ class SnapshotChains(RuleBasedStateMachine):
 
     @rule()
     def take_snapshot(self) -> None:
-        job = self.run_job(self.ledger.snapshot_volume(ctx(), self.volume_id))
+        job = self.run_job(
+            snapshots.snapshot_volume(self.ledger, ctx(), self.volume_id)
+        )
         self.model[job.object_id] = self.pattern
 
     @precondition(lambda self: self.model)
     @rule(data=st.data())
     def delete_snapshot(self, data: st.DataObject) -> None:
         victim = data.draw(st.sampled_from(sorted(self.model)))
-        self.run_job(self.ledger.delete_snapshot(ctx(), str(victim)))
+        self.run_job(snapshots.delete_snapshot(self.ledger, ctx(), str(victim)))
         del self.model[victim]
 
     @precondition(lambda self: self.model)
     @rule(data=st.data())
     def revert(self, data: st.DataObject) -> None:
         target = data.draw(st.sampled_from(sorted(self.model)))
-        self.run_job(self.ledger.revert_snapshot(ctx(), str(target)))
+        self.run_job(snapshots.revert_snapshot(self.ledger, ctx(), str(target)))
         self.pattern = self.model[target]
         out = qemu_io(self.disk, f"read -P {self.pattern} 0 64k", read_only=True)
         assert "read 65536/65536" in out, out
@@ -120,7 +125,7 @@ class SnapshotChains(RuleBasedStateMachine):
     def chains_are_acyclic(self) -> None:
         for sid in self.model:
             seen: set[UUID] = set()
-            copy = self.ledger.backup_of(self.ledger.load(Snapshot, sid))
+            copy = backup_of(self.ledger, self.ledger.load(Snapshot, sid))
             while copy is not None:
                 assert copy.id not in seen, "cycle in the snapshot chain"
                 seen.add(copy.id)
@@ -135,7 +140,7 @@ class SnapshotChains(RuleBasedStateMachine):
         for sid, pattern in self.model.items():
             snapshot = self.ledger.load(Snapshot, sid)
             assert snapshot.state is SnapshotState.BackedUp
-            copy = self.ledger.backup_of(snapshot)
+            copy = backup_of(self.ledger, snapshot)
             assert copy is not None
             assert copy.install_path is not None
             backup = self.dir / "sec" / copy.install_path

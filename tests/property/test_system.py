@@ -37,16 +37,18 @@ from hypothesis.stateful import (
     rule,
 )
 
-from executors.engine import Engine
+from cli import bootstrap
 from ledger.aggregate import Answered, Ctx, Requested
 from ledger.copies import DataObjectInStore
 from ledger.errors import StorctlError
 from ledger.job import Job
 from ledger.pool import StoragePool
-from ledger.service import Ledger
 from ledger.simulator_plan import SimulatorPlan, plan_id
 from ledger.snapshot import Snapshot
-from ledger.store.database import parse_db, prepare
+from ledger.usecases import infrastructure, migration, simulator, templates
+from ledger.usecases import snapshots as snapshot_ops
+from ledger.usecases import vms as vm_ops
+from ledger.usecases import volumes as volume_ops
 from ledger.values import (
     GiB,
     Hypervisor,
@@ -85,19 +87,22 @@ class System(RuleBasedStateMachine):
         #: jobs submitted and not yet worked (`BatchedSystem`); none here
         self.queued: list[Job] = []
         self.dir = Path(tempfile.mkdtemp(prefix="system-"))
-        self.db = parse_db(str(self.dir / "ledger.db"))
-        prepare(self.db)
-        self.ledger = Ledger(env=self.db.env)
-        self.engine = Engine(self.ledger, self.db, project=catch_up)
+        self.ledger = bootstrap.open_ledger(str(self.dir / "ledger.db"))
+        self.engine = bootstrap.engine(self.ledger)
         c = ctx()
         for key in ("wait", "copy.volume.wait", "primary.storage.download.wait",
                     "backup.snapshot.wait"):  # fmt: skip
-            self.ledger.set_config(c, key, "1")  # a hang times out in a second
+            infrastructure.set_config(
+                self.ledger, c, key, "1"
+            )  # a hang times out in a second
         for host, cluster in (("sim-a", "c1"), ("sim-b", "c2")):
-            self.ledger.register_host(c, host, "z1", cluster, Hypervisor.Simulator)
+            infrastructure.register_host(
+                self.ledger, c, host, "z1", cluster, Hypervisor.Simulator
+            )
         self.pools = {}
         for name, cluster, cap in (("p1", "c1", 12), ("p2", "c1", 8), ("p3", "c2", 10)):
-            pool = self.ledger.register_pool(
+            pool = infrastructure.register_pool(
+                self.ledger,
                 c,
                 name=name,
                 zone="z1",
@@ -109,9 +114,10 @@ class System(RuleBasedStateMachine):
                 overprovision=1.0,
             )
             self.pools[name] = pool.id
-        self.ledger.register_store(c, "sec", "z1", "/sim/sec")
+        infrastructure.register_store(self.ledger, c, "sec", "z1", "/sim/sec")
         self.drive(
-            self.ledger.register_template(
+            templates.register_template(
+                self.ledger,
                 c,
                 name="t1",
                 url="http://example.invalid/t1",
@@ -175,13 +181,13 @@ class System(RuleBasedStateMachine):
     @rule(command=st.sampled_from(COMMANDS), host=st.sampled_from(["sim-a", "sim-b"]),
           mode=st.sampled_from(["fail", "fail", "fail", "hang"]))  # fmt: skip
     def inject_fault(self, command: str, host: str, mode: str) -> None:
-        self.ledger.configure_simulator(
-            ctx(), host, command, mode, details=f"injected {mode}", count=1
+        simulator.configure_simulator(
+            self.ledger, ctx(), host, command, mode, details=f"injected {mode}", count=1
         )
 
     @rule()
     def clear_faults(self) -> None:
-        self.ledger.clear_simulator(ctx(), None)
+        simulator.clear_simulator(self.ledger, ctx(), None)
 
     # ------------------------------------------------------------ operations
 
@@ -190,8 +196,13 @@ class System(RuleBasedStateMachine):
         self.vm_count += 1
         name = f"vm-{self.vm_count}"
         self.attempt(
-            lambda: self.ledger.deploy_vm(
-                ctx(), name=name, template_ref="t1", zone="z1", host_ref=host
+            lambda: vm_ops.deploy_vm(
+                self.ledger,
+                ctx(),
+                name=name,
+                template_ref="t1",
+                zone="z1",
+                host_ref=host,
             )
         )
         return name
@@ -200,53 +211,59 @@ class System(RuleBasedStateMachine):
         target=volumes, size=st.integers(1, 4), pool=st.sampled_from([None, "p1", "p3"])
     )
     def create(self, size: int, pool: str | None) -> UUID:
-        job = self.ledger.create_volume(
-            ctx(), name="d", zone="z1", size=size * GiB // 2, pool_ref=pool
+        job = volume_ops.create_volume(
+            self.ledger, ctx(), name="d", zone="z1", size=size * GiB // 2, pool_ref=pool
         )
         self.drive(job)
         return job.object_id
 
     @rule(volume=volumes, vm=vms)
     def attach(self, volume: UUID, vm: str) -> None:
-        self.attempt(lambda: self.ledger.attach_volume(ctx(), volume, vm))
+        self.attempt(lambda: volume_ops.attach_volume(self.ledger, ctx(), volume, vm))
 
     @rule(volume=volumes)
     def detach(self, volume: UUID) -> None:
-        self.attempt(lambda: self.ledger.detach_volume(ctx(), volume))
+        self.attempt(lambda: volume_ops.detach_volume(self.ledger, ctx(), volume))
 
     @rule(target=snapshots, volume=volumes)
     def snapshot(self, volume: UUID) -> UUID:
-        job = self.attempt(lambda: self.ledger.snapshot_volume(ctx(), volume))
+        job = self.attempt(
+            lambda: snapshot_ops.snapshot_volume(self.ledger, ctx(), volume)
+        )
         return job.object_id if job else UUID(int=0)
 
     @rule(snapshot=snapshots)
     def revert(self, snapshot: UUID) -> None:
-        self.attempt(lambda: self.ledger.revert_snapshot(ctx(), str(snapshot)))
+        self.attempt(
+            lambda: snapshot_ops.revert_snapshot(self.ledger, ctx(), str(snapshot))
+        )
 
     @rule(snapshot=consumes(snapshots))
     def delete_snapshot(self, snapshot: UUID) -> None:
-        self.attempt(lambda: self.ledger.delete_snapshot(ctx(), str(snapshot)))
+        self.attempt(
+            lambda: snapshot_ops.delete_snapshot(self.ledger, ctx(), str(snapshot))
+        )
 
     @rule(volume=volumes, pool=st.sampled_from(["p1", "p2", "p3"]))
     def migrate(self, volume: UUID, pool: str) -> None:
-        self.attempt(lambda: self.ledger.migrate_volume(ctx(), volume, pool))
+        self.attempt(lambda: migration.migrate_volume(self.ledger, ctx(), volume, pool))
 
     @rule(volume=volumes)
     def delete(self, volume: UUID) -> None:
-        self.attempt(lambda: self.ledger.delete_volume(ctx(), volume))
+        self.attempt(lambda: volume_ops.delete_volume(self.ledger, ctx(), volume))
 
     @rule(volume=volumes)
     def recover(self, volume: UUID) -> None:
-        self.attempt(lambda: self.ledger.recover_volume(ctx(), volume))
+        self.attempt(lambda: volume_ops.recover_volume(self.ledger, ctx(), volume))
 
     @rule(volume=consumes(volumes))
     def expunge(self, volume: UUID) -> None:
-        self.attempt(lambda: self.ledger.expunge_volume(ctx(), volume))
+        self.attempt(lambda: volume_ops.expunge_volume(self.ledger, ctx(), volume))
 
     @rule(pool=st.sampled_from(["p1", "p2", "p3"]), enable=st.booleans())
     def maintenance(self, pool: str, enable: bool) -> None:
         try:
-            self.ledger.pool_maintenance(ctx(), pool, enable=enable)
+            infrastructure.pool_maintenance(self.ledger, ctx(), pool, enable=enable)
         except StorctlError as exc:
             refused = exc
         else:

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli.main import cli, fast_help
-from ledger.service import Ledger
+from ledger.app import Ledger
 from ledger.store.database import parse_db
 
 POOL_FIELDS = {

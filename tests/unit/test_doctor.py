@@ -16,10 +16,11 @@ from uuid import UUID
 import pytest
 
 from ledger.aggregate import Ctx
+from ledger.app import Ledger
 from ledger.commands import from_dict
 from ledger.doctor import FAIL_DETAILS, NO_WORKER, PAST_WAIT, diagnose
-from ledger.service import Ledger
 from ledger.store.database import parse_db
+from ledger.usecases import answers
 from ledger.volume import Volume
 from tests.integration.conftest import (
     SimZone,
@@ -84,12 +85,12 @@ def test_finds_a_stuck_create_and_fails_it(sim: SimZone) -> None:
     job = cli.job(job_id)
     assert job["status"] == "failed"
     assert FAIL_DETAILS in job["error"]
-    answers = [
+    recorded = [
         e
         for e in ledger_events(cli.db)
         if e.kind == "Volume.CreateAnswered" and e.originator_id == vol["id"]
     ]
-    assert [a.state["answer"]["details"] for a in answers] == [FAIL_DETAILS]
+    assert [a.state["answer"]["details"] for a in recorded] == [FAIL_DETAILS]
 
     clean = cli.run("doctor")
     assert clean.code == 0, clean
@@ -121,7 +122,7 @@ def test_a_job_whose_workflows_never_ran(sim: SimZone) -> None:
         volume = app.load(Volume, UUID(vol["id"]))
         assert volume.pending is not None
         answer = success_for(from_dict(volume.pending))
-        app.record_answer(Ctx("test", job_id, "test"), volume.id, answer)
+        answers.record_answer(app, Ctx("test", job_id, "test"), volume.id, answer)
     finally:
         app.close()
     found = cli.run("doctor")

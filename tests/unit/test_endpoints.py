@@ -13,9 +13,10 @@ import pytest
 
 from executors.endpoints import NO_ENDPOINT, select
 from ledger.aggregate import Ctx
+from ledger.app import Ledger
 from ledger.commands import ImageStoreTO, PrimaryDataStoreTO
-from ledger.service import Ledger
 from ledger.store.database import parse_db
+from ledger.usecases import infrastructure
 from ledger.values import HostState, Hypervisor, PoolType, Scope
 
 
@@ -46,9 +47,10 @@ def other(ledger: Ledger, db_url: str) -> Iterator[Ledger]:
 
 @pytest.fixture
 def copy(ledger: Ledger) -> Copy:
-    ledger.register_host(ctx(), "h2", "z1", "c1", Hypervisor.Simulator)
-    ledger.register_host(ctx(), "h3", "z1", "c1", Hypervisor.Simulator)
-    pool = ledger.register_pool(
+    infrastructure.register_host(ledger, ctx(), "h2", "z1", "c1", Hypervisor.Simulator)
+    infrastructure.register_host(ledger, ctx(), "h3", "z1", "c1", Hypervisor.Simulator)
+    pool = infrastructure.register_pool(
+        ledger,
         ctx(),
         name="p1",
         zone="z1",
@@ -59,7 +61,7 @@ def copy(ledger: Ledger) -> Copy:
         cluster="c1",
         overprovision=1.0,
     )
-    store = ledger.register_store(ctx(), "s1", "z1", "/sim/s1")
+    store = infrastructure.register_store(ledger, ctx(), "s1", "z1", "/sim/s1")
     return Copy(
         srcTO=Data(ImageStoreTO(uuid=str(store.id), name="s1", uri="/sim/s1")),
         destTO=Data(
@@ -76,16 +78,16 @@ def test_the_first_up_host_by_name_and_what_another_process_changed(
     chosen = select(ledger, copy).host
     assert chosen is not None
     assert chosen.name == "h2"
-    other.register_host(ctx(), "h1", "z1", "c1", Hypervisor.Simulator)
+    infrastructure.register_host(other, ctx(), "h1", "z1", "c1", Hypervisor.Simulator)
     chosen = select(ledger, copy).host
     assert chosen is not None
     assert chosen.name == "h1"
-    other.set_host_state(ctx(), "h1", HostState.Down)
-    other.set_host_state(ctx(), "h2", HostState.Disabled)
+    infrastructure.set_host_state(other, ctx(), "h1", HostState.Down)
+    infrastructure.set_host_state(other, ctx(), "h2", HostState.Disabled)
     chosen = select(ledger, copy).host
     assert chosen is not None
     assert chosen.name == "h3"
-    other.set_host_state(ctx(), "h3", HostState.Down)
+    infrastructure.set_host_state(other, ctx(), "h3", HostState.Down)
     choice = select(ledger, copy)
     assert choice.host is None
     assert choice.reason.startswith(NO_ENDPOINT)
@@ -94,7 +96,7 @@ def test_the_first_up_host_by_name_and_what_another_process_changed(
 def test_a_host_of_another_cluster_does_not_reach_a_cluster_pool(
     ledger: Ledger, other: Ledger, copy: Copy
 ) -> None:
-    other.register_host(ctx(), "a0", "z1", "c2", Hypervisor.Simulator)
+    infrastructure.register_host(other, ctx(), "a0", "z1", "c2", Hypervisor.Simulator)
     chosen = select(ledger, copy).host
     assert chosen is not None
     assert chosen.name == "h2"

@@ -10,10 +10,11 @@ from eventsourcing.domain import Snapshot
 from eventsourcing.persistence import StoredEvent
 
 from ledger.aggregate import Ctx
+from ledger.app import Ledger
 from ledger.errors import CapacityExceeded
 from ledger.pool import StoragePool
-from ledger.service import Ledger
 from ledger.store.database import parse_db
+from ledger.usecases import infrastructure, volumes
 from ledger.values import GiB, PoolType, Scope, VolumeType
 from ledger.volume import Volume
 
@@ -79,8 +80,9 @@ def test_every_saved_event_class_round_trips(ledger):
     """Every event the operations below produce decodes to an equal event."""
     from ledger.values import Hypervisor
 
-    ledger.register_host(ctx(), "h", "z1", "c1", Hypervisor.Simulator)
-    ledger.register_pool(
+    infrastructure.register_host(ledger, ctx(), "h", "z1", "c1", Hypervisor.Simulator)
+    infrastructure.register_pool(
+        ledger,
         ctx(),
         name="p",
         zone="z1",
@@ -92,9 +94,9 @@ def test_every_saved_event_class_round_trips(ledger):
         tags=["ssd"],
         overprovision=1.5,
     )
-    ledger.register_store(ctx(), "s", "z1", "/s")
-    ledger.set_config(ctx(), "vm.allocation.algorithm", "firstfit")
-    ledger.create_volume(ctx(), name="v", zone="z1", size=GiB, pool_ref="p")
+    infrastructure.register_store(ledger, ctx(), "s", "z1", "/s")
+    infrastructure.set_config(ledger, ctx(), "vm.allocation.algorithm", "firstfit")
+    volumes.create_volume(ledger, ctx(), name="v", zone="z1", size=GiB, pool_ref="p")
     notes = ledger.recorder.select_notifications(start=None, limit=1000)
     assert len(notes) > 10
     for note in notes:
@@ -148,16 +150,16 @@ def test_reservations_stored_by_the_pool_alone_are_released_after_the_upgrade(le
     """A v1 log: the pool was the only record of what each volume held. Its entries
     stay in the pool (`legacy`) until released, and a retry changes nothing."""
     pool = _pool()
-    volumes = [_volume(f"v{i}") for i in range(3)]
-    for volume in volumes:
+    held = [_volume(f"v{i}") for i in range(3)]
+    for volume in held:
         pool.reserve(ctx(), volume, GiB, 0.85, 1.0)
     ledger.recorder.insert_events([_as_v1(ledger, e) for e in pool.collect_events()])
-    # the same volumes as v1 code saved them: no record of what they hold
-    v0, v1, v2 = (_volume(v.name, id=v.id) for v in volumes)
+    # the same held as v1 code saved them: no record of what they hold
+    v0, v1, v2 = (_volume(v.name, id=v.id) for v in held)
     assert v0.holds == {}
     loaded = ledger.repository.get(pool.id)
     assert (loaded.allocated, loaded.objects) == (3 * GiB, 3)
-    assert loaded.legacy == {str(v.id): GiB for v in volumes}
+    assert loaded.legacy == {str(v.id): GiB for v in held}
     loaded.reserve(ctx(), v0, GiB, 0.85, 1.0)  # a retried reserve: nothing new
     with pytest.raises(CapacityExceeded, match="already holds"):
         loaded.reserve(ctx(), v0, 2 * GiB, 0.85, 1.0)

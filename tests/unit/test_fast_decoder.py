@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from eventsourcing.persistence import MapperDeserialisationError, StoredEvent
 
-from ledger.service import Ledger
+from ledger.app import Ledger
 from ledger.store.database import parse_db, prepare
 from ledger.store.decoder import _datetime_iso as _decode_time
 from ledger.store.reader import selector

@@ -10,12 +10,13 @@ from uuid import UUID
 
 import pytest
 
+from cli import bootstrap
 from executors.engine import Engine
 from ledger.aggregate import Ctx
+from ledger.app import Ledger
 from ledger.job import Job
 from ledger.pool import StoragePool
-from ledger.service import Ledger
-from ledger.store.database import parse_db
+from ledger.usecases import infrastructure, volumes
 from ledger.values import (
     GiB,
     Hypervisor,
@@ -35,8 +36,11 @@ def ctx() -> Ctx:
 
 @pytest.fixture
 def world(ledger: Ledger, db_url: str) -> tuple[Ledger, Engine, UUID]:
-    ledger.register_host(ctx(), "sim1", "z1", "c1", Hypervisor.Simulator)
-    pool = ledger.register_pool(
+    infrastructure.register_host(
+        ledger, ctx(), "sim1", "z1", "c1", Hypervisor.Simulator
+    )
+    pool = infrastructure.register_pool(
+        ledger,
         ctx(),
         name="p1",
         zone="z1",
@@ -47,7 +51,7 @@ def world(ledger: Ledger, db_url: str) -> tuple[Ledger, Engine, UUID]:
         cluster="c1",
         overprovision=1.0,
     )
-    return ledger, Engine(ledger, parse_db(db_url)), pool.id
+    return ledger, bootstrap.engine(ledger, project=False), pool.id
 
 
 def count_saves(ledger: Ledger) -> dict[str, int]:
@@ -67,7 +71,9 @@ def count_saves(ledger: Ledger) -> dict[str, int]:
 
 def submit_creates(ledger: Ledger) -> list[Job]:
     return [
-        ledger.create_volume(ctx(), name=f"v{i}", zone="z1", size=GiB, pool_ref="p1")
+        volumes.create_volume(
+            ledger, ctx(), name=f"v{i}", zone="z1", size=GiB, pool_ref="p1"
+        )
         for i in range(N)
     ]
 
@@ -105,9 +111,9 @@ def test_a_batch_that_loses_a_race_is_decided_again_from_fresh_state(
     answer and each job settles once."""
     ledger, engine, _ = world
     jobs = submit_creates(ledger)
-    other = Ledger(env=parse_db(db_url).env)
+    other = bootstrap.open_ledger(db_url)
     try:
-        rival = Engine(other, parse_db(db_url))
+        rival = bootstrap.engine(other, project=False)
         original = ledger.save_batch
         raced: list[bool] = []
 
@@ -142,18 +148,18 @@ def test_a_decision_that_changes_what_it_does_not_return_undoes_the_batch(
     batch is not saved either, and the cached aggregate it changed is read again."""
     ledger, engine, pool_id = world
     jobs = submit_creates(ledger)
-    decide = engine.workflows.decide
+    decide = engine.decide
     strayed: list[bool] = []
 
-    def decide_and_stray(event: Any) -> Any:
-        out = decide(event)
+    def decide_and_stray(app: Any, event: Any) -> Any:
+        out = decide(app, event)
         if not strayed and out:
             strayed.append(True)
             pool = ledger.load(StoragePool, pool_id)
             pool.report_stats(ctx(), 999, "sim1")  # changed, never returned
         return out
 
-    engine.workflows.decide = decide_and_stray  # type: ignore[method-assign]
+    engine.decide = decide_and_stray
     work(engine)
     assert engine._followers["workflow"].fallbacks == 1
     assert [j.status for j in settled(ledger, jobs)] == [JobStatus.succeeded] * N

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from ledger.service import Ledger
+from ledger.app import Ledger
 from projections import journal_stage
 from projections import view as view_module
 from projections.projector import catch_up, position, rebuild

@@ -8,12 +8,13 @@ from collections.abc import Iterator
 import pytest
 
 from ledger.aggregate import Ctx
+from ledger.app import Ledger
 from ledger.config import CONFIG_ID, Config
 from ledger.errors import NotFound
 from ledger.host import Host
-from ledger.service import Ledger
 from ledger.simulator_plan import SimulatorPlan, plan_id
 from ledger.store.database import parse_db
+from ledger.usecases import infrastructure, simulator
 from ledger.values import Hypervisor
 
 
@@ -35,9 +36,9 @@ def test_settings_set_by_another_process_are_seen_after_a_remembered_miss(
     factor = "storage.overprovisioning.factor"
     assert ledger.settings().get(factor) == 2.0
     assert ledger.settings().get(factor) == 2.0  # the remembered miss
-    other.set_config(ctx(), factor, "3.5")
+    infrastructure.set_config(other, ctx(), factor, "3.5")
     assert ledger.settings().get(factor) == 3.5
-    other.set_config(ctx(), factor, "4")
+    infrastructure.set_config(other, ctx(), factor, "4")
     assert ledger.settings().get(factor) == 4.0
 
 
@@ -48,8 +49,8 @@ def test_config_first_set_here_after_a_miss_is_kept_by_the_next_set_elsewhere(
     first one's Config instead of starting another."""
     ledger.settings()
     other.settings()
-    ledger.set_config(ctx(), "wait", "60")
-    other.set_config(ctx(), "copy.volume.wait", "120")
+    infrastructure.set_config(ledger, ctx(), "wait", "60")
+    infrastructure.set_config(other, ctx(), "copy.volume.wait", "120")
     for app in (ledger, other):
         assert app.settings().get("wait") == 60
         assert app.settings().get("copy.volume.wait") == 120
@@ -59,11 +60,15 @@ def test_config_first_set_here_after_a_miss_is_kept_by_the_next_set_elsewhere(
 def test_a_simulator_plan_configured_elsewhere_is_found_after_a_miss(
     ledger: Ledger, other: Ledger
 ) -> None:
-    ledger.register_host(ctx(), "sim1", "z1", "c1", Hypervisor.Simulator)
+    infrastructure.register_host(
+        ledger, ctx(), "sim1", "z1", "c1", Hypervisor.Simulator
+    )
     host_id = ledger.resolve(Host, "sim1").id
     assert ledger.find(SimulatorPlan, plan_id(host_id)) is None
     assert ledger.find(SimulatorPlan, plan_id(host_id)) is None
-    other.configure_simulator(ctx(), "sim1", "CopyCommand", "fail", details="boom")
+    simulator.configure_simulator(
+        other, ctx(), "sim1", "CopyCommand", "fail", details="boom"
+    )
     plan = ledger.find(SimulatorPlan, plan_id(host_id))
     assert plan is not None
     assert plan.faults["CopyCommand"]["details"] == "boom"
@@ -101,16 +106,18 @@ def test_an_id_never_saved_stays_not_found(ledger: Ledger) -> None:
 def test_peek_many_sees_other_processes_changes_to_cached_aggregates(
     ledger: Ledger, other: Ledger
 ) -> None:
-    ledger.register_host(ctx(), "sim1", "z1", "c1", Hypervisor.Simulator)
-    ledger.set_config(ctx(), "wait", "60")
+    infrastructure.register_host(
+        ledger, ctx(), "sim1", "z1", "c1", Hypervisor.Simulator
+    )
+    infrastructure.set_config(ledger, ctx(), "wait", "60")
     host_id = ledger.resolve(Host, "sim1").id
     absent = plan_id(host_id)
     first = ledger.peek_many([CONFIG_ID, host_id, absent])
     assert set(first) == {CONFIG_ID, host_id}
-    other.set_config(ctx(), "wait", "61")
-    other.set_config(ctx(), "copy.volume.wait", "62")
-    other.register_host(ctx(), "sim2", "z1", "c1", Hypervisor.Simulator)
-    other.configure_simulator(ctx(), "sim1", "CopyCommand", "fail")
+    infrastructure.set_config(other, ctx(), "wait", "61")
+    infrastructure.set_config(other, ctx(), "copy.volume.wait", "62")
+    infrastructure.register_host(other, ctx(), "sim2", "z1", "c1", Hypervisor.Simulator)
+    simulator.configure_simulator(other, ctx(), "sim1", "CopyCommand", "fail")
     again = ledger.peek_many([CONFIG_ID, host_id, absent])
     config = again[CONFIG_ID]
     assert isinstance(config, Config)

@@ -16,9 +16,10 @@ import pytest
 from eventsourcing.persistence import IntegrityError
 
 from ledger.aggregate import Ctx
+from ledger.app import Ledger
 from ledger.pool import StoragePool
-from ledger.service import Ledger
 from ledger.store.database import parse_db
+from ledger.usecases import infrastructure
 from ledger.values import GiB, Hypervisor, PoolType, Scope, VolumeState
 from ledger.volume import Volume
 from projections import replay as replay_module
@@ -287,10 +288,10 @@ def pool_ledger(url: str, actor: str) -> tuple[Ledger, Ctx, StoragePool]:
     """A ledger on `url` with one simulator host and one unbounded pool."""
     app = open_ledger(url)
     ctx = Ctx.new(actor)
-    app.register_host(ctx, "sim1", "z1", "c1", Hypervisor.Simulator)
+    infrastructure.register_host(app, ctx, "sim1", "z1", "c1", Hypervisor.Simulator)
     pool = app.load(
         StoragePool,
-        app.register_pool(
+        infrastructure.register_pool(app,
             ctx, name="p1", zone="z1", path="/sim/p1", capacity=1 << 60,
             scope=Scope.CLUSTER, pool_type=PoolType.Simulator, cluster="c1",
             overprovision=1.0,
@@ -474,7 +475,9 @@ def test_a_copy_inside_the_database_keeps_positions_and_equals_a_rebuild(
         rebuild(target)
         assert tables(target) == copied
         # the next event goes after the copied ones (PostgreSQL's sequence moved)
-        target.register_host(Ctx.new("test"), "sim2", "z1", "c1", Hypervisor.Simulator)
+        infrastructure.register_host(
+            target, Ctx.new("test"), "sim2", "z1", "c1", Hypervisor.Simulator
+        )
         assert target.recorder.max_notification_id() > stop
     finally:
         target.close()
@@ -566,7 +569,9 @@ def test_a_new_file_is_copied_alone_and_equals_a_rebuild(
         assert len(copied_tables["event_journal"]) == copied
         rebuild(target)
         assert tables(target) == copied_tables
-        target.register_host(Ctx.new("test"), "sim2", "z1", "c1", Hypervisor.Simulator)
+        infrastructure.register_host(
+            target, Ctx.new("test"), "sim2", "z1", "c1", Hypervisor.Simulator
+        )
         assert target.recorder.max_notification_id() > stop
     finally:
         target.close()
@@ -592,7 +597,7 @@ def test_a_new_file_whose_copy_fails_midway_holds_nothing(tmp_path, monkeypatch)
 
 KILLED_MIDWAY = """
 import os, signal, sys
-from ledger.service import Ledger
+from ledger.app import Ledger
 from ledger.store.database import parse_db
 from projections import replay
 

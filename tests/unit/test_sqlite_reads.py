@@ -11,9 +11,10 @@ import pytest
 from eventsourcing.sqlite import SQLiteProcessRecorder
 
 from ledger.aggregate import Ctx
+from ledger.app import Ledger
 from ledger.host import Host
-from ledger.service import Ledger
 from ledger.store.database import parse_db
+from ledger.usecases import infrastructure
 from ledger.values import HostState, Hypervisor
 
 
@@ -32,9 +33,11 @@ def two(tmp_path: Path) -> Iterator[tuple[Ledger, Ledger]]:
 
 def test_reads_match_the_library_for_every_argument(two: tuple[Ledger, Ledger]) -> None:
     ledger, _ = two
-    host = ledger.register_host(ctx(), "kvm-01", "z1", "c1", Hypervisor.KVM)
+    host = infrastructure.register_host(
+        ledger, ctx(), "kvm-01", "z1", "c1", Hypervisor.KVM
+    )
     for state in [HostState.Disabled, HostState.Up] * 3:
-        ledger.set_host_state(ctx(), "kvm-01", state)
+        infrastructure.set_host_state(ledger, ctx(), "kvm-01", state)
     fast = ledger.recorder
     assert "select_events" in vars(fast)  # installed on this instance
     assert isinstance(fast, SQLiteProcessRecorder)
@@ -51,9 +54,11 @@ def test_reads_match_the_library_for_every_argument(two: tuple[Ledger, Ledger]) 
 
 def test_reads_see_another_process_commit_at_once(two: tuple[Ledger, Ledger]) -> None:
     ledger, other = two
-    host = ledger.register_host(ctx(), "kvm-01", "z1", "c1", Hypervisor.KVM)
+    host = infrastructure.register_host(
+        ledger, ctx(), "kvm-01", "z1", "c1", Hypervisor.KVM
+    )
     assert ledger.load(Host, host.id).state is HostState.Up
-    other.set_host_state(ctx(), "kvm-01", HostState.Disabled)
+    infrastructure.set_host_state(other, ctx(), "kvm-01", HostState.Disabled)
     assert ledger.load(Host, host.id).state is HostState.Disabled
-    ledger.set_host_state(ctx(), "kvm-01", HostState.Up)
+    infrastructure.set_host_state(ledger, ctx(), "kvm-01", HostState.Up)
     assert other.load(Host, host.id).state is HostState.Up

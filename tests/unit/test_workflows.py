@@ -1,7 +1,7 @@
 """Each workflow step: given what happened, when an answer arrives, then what next.
 
 The ledger runs in memory (eventsourcing's POPO store); answers are built by hand
-instead of coming from an agent, so each test is one decision of `Workflows`.
+instead of coming from an agent, so each test is one decision of `workflows.decide`.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from uuid import UUID, uuid4
 import pytest
 
 from ledger.aggregate import Ctx, Requested, StaleAnswer
+from ledger.app import Ledger
 from ledger.commands import (
     AttachAnswer,
     CopyCmdAnswer,
@@ -22,8 +23,8 @@ from ledger.copies import DataObjectInStore, copy_id
 from ledger.errors import InvalidInput
 from ledger.job import Job
 from ledger.pool import StoragePool
-from ledger.service import Ledger
 from ledger.template import Template
+from ledger.usecases import answers, infrastructure, templates, vms, volumes
 from ledger.values import (
     GiB,
     Hypervisor,
@@ -37,7 +38,7 @@ from ledger.values import (
 )
 from ledger.vm import DATA_DEVICE_IDS, VirtualMachine
 from ledger.volume import Volume
-from ledger.workflows import Workflows
+from ledger.workflows import decide
 
 
 def ctx() -> Ctx:
@@ -47,8 +48,9 @@ def ctx() -> Ctx:
 @pytest.fixture
 def ledger():
     app = Ledger(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
-    app.register_host(ctx(), "kvm-01", "z1", "c1", Hypervisor.KVM)
-    app.register_pool(
+    infrastructure.register_host(app, ctx(), "kvm-01", "z1", "c1", Hypervisor.KVM)
+    infrastructure.register_pool(
+        app,
         ctx(),
         name="gold",
         zone="z1",
@@ -59,7 +61,7 @@ def ledger():
         cluster="c1",
         overprovision=1.0,
     )
-    app.register_store(ctx(), "sec-1", "z1", "/srv/sec")
+    infrastructure.register_store(app, ctx(), "sec-1", "z1", "/srv/sec")
     return app
 
 
@@ -82,11 +84,10 @@ def answer_pending(app: Ledger, obj_id: UUID, answer_for) -> list:
     answer_ctx = Ctx(
         request.actor, request.job_id, f"{obj_id}/{request.originator_version}"
     )
-    app.record_answer(answer_ctx, obj_id, answer_for(command))
-    flow = Workflows(app)
+    answers.record_answer(app, answer_ctx, obj_id, answer_for(command))
     decided = []
     for event in new_events(app, head):
-        saved = app.atomic(lambda e=event: flow.decide(e))
+        saved = app.atomic(lambda e=event: decide(app, e))
         decided += saved
     return decided
 
@@ -125,7 +126,8 @@ def failed_copy(command):
 
 
 def ready_template(app: Ledger) -> Template:
-    job = app.register_template(
+    job = templates.register_template(
+        app,
         ctx(),
         name="tiny",
         url="file:///img/tiny.qcow2",
@@ -146,8 +148,13 @@ class TestTemplateRegistration:
         assert len(jobs) == 1
 
     def test_failed_download_fails_the_job_with_the_agents_words(self, ledger):
-        job = ledger.register_template(
-            ctx(), name="bad", url="file:///img/bad", fmt=ImageFormat.QCOW2, zone="z1"
+        job = templates.register_template(
+            ledger,
+            ctx(),
+            name="bad",
+            url="file:///img/bad",
+            fmt=ImageFormat.QCOW2,
+            zone="z1",
         )
         store_id = UUID(ledger.zone("z1").stores[0])
         cid = copy_id(job.object_id, store_id)
@@ -167,7 +174,7 @@ class TestTemplateRegistration:
 class TestDeploy:
     def deploy(self, ledger, name="web-1"):
         ready_template(ledger)
-        job = ledger.deploy_vm(ctx(), name=name, template_ref="tiny", zone="z1")
+        job = vms.deploy_vm(ledger, ctx(), name=name, template_ref="tiny", zone="z1")
         vm = ledger.load(VirtualMachine, job.object_id)
         return job, vm, ledger.load(Volume, vm.root_volume_id)
 
@@ -201,7 +208,7 @@ class TestDeploy:
     def test_second_deploy_clones_the_cached_base_without_copying_again(self, ledger):
         _job, _vm, first = self.deploy(ledger)
         answer_pending(ledger, copy_id(first.template_id, first.pool_id), ok_copy)
-        job = ledger.deploy_vm(ctx(), name="web-2", template_ref="tiny", zone="z1")
+        job = vms.deploy_vm(ledger, ctx(), name="web-2", template_ref="tiny", zone="z1")
         second = ledger.load(
             Volume, ledger.load(VirtualMachine, job.object_id).root_volume_id
         )
@@ -225,18 +232,20 @@ class TestDeploy:
 class TestAttach:
     def setup_vm(self, ledger):
         ready_template(ledger)
-        job = ledger.deploy_vm(ctx(), name="web-1", template_ref="tiny", zone="z1")
+        job = vms.deploy_vm(ledger, ctx(), name="web-1", template_ref="tiny", zone="z1")
         vm = ledger.load(VirtualMachine, job.object_id)
         root = ledger.load(Volume, vm.root_volume_id)
         answer_pending(ledger, copy_id(root.template_id, root.pool_id), ok_copy)
         answer_pending(ledger, root.id, ok_copy)
-        create = ledger.create_volume(ctx(), name="data-1", zone="z1", size=GiB)
+        create = volumes.create_volume(
+            ledger, ctx(), name="data-1", zone="z1", size=GiB
+        )
         return vm, create.object_id, root.pool_id
 
     def test_attach_of_allocated_volume_places_and_creates_it_first(self, ledger):
         _vm, volume_id, pool_id = self.setup_vm(ledger)
         before = ledger.load(StoragePool, pool_id).allocated
-        ledger.attach_volume(ctx(), volume_id, "web-1")
+        volumes.attach_volume(ledger, ctx(), volume_id, "web-1")
         volume = ledger.load(Volume, volume_id)
         assert volume.state is VolumeState.Creating
         assert volume.pending["kind"] == "CreateObjectCommand"
@@ -244,7 +253,7 @@ class TestAttach:
 
     def test_created_volume_is_then_attached(self, ledger):
         vm, volume_id, _ = self.setup_vm(ledger)
-        job = ledger.attach_volume(ctx(), volume_id, "web-1")
+        job = volumes.attach_volume(ledger, ctx(), volume_id, "web-1")
         answer_pending(
             ledger,
             volume_id,
@@ -279,20 +288,20 @@ class TestAttach:
 
     def test_attach_to_a_vm_without_a_free_device_id_is_refused(self, ledger):
         vm, _, _ = self.setup_vm(ledger)
-        job = ledger.create_volume(
-            ctx(), name="data-2", zone="z1", size=GiB, pool_ref="gold"
+        job = volumes.create_volume(
+            ledger, ctx(), name="data-2", zone="z1", size=GiB, pool_ref="gold"
         )
         answer_pending(ledger, job.object_id, created)
         self.fill_devices(ledger, vm.id)
         head = ledger.recorder.max_notification_id()
         with pytest.raises(InvalidInput, match="maximum number of data disks"):
-            ledger.attach_volume(ctx(), job.object_id, "web-1")
+            volumes.attach_volume(ledger, ctx(), job.object_id, "web-1")
         assert ledger.recorder.max_notification_id() == head  # nothing written
         assert ledger.load(Volume, job.object_id).state is VolumeState.Ready
 
     def test_attach_after_create_fails_the_job_without_a_free_device_id(self, ledger):
         vm, volume_id, _ = self.setup_vm(ledger)
-        job = ledger.attach_volume(ctx(), volume_id, "web-1")
+        job = volumes.attach_volume(ledger, ctx(), volume_id, "web-1")
         self.fill_devices(ledger, vm.id)
         answer_pending(ledger, volume_id, created)
         job = ledger.load(Job, job.id)
@@ -305,7 +314,7 @@ class TestAttach:
     def test_failed_create_returns_volume_to_allocated_and_releases(self, ledger):
         _vm, volume_id, pool_id = self.setup_vm(ledger)
         before = ledger.load(StoragePool, pool_id).allocated
-        job = ledger.attach_volume(ctx(), volume_id, "web-1")
+        job = volumes.attach_volume(ledger, ctx(), volume_id, "web-1")
         answer_pending(
             ledger,
             volume_id,
@@ -321,7 +330,7 @@ class TestAttach:
 
     def test_an_answer_cannot_be_recorded_twice(self, ledger):
         _vm, volume_id, _ = self.setup_vm(ledger)
-        ledger.attach_volume(ctx(), volume_id, "web-1")
+        volumes.attach_volume(ledger, ctx(), volume_id, "web-1")
         volume = ledger.load(Volume, volume_id)
         command = from_dict(volume.pending)
         answer = CreateObjectAnswer(
@@ -329,6 +338,6 @@ class TestAttach:
             result=True,
             data=command.data.replace(path="x"),
         )
-        ledger.record_answer(ctx(), volume_id, answer)
+        answers.record_answer(ledger, ctx(), volume_id, answer)
         with pytest.raises(StaleAnswer):
-            ledger.record_answer(ctx(), volume_id, answer)
+            answers.record_answer(ledger, ctx(), volume_id, answer)

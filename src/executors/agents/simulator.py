@@ -3,7 +3,9 @@
 CloudStack ships a simulator hypervisor for the same reasons: scale tests and fault
 injection. This one says so in every answer's details, and follows the host's
 `SimulatorPlan` (fail with given details, hang past the wait, or delay), which
-`storctl simulator configure` records in the ledger so every process sees it.
+`storctl simulator configure` records in the ledger so every process sees it. The
+agent does not read the ledger: it asks `faults` (the composition root gives it
+`usecases.simulator.use_fault`) for the fault a command meets.
 """
 
 from __future__ import annotations
@@ -13,9 +15,6 @@ from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import IntegrityError
-
-from ledger.aggregate import Ctx
 from ledger.commands import (
     Answer,
     AttachAnswer,
@@ -37,35 +36,23 @@ from ledger.commands import (
     VolumeObjectTO,
     failure_for,
 )
-from ledger.service import Ledger
-from ledger.simulator_plan import SimulatorPlan, plan_id
+
+#: (host id, command kind, command id) -> the fault planned for it, used up; or None
+Faults = Callable[[UUID, str, str], dict[str, Any] | None]
 
 SIM_TEMPLATE_SIZE = 2 << 30  # what a simulated download reports as virtual size
 
 
 class SimulatorAgent:
     def __init__(
-        self, ledger: Ledger, host_id: UUID, interrupt: threading.Event | None = None
+        self, host_id: UUID, faults: Faults, interrupt: threading.Event | None = None
     ) -> None:
-        self.ledger = ledger
         self.host_id = host_id
+        self.faults = faults
         self.interrupt = interrupt or threading.Event()
 
     def _fault(self, command: Command) -> dict[str, Any] | None:
-        for _ in range(10):
-            plan = self.ledger.find(SimulatorPlan, plan_id(self.host_id))
-            if plan is None:
-                return None
-            ctx = Ctx("simulator", "simulator", command.commandId)
-            fault = plan.use(ctx, command.kind)
-            if fault is None:
-                return None
-            try:
-                self.ledger.save(plan)
-            except IntegrityError:
-                continue
-            return fault
-        return None
+        return self.faults(self.host_id, command.kind, command.commandId)
 
     def handle(
         self, command: Any, on_progress: Callable[[float], None] | None = None

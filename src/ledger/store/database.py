@@ -8,7 +8,7 @@ module: it goes to the driver, not into an event, a log line or an error message
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -143,3 +143,23 @@ def pg_connect_args(db: Database) -> dict[str, Any]:
     if env.get("POSTGRES_PASSWORD"):
         args["password"] = env["POSTGRES_PASSWORD"]
     return args
+
+
+def database_of(env: Mapping[str, str]) -> Database:
+    """The `Database` an application's environment was made from (`parse_db`'s
+    inverse, the password kept in `env` only): what a follower's lease needs of
+    the ledger it works on."""
+    if env.get("PERSISTENCE_MODULE") == "eventsourcing.postgres":
+        schema = env.get("POSTGRES_SCHEMA")
+        url = (
+            f"postgresql://{env['POSTGRES_USER']}@{env['POSTGRES_HOST']}:"
+            f"{env['POSTGRES_PORT']}/{env['POSTGRES_DBNAME']}"
+            + (f"?schema={schema}" if schema else "")
+        )
+        return Database(url=url, kind="postgres", env=dict(env), schema=schema)
+    if env.get("PERSISTENCE_MODULE") == "eventsourcing.sqlite":
+        path = Path(env["SQLITE_DBNAME"])
+        return Database(url=str(path), kind="sqlite", env=dict(env), path=path)
+    raise InvalidInput(
+        "--db", str(env.get("PERSISTENCE_MODULE")), "not a SQLite or PostgreSQL ledger"
+    )

@@ -176,3 +176,18 @@ def events_after(recorder: Any, versions: dict[UUID, int]) -> list[StoredEvent]:
             )
             for row in curs.fetchall()
         ]
+
+
+def originators(recorder: Any, topic: str) -> list[UUID]:
+    """The ids of the aggregates with an event of `topic`, in log order (a few:
+    the zones, which are never removed)."""
+    ids: list[UUID] = []
+    start: int | None = None
+    while True:
+        notes = recorder.select_notifications(
+            start=start, limit=1000, topics=[topic], inclusive_of_start=False
+        )
+        if not notes:
+            return ids
+        ids += [n.originator_id for n in notes]
+        start = notes[-1].id

@@ -1,16 +1,24 @@
-"""The ledger's core: one eventsourcing Application, loading, resolving and saving.
+"""The ledger: one thin eventsourcing Application, its storage plumbing and no more.
 
 Every storctl aggregate lives in this one application, so the whole storage history
 is one notification log, and followers (workflows, dispatcher, projections) keep their
-tracking rows beside the events (SQLite has no per-application table names). Saves
-that lost a race are decided again from fresh state (`atomic`), so callers never see
-a version conflict as an error.
+tracking rows beside the events (SQLite has no per-application table names). It
+loads, resolves names, decides atomically (a save that lost a race is decided again
+from fresh state, so callers never see a version conflict as an error), saves a
+follower's batch with its tracking row, and reads settings. What storctl *does* is
+elsewhere: the use cases (`ledger.usecases`) and the workflows (`ledger.workflows`)
+are plain functions over this application, as in eventsourcing's `bankaccounts`.
+
+The read side reaches a decision only through `candidates` (`ledger.ports`), given
+by the composition root (`cli.bootstrap`); without one, placement reads the
+aggregates themselves (`inventory.AggregateCandidates`).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable, Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar, cast
 from uuid import UUID
 
@@ -28,20 +36,15 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.sqlite import SQLiteDatastore
 
-from ledger.aggregate import Ctx
 from ledger.config import CONFIG_ID, Config, Settings
 from ledger.copies import DataObjectInStore
-from ledger.errors import (
-    Conflict,
-    Duplicate,
-    InvalidInput,
-    NotFound,
-)
+from ledger.errors import Conflict, NotFound
 from ledger.host import Host
 from ledger.image_store import ImageStore
 from ledger.job import Job
 from ledger.names import NameClaim, claim_id
 from ledger.pool import StoragePool
+from ledger.ports import Candidates
 from ledger.simulator_plan import SimulatorPlan
 from ledger.snapshot import Snapshot
 from ledger.store.repository import CACHE_SIZE, Batch, StrayChange, _Repository
@@ -89,7 +92,7 @@ KIND_NAMES: dict[type[Aggregate], str] = {
 }
 
 
-class LedgerCore(Application[UUID]):
+class Ledger(Application[UUID]):
     """The write side's plumbing. Snapshots keep long-lived aggregates quick to load."""
 
     name = "storctl"
@@ -105,16 +108,18 @@ class LedgerCore(Application[UUID]):
         Snapshot: 100,
     }
 
-    #: Where allocators read candidate pools; None reads the aggregates. The CLI sets
-    #: it to the projected table, so the ledger never imports the read side.
-    pool_source: Callable[[Any, str, UUID | None], list[Any]] | None = None
-    #: Where allocators find the suitable pools without judging each in Python
-    #: (`projections.placement.find_suitable`); None judges every pool.
-    suitable_source: Callable[..., tuple[list[Any], list[Any]]] | None = None
-    #: Where storage cleanup finds template copies on the zone's pools that no volume
-    #: uses, as {pool id: [copy id]}; None finds none. Each is confirmed on its
-    #: aggregate before it is destroyed.
-    copy_source: Callable[[Any, str, UUID | None], dict[str, list[UUID]]] | None = None
+    def __init__(
+        self,
+        env: Mapping[str, str] | None = None,
+        *,
+        candidates: Callable[[Ledger], Candidates] | None = None,
+    ) -> None:
+        """`candidates` builds the read side's answers for placement from this
+        ledger (`projections.candidates.TableCandidates`); None: placement reads
+        the aggregates (`inventory.AggregateCandidates`)."""
+        super().__init__(env)
+        self._scope = threading.local()
+        self.candidates: Candidates | None = candidates(self) if candidates else None
 
     def construct_recorder(self) -> Any:
         # A process recorder: followers write their tracking row in the same
@@ -212,11 +217,34 @@ class LedgerCore(Application[UUID]):
             return None
 
     def settings(self) -> Config | Settings:
-        """Read only (every caller asks `.get(key)`): not copied from the cache."""
+        """The configuration, read only (every caller asks `.get(key)`): inside
+        `one_settings_read` the read made at its start, else a read now."""
+        held: Config | Settings | None = getattr(self._scope, "settings", None)
+        return held if held is not None else self._read_settings()
+
+    def _read_settings(self) -> Config | Settings:
         try:
             return self.peek(Config, CONFIG_ID)
         except NotFound:
             return Settings()
+
+    @contextlib.contextmanager
+    def one_settings_read(self) -> Iterator[None]:
+        """Every `settings()` of this thread sees one read: a submission that checks
+        a minimum size, places and sets a command's wait asked three times, each a
+        query. Nested scopes keep the outer read."""
+        if getattr(self._scope, "settings", None) is not None:
+            yield
+            return
+        self._scope.settings = self._read_settings()
+        try:
+            yield
+        finally:
+            self._scope.settings = None
+
+    def wait(self, key: str) -> int:
+        """A command's wait in seconds, by its configuration key."""
+        return int(self.settings().get(key))
 
     def zone(self, name: str) -> Zone | None:
         return self.find(Zone, zone_id_for(name))
@@ -348,36 +376,3 @@ class LedgerCore(Application[UUID]):
         self._take_snapshots(processing)
         self._notify(recordings)
         return processing, recordings
-
-    # ------------------------------------------------------------ registration
-
-    def _claim(self, ctx: Ctx, kind: str, name: str, obj_id: UUID) -> NameClaim:
-        if (
-            not name
-            or name != name.strip()
-            or len(name) > 255
-            or any(c in name for c in "\0\n\r")
-        ):
-            raise InvalidInput(f"{kind} name", name, "1-255 printable characters")
-        existing = self.find(NameClaim, claim_id(kind, name))
-        if existing is None:
-            return NameClaim.claim(ctx, kind, name, obj_id)
-        if not existing.released:
-            raise Duplicate(kind, name)
-        existing.reclaim(ctx, obj_id)  # the name of a deleted object is free again
-        return existing
-
-    def _zone_for_update(self, ctx: Ctx, name: str) -> Zone:
-        if not name or any(c in name for c in "\0\n\r/"):
-            raise InvalidInput("zone", name, "a plain name")
-        return self.zone(name) or Zone.open(ctx, name)
-
-    def _save_new(
-        self, ctx: Ctx, kind: str, name: str, obj: Aggregate, *others: Aggregate
-    ) -> None:
-        claim = self._claim(ctx, kind, name, obj.id)
-        try:
-            self.save(obj, claim, *others)
-        except IntegrityError:
-            # The name claim or the zone moved under us: decide again from fresh state.
-            raise Duplicate(kind, name) from None

@@ -1,0 +1,227 @@
+"""The infrastructure an operator registers: hosts, primary pools, image stores, and
+the global configuration.
+
+CloudStack's `addHost`, `createStoragePool`, `updateStoragePool` (enable/disable),
+`enableStorageMaintenance`/`cancelStorageMaintenance`, `deleteStoragePool`,
+`addImageStore` and `updateConfiguration`. Each registration claims its name and adds
+the object to its zone's inventory in the same save; a zone is opened by the first
+object registered in it.
+"""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate
+
+from ledger.aggregate import Ctx
+from ledger.app import Ledger
+from ledger.config import CONFIG_ID, Config
+from ledger.errors import IllegalTransition, InvalidInput, NotFound
+from ledger.host import Host
+from ledger.image_store import ImageStore
+from ledger.inventory import find_claim
+from ledger.pool import StoragePool
+from ledger.usecases.claims import claim_name
+from ledger.values import HostState, Hypervisor, PoolType, Scope
+from ledger.zone import Zone
+
+
+def zone_for_update(ledger: Ledger, ctx: Ctx, name: str) -> Zone:
+    """The zone to add to, opened when this is its first object."""
+    if not name or any(c in name for c in "\0\n\r/"):
+        raise InvalidInput("zone", name, "a plain name")
+    return ledger.zone(name) or Zone.open(ctx, name)
+
+
+def register_host(
+    ledger: Ledger, ctx: Ctx, name: str, zone: str, cluster: str, hypervisor: Hypervisor
+) -> Host:
+    if not cluster:
+        raise InvalidInput("cluster", cluster, "a host belongs to a cluster")
+
+    def decide() -> list[Aggregate]:
+        zone_agg = zone_for_update(ledger, ctx, zone)
+        host = Host.register(ctx, name, zone, cluster, hypervisor)
+        zone_agg.add_host(ctx, host.id, cluster)
+        return [host, claim_name(ledger, ctx, "host", name, host.id), zone_agg]
+
+    return ledger.atomic(decide, what=f"host add {name}")[0]  # type: ignore[return-value]
+
+
+def set_host_state(ledger: Ledger, ctx: Ctx, ref: str, state: HostState) -> Host:
+    def decide() -> list[Aggregate]:
+        host = ledger.resolve(Host, ref)
+        host.set_state(ctx, state)
+        return [host]
+
+    return ledger.atomic(decide, what=f"host {ref}")[0]  # type: ignore[return-value]
+
+
+def register_pool(
+    ledger: Ledger,
+    ctx: Ctx,
+    *,
+    name: str,
+    zone: str,
+    path: str,
+    capacity: int,
+    scope: Scope,
+    pool_type: PoolType,
+    cluster: str | None = None,
+    host: str | None = None,
+    tags: list[str] | None = None,
+    overprovision: float | None = None,
+) -> StoragePool:
+    if capacity <= 0:
+        raise InvalidInput("capacity", str(capacity), "must be positive")
+    if overprovision is not None and not 0 < overprovision <= 100:
+        raise InvalidInput("overprovision", str(overprovision), "a factor in (0, 100]")
+    if not path or "\0" in path or "\n" in path:
+        raise InvalidInput("path", path, "a directory path")
+    clean_tags = _tags(tags)
+
+    def decide() -> list[Aggregate]:
+        zone_agg = ledger.zone(zone)
+        host_id: UUID | None = None
+        cluster_id: str | None = None
+        if scope is Scope.HOST:
+            if not host:
+                raise InvalidInput("host", "", "a host-scope pool needs --host")
+            host_agg = ledger.resolve(Host, host)
+            if host_agg.zone_id != zone:
+                raise InvalidInput("host", host, f"not in zone {zone}")
+            host_id, cluster_id = host_agg.id, host_agg.cluster_id
+        elif scope is Scope.CLUSTER:
+            if not cluster:
+                raise InvalidInput(
+                    "cluster", "", "a cluster-scope pool needs --cluster"
+                )
+            if zone_agg is None or cluster not in zone_agg.clusters:
+                raise NotFound("cluster", f"{cluster} (no host of zone {zone} in it)")
+            cluster_id = cluster
+        elif zone_agg is None:
+            raise NotFound("zone", f"{zone} (no host registered in it)")
+        assert zone_agg is not None
+        pool = StoragePool.register(
+            ctx,
+            name=name,
+            zone_id=zone,
+            cluster_id=cluster_id,
+            host_id=host_id,
+            scope=scope,
+            pool_type=pool_type,
+            path=path,
+            capacity=capacity,
+            overprovision=overprovision,
+            tags=clean_tags,
+        )
+        zone_agg.add_pool(ctx, pool.id)
+        return [pool, claim_name(ledger, ctx, "pool", name, pool.id), zone_agg]
+
+    return ledger.atomic(decide, what=f"pool add {name}")[0]  # type: ignore[return-value]
+
+
+def change_pool_status(ledger: Ledger, ctx: Ctx, ref: str, trigger: str) -> StoragePool:
+    def decide() -> list[Aggregate]:
+        pool = ledger.resolve(StoragePool, ref)
+        pool.change_status(ctx, trigger)
+        return [pool]
+
+    return ledger.atomic(decide, what=f"pool {ref}")[0]  # type: ignore[return-value]
+
+
+def record_pool_stats(
+    ledger: Ledger, ctx: Ctx, pool_id: UUID, used: int, host: str
+) -> StoragePool:
+    """What a host measured of a pool's physical use, on record for the
+    allocators' `pool.storage.capacity.disablethreshold` check."""
+
+    def decide() -> list[Aggregate]:
+        pool = ledger.load(StoragePool, pool_id)
+        pool.report_stats(ctx, used, host)
+        return [pool]
+
+    return ledger.atomic(decide, what="pool stats")[0]  # type: ignore[return-value]
+
+
+def pool_maintenance(
+    ledger: Ledger, ctx: Ctx, ref: str, *, enable: bool
+) -> StoragePool:
+    """CloudStack's PrepareForMaintenance then Maintenance; or cancel it.
+
+    storctl's pools hold no running VMs to stop, so preparation completes in the
+    same save; no allocation lands on the pool from the first event on."""
+
+    def decide() -> list[Aggregate]:
+        pool = ledger.resolve(StoragePool, ref)
+        if enable:
+            pool.change_status(ctx, "PrepareForMaintenance")
+            pool.change_status(ctx, "MaintenanceReached")
+        else:
+            pool.change_status(ctx, "CancelMaintenance")
+        return [pool]
+
+    return ledger.atomic(decide, what=f"pool {ref}")[0]  # type: ignore[return-value]
+
+
+def delete_pool(ledger: Ledger, ctx: Ctx, ref: str) -> StoragePool:
+    """Only a pool in Maintenance that holds nothing can go (CloudStack's rule)."""
+
+    def decide() -> list[Aggregate | None]:
+        pool = ledger.resolve(StoragePool, ref)
+        if pool.objects:
+            raise IllegalTransition(
+                "StoragePool",
+                str(pool.id),
+                pool.status.name,
+                "Remove",
+                why=f"{pool.objects} volumes or template copies on it",
+            )
+        pool.change_status(ctx, "Remove")
+        zone_agg = ledger.zone(pool.zone_id)
+        claim = find_claim(ledger, "pool", pool.name)
+        if zone_agg is not None and str(pool.id) in zone_agg.pools:
+            zone_agg.remove_pool(ctx, pool.id)
+        if claim is not None:
+            claim.release(ctx)
+        return [pool, zone_agg, claim]
+
+    return ledger.atomic(decide, what=f"pool {ref}")[0]  # type: ignore[return-value]
+
+
+def register_store(
+    ledger: Ledger, ctx: Ctx, name: str, zone: str, path: str, provider: str = "NFS"
+) -> ImageStore:
+    if not path or "\0" in path or "\n" in path:
+        raise InvalidInput("path", path, "a directory path")
+
+    def decide() -> list[Aggregate]:
+        zone_agg = zone_for_update(ledger, ctx, zone)
+        store = ImageStore.register(ctx, name, zone, path, provider)
+        zone_agg.add_store(ctx, store.id)
+        return [store, claim_name(ledger, ctx, "store", name, store.id), zone_agg]
+
+    return ledger.atomic(decide, what=f"store add {name}")[0]  # type: ignore[return-value]
+
+
+def set_config(ledger: Ledger, ctx: Ctx, key: str, value: str) -> Config:
+    def decide() -> list[Aggregate]:
+        config = ledger.find(Config, CONFIG_ID) or Config.start(ctx)
+        config.set(ctx, key, value)
+        return [config]
+
+    return ledger.atomic(decide, what=f"config {key}")[0]  # type: ignore[return-value]
+
+
+def _tags(tags: list[str] | None) -> list[str]:
+    out: list[str] = []
+    for tag in tags or []:
+        tag = tag.strip()
+        if not tag:
+            continue
+        if not all(c.isalnum() or c in "-_." for c in tag):
+            raise InvalidInput("tag", tag, "letters, digits, - _ . only")
+        if tag not in out:
+            out.append(tag)
+    return out
