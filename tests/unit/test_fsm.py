@@ -9,6 +9,7 @@ import pytest
 
 from ledger import fsm
 from ledger.errors import IllegalTransition
+from ledger.host import Host
 from ledger.pool import StoragePool
 from ledger.values import (
     HostState,
@@ -178,6 +179,7 @@ def test_specs_hold_every_kind_and_every_aggregate_guards_through_its_own():
     for aggregate, key in (
         (StoragePool, "pool"),
         (VirtualMachine, "vm"),
+        (Host, "host"),
     ):
         assert aggregate.SPEC is fsm.SPECS[key]
     for spec in fsm.SPECS.values():
