@@ -10,6 +10,7 @@ import pytest
 from ledger import fsm
 from ledger.errors import IllegalTransition
 from ledger.host import Host
+from ledger.job import Job
 from ledger.pool import StoragePool
 from ledger.values import (
     HostState,
@@ -180,6 +181,7 @@ def test_specs_hold_every_kind_and_every_aggregate_guards_through_its_own():
         (StoragePool, "pool"),
         (VirtualMachine, "vm"),
         (Host, "host"),
+        (Job, "job"),
     ):
         assert aggregate.SPEC is fsm.SPECS[key]
     for spec in fsm.SPECS.values():
@@ -214,3 +216,10 @@ def test_own_refusal_names_kind_object_state_and_trigger(spec, state, trigger, s
     with pytest.raises(IllegalTransition) as err:
         spec.next_state("p", state, trigger)
     assert str(err.value) == says
+
+
+def test_job_settlements_make_the_move_their_table_row_names():
+    for event in (Job.Succeeded, Job.Failed):
+        assert fsm.JOB.next_state("j", JobStatus.pending, event.trigger) is (
+            event.to_state
+        )
