@@ -222,7 +222,8 @@ JOB_TABLE: Table = (
 
 @dataclass(frozen=True)
 class Spec:
-    """One kind's machine: the table, its `transitions.Machine`, and a lookup."""
+    """One kind's machine: the table, its `transitions.Machine`, and a lookup.
+    `source` says whose table it is: CloudStack's verbatim, or storctl's own."""
 
     kind: str
     states: type[Enum]
@@ -230,6 +231,7 @@ class Spec:
     transitional: frozenset[str]
     machine: Any = field(repr=False, compare=False)
     lookup: dict[tuple[str, str], str] = field(repr=False, compare=False)
+    source: str = "CloudStack"
 
     def next_state(self, obj_id: object, state: Enum, trigger: str) -> Any:
         """The state `trigger` leads to from `state`, or `IllegalTransition`."""
@@ -248,7 +250,13 @@ class Spec:
         return state.name in self.transitional
 
 
-def build(kind: str, states: type[Enum], table: Table, transitional: set[str]) -> Spec:
+def build(
+    kind: str,
+    states: type[Enum],
+    table: Table,
+    transitional: set[str],
+    source: str = "CloudStack",
+) -> Spec:
     machine = Machine(
         model=None,
         states=[s.name for s in states],
@@ -261,9 +269,9 @@ def build(kind: str, states: type[Enum], table: Table, transitional: set[str]) -
     # `transitions` would do (first match wins; CloudStack keys are unique).
     lookup: dict[tuple[str, str], str] = {}
     for trigger, event in machine.events.items():
-        for source, transitions_ in event.transitions.items():
-            lookup.setdefault((source, trigger), str(transitions_[0].dest))
-    return Spec(kind, states, table, frozenset(transitional), machine, lookup)
+        for from_state, transitions_ in event.transitions.items():
+            lookup.setdefault((from_state, trigger), str(transitions_[0].dest))
+    return Spec(kind, states, table, frozenset(transitional), machine, lookup, source)
 
 
 VOLUME = build(
@@ -301,10 +309,12 @@ TEMPLATE = build("Template", TemplateState, TEMPLATE_TABLE, {"UploadInProgress"}
 # Transitional, as `doctor` and the pictures mean it (work under way, not a resting
 # state): a pool preparing for maintenance, a job not yet settled. storctl's VMs and
 # hosts wait on no work: each of their states is a resting one.
-POOL = build("StoragePool", PoolStatus, POOL_TABLE, {"PrepareForMaintenance"})
-VM = build("VirtualMachine", VmState, VM_TABLE, set())
-HOST = build("Host", HostState, HOST_TABLE, set())
-JOB = build("Job", JobStatus, JOB_TABLE, {"pending"})
+POOL = build(
+    "StoragePool", PoolStatus, POOL_TABLE, {"PrepareForMaintenance"}, "storctl"
+)
+VM = build("VirtualMachine", VmState, VM_TABLE, set(), "storctl")
+HOST = build("Host", HostState, HOST_TABLE, set(), "storctl")
+JOB = build("Job", JobStatus, JOB_TABLE, {"pending"}, "storctl")
 
 #: every kind, by the name `storctl fsm show KIND` takes (`history`'s names for the
 #: new four)
