@@ -242,16 +242,16 @@ class Verifier:
         after = _moved(event, "to")
         if spec is None or trigger is None or after is None:
             return
-        current = self.state_before(rec)
-        before = _moved(event, "from")
-        if before is None:  # a job's settlement: from the state it was in
-            if current is None:
-                return  # the job does not load: check_loads reports it
-            before = current
+        recorded_from = _moved(event, "from")
         known = any(t == trigger for _, t in spec.lookup)
-        if not known and before == after:
+        if not known and recorded_from == after:
             self.report.skipped += 1
             return
+        current = self.state_before(rec)
+        # a job's settlement records no from-state: the one the job was in
+        before = recorded_from if recorded_from is not None else current
+        if before is None:
+            return  # nor does the job load: check_loads reports it
         self.report.transitions += 1
         allowed = spec.lookup.get((before, trigger))
         if allowed is None:
