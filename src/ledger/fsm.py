@@ -161,12 +161,12 @@ TEMPLATE_TABLE: Table = (
 )
 
 
-# StoragePoolStatus: CloudStack keeps only the values and moves a pool with plain
-# `setStatus` calls (`StoragePoolAutomationImpl.maintain`, `cancelMaintain`,
-# `PrimaryDataStoreHelper`, `disable`/`enable`), so the triggers are storctl's names
-# for those calls, and the rows are the moves storctl allows: maintenance from Up,
-# Disabled or a failed attempt; Remove only from Maintenance. storctl never sets
-# Initial, Initialized, Creating, Attaching or CancelMaintenance (no rows).
+#: StoragePoolStatus: CloudStack keeps only the values and moves a pool with plain
+#: `setStatus` calls (`StoragePoolAutomationImpl.maintain`, `cancelMaintain`,
+#: `PrimaryDataStoreHelper`, `disable`/`enable`), so the triggers are storctl's names
+#: for those calls, and the rows are the moves storctl allows: maintenance from Up,
+#: Disabled or a failed attempt; Remove only from Maintenance. storctl never sets
+#: Initial, Initialized, Creating, Attaching or CancelMaintenance (no rows).
 POOL_TABLE: Table = (
     ("Up", "Disable", "Disabled"),
     ("Disabled", "Enable", "Up"),
@@ -181,12 +181,12 @@ POOL_TABLE: Table = (
     ("Maintenance", "Remove", "Removed"),
 )
 
-# VirtualMachine.State, the part storage needs. The triggers StartRequested,
-# StopRequested and DestroyRequested are CloudStack's; storctl does no hypervisor work
-# it would wait on, so it skips Starting and Stopping (a start lands in Running in the
-# same save) and lets a Running VM be destroyed in one step (CloudStack stops it
-# first). `ExpungeRequested` is storctl's name for CloudStack's `ExpungeOperation`,
-# kept because stored events carry it; Expunging is where a VM ends here.
+#: VirtualMachine.State, the part storage needs. The triggers StartRequested,
+#: StopRequested and DestroyRequested are CloudStack's; storctl does no hypervisor work
+#: it would wait on, so it skips Starting and Stopping (a start lands in Running in the
+#: same save) and lets a Running VM be destroyed in one step (CloudStack stops it
+#: first). `ExpungeRequested` is storctl's name for CloudStack's `ExpungeOperation`,
+#: kept because stored events carry it; Expunging is where a VM ends here.
 VM_TABLE: Table = (
     ("Stopped", "StartRequested", "Running"),
     ("Running", "StopRequested", "Stopped"),
@@ -195,12 +195,12 @@ VM_TABLE: Table = (
     ("Destroyed", "ExpungeRequested", "Expunging"),
 )
 
-# storctl's own: its Up/Disabled/Down is one column for what CloudStack keeps in two,
-# the agent's `Status` (Up, Down, ...: a machine of 51 rows driven by the agent's
-# connection) and the operator's `ResourceState` (Enabled, Disabled, ...). One trigger
-# leads to each state from both others: CloudStack's ResourceState events `Enable` and
-# `Disable` (`storctl host enable|disable`) and its Status event `HostDown`. A host is
-# never moved to the state it is in.
+#: storctl's own: its Up/Disabled/Down is one column for what CloudStack keeps in two,
+#: the agent's `Status` (Up, Down, ...: a machine of 51 rows driven by the agent's
+#: connection) and the operator's `ResourceState` (Enabled, Disabled, ...). One trigger
+#: leads to each state from both others: CloudStack's ResourceState events `Enable` and
+#: `Disable` (`storctl host enable|disable`) and its Status event `HostDown`. A host is
+#: never moved to the state it is in.
 HOST_TABLE: Table = (
     ("Disabled", "Enable", "Up"),
     ("Down", "Enable", "Up"),
@@ -210,10 +210,10 @@ HOST_TABLE: Table = (
     ("Disabled", "HostDown", "Down"),
 )
 
-# CloudStack's AsyncJob status (`JobInfo.Status`: IN_PROGRESS, SUCCEEDED, FAILED,
-# CANCELLED) has no machine: `completeAsyncJob` sets the outcome once. storctl's
-# states keep the CLI contract's names (`pending|succeeded|failed`), storctl never
-# cancels, and a job settles once, from pending.
+#: CloudStack's AsyncJob status (`JobInfo.Status`: IN_PROGRESS, SUCCEEDED, FAILED,
+#: CANCELLED) has no machine: `completeAsyncJob` sets the outcome once. storctl's
+#: states keep the CLI contract's names (`pending|succeeded|failed`), storctl never
+#: cancels, and a job settles once, from pending.
 JOB_TABLE: Table = (
     ("pending", "Succeeded", "succeeded"),
     ("pending", "Failed", "failed"),
