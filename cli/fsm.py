@@ -1,4 +1,8 @@
-"""`storctl fsm show`: CloudStack's state machines as storctl enforces them."""
+"""`storctl fsm list` and `fsm show`: the state machines storctl enforces.
+
+CloudStack's four tables (volume, snapshot, objectinstore, template) and storctl's
+own four (pool, vm, host, job), all from `ledger.fsm.SPECS`.
+"""
 
 from __future__ import annotations
 
@@ -13,13 +17,16 @@ from cli.output import emit
 from ledger.errors import InvalidInput
 from ledger.fsm import SPECS, Spec
 
+LIST_COLUMNS = ["kind", "name", "source", "states", "triggers", "transitions"]
+
 
 @click.group()
 def cli() -> None:
-    """CloudStack's state machines: the tables every transition is checked against.
+    """The state machines: the tables every transition is checked against.
 
     \b
     Example:
+      storctl fsm list
       storctl fsm show volume -o json
       storctl fsm show snapshot -o png --file snapshot.png
     """
@@ -55,7 +62,8 @@ def to_dot(spec: Spec) -> str:
 )
 @click.pass_context
 def show(ctx: click.Context, kind: str, fmt: str | None, file_: str | None) -> None:
-    """Show a state machine: every (from, trigger, to) CloudStack allows.
+    """Show a state machine: every (from, trigger, to) its table allows.
+    KIND is one of `storctl fsm list`'s kinds.
 
     \b
     Example:
@@ -91,3 +99,38 @@ def show(ctx: click.Context, kind: str, fmt: str | None, file_: str | None) -> N
     else:
         rows = [{"from": f, "trigger": t, "to": d} for f, t, d in spec.table]
         emit(fmt, rows, ["from", "trigger", "to"])
+
+
+@cli.command("list")
+@click.option(
+    "-o",
+    "--output",
+    "fmt",
+    type=click.Choice(["table", "json", "csv"]),
+    default=None,
+    help="table, json or csv.",
+)
+@click.pass_context
+def list_(ctx: click.Context, fmt: str | None) -> None:
+    """List every state machine: the KIND `fsm show` takes, whose table it is
+    (CloudStack's, or storctl's own), and how many states, triggers and
+    transitions it has.
+
+    \b
+    Example:
+      storctl fsm list -o json | jq '.[] | select(.source == "storctl") | .kind'
+    """
+    from cli.context import app
+
+    rows = [
+        {
+            "kind": key,
+            "name": spec.kind,
+            "source": spec.source,
+            "states": len(spec.states),
+            "triggers": len({trigger for _, trigger, _ in spec.table}),
+            "transitions": len(spec.table),
+        }
+        for key, spec in SPECS.items()
+    ]
+    emit(fmt or app(ctx).output, rows, LIST_COLUMNS)

@@ -19,7 +19,8 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from ledger.aggregate import Ctx, StorctlAggregate
-from ledger.errors import CapacityExceeded, IllegalTransition, InvalidInput
+from ledger.errors import CapacityExceeded, InvalidInput
+from ledger.fsm import POOL
 from ledger.values import PoolStatus, PoolType, Scope, format_size
 
 #: Pool types whose `StoragePoolType.supportsOverProvisioning` is true in CloudStack.
@@ -31,35 +32,6 @@ OVERPROVISIONING_TYPES = frozenset(
         PoolType.Simulator,
     }
 )
-
-# StoragePoolStatus moves an operator can ask for, as (from states, to state).
-_STATUS_MOVES: dict[str, tuple[frozenset[PoolStatus], PoolStatus]] = {
-    "Disable": (frozenset({PoolStatus.Up}), PoolStatus.Disabled),
-    "Enable": (frozenset({PoolStatus.Disabled}), PoolStatus.Up),
-    "PrepareForMaintenance": (
-        frozenset({PoolStatus.Up, PoolStatus.Disabled, PoolStatus.ErrorInMaintenance}),
-        PoolStatus.PrepareForMaintenance,
-    ),
-    "MaintenanceReached": (
-        frozenset({PoolStatus.PrepareForMaintenance}),
-        PoolStatus.Maintenance,
-    ),
-    "MaintenanceFailed": (
-        frozenset({PoolStatus.PrepareForMaintenance}),
-        PoolStatus.ErrorInMaintenance,
-    ),
-    "CancelMaintenance": (
-        frozenset(
-            {
-                PoolStatus.Maintenance,
-                PoolStatus.PrepareForMaintenance,
-                PoolStatus.ErrorInMaintenance,
-            }
-        ),
-        PoolStatus.Up,
-    ),
-    "Remove": (frozenset({PoolStatus.Maintenance}), PoolStatus.Removed),
-}
 
 
 @dataclass(frozen=True)
@@ -164,6 +136,7 @@ class StoragePool(StorctlAggregate):
     live on in `legacy` until released."""
 
     TOPIC = "storctl.StoragePool"
+    SPEC = POOL
     class_version = 2
     used = 0  # for snapshots taken before StatsReported existed
 
@@ -290,11 +263,8 @@ class StoragePool(StorctlAggregate):
         return UsedCheck(capacity=self.capacity, used=self.used, threshold=threshold)
 
     def change_status(self, ctx: Ctx, trigger: str) -> None:
-        sources, dest = _STATUS_MOVES[trigger]
-        if self.status not in sources:
-            raise IllegalTransition(
-                "StoragePool", str(self.id), self.status.name, trigger
-            )
+        """Move the pool's status as `trigger` asks, or `IllegalTransition`."""
+        dest = self.SPEC.next_state(self.id, self.status, trigger)
         self.emit(
             self.StatusChanged,
             ctx,

@@ -5,9 +5,11 @@ code we run today have done what the log says was done?" Three checks, each
 divergence reported with the notification position it concerns:
 
 - `load`: every aggregate folds from its events (and ends at its last version).
-- `transition`: every recorded step (`trigger`, `from_state`, `to_state`) of a kind
-  with a CloudStack table (`fsm.SPECS`: volume, snapshot, objectinstore, template)
-  is re-asked of the table, and `from_state` is the state the object was in.
+- `transition`: every recorded step (`trigger`, `from_state`, `to_state`; a pool's
+  `from_status`/`to_status`) of a kind with a table (`fsm.SPECS`: volume, snapshot,
+  objectinstore, template, pool, vm, host, job) is re-asked of the table, and the
+  from-state is the state the object was in. A job's settlement records no
+  from-state: it is the replayed job's.
   A trigger the table has never heard of that moves no state (storctl's detach:
   `DetachRequested`, Ready -> Ready) is storctl's own bookkeeping, not a
   transition, and is skipped; an unknown trigger that moves state is a divergence.
@@ -37,12 +39,16 @@ from ledger.aggregate import Answered
 from ledger.errors import StorctlError
 from ledger.fsm import SPECS, Spec
 
-#: aggregate class name -> its CloudStack table
+#: aggregate class name -> its table
 SPEC_OF: dict[str, Spec] = {
     "Volume": SPECS["volume"],
     "Snapshot": SPECS["snapshot"],
     "DataObjectInStore": SPECS["objectinstore"],
     "Template": SPECS["template"],
+    "StoragePool": SPECS["pool"],
+    "VirtualMachine": SPECS["vm"],
+    "Host": SPECS["host"],
+    "Job": SPECS["job"],
 }
 
 BATCH = 500
@@ -141,6 +147,20 @@ def _name(value: Any) -> str:
     return value.name if isinstance(value, Enum) else str(value)
 
 
+def _moved(event: Any, end: str) -> str | None:
+    """The event's recorded `from`/`to` state: `from_state`, or a pool's
+    `from_status` (CloudStack's column is `status`); None when it records none."""
+    value = getattr(event, f"{end}_state", getattr(event, f"{end}_status", None))
+    return None if value is None else _name(value)
+
+
+def _state_of(aggregate: Any) -> str | None:
+    """The state the aggregate's table moves: `state`, or `status` for a pool and
+    a job (CloudStack's `storage_pool.status`, `async_job.job_status`)."""
+    value = getattr(aggregate, "state", getattr(aggregate, "status", None))
+    return None if value is None else _name(value)
+
+
 class Verifier:
     """Folds the log into an in-memory ledger, checking as it goes."""
 
@@ -219,14 +239,19 @@ class Verifier:
         event = rec.event
         spec = SPEC_OF.get(kind_of(event))
         trigger = getattr(event, "trigger", None)
-        if spec is None or trigger is None or not hasattr(event, "to_state"):
+        after = _moved(event, "to")
+        if spec is None or trigger is None or after is None:
             return
-        before = _name(getattr(event, "from_state", None))
-        after = _name(event.to_state)
+        recorded_from = _moved(event, "from")
         known = any(t == trigger for _, t in spec.lookup)
-        if not known and before == after:
+        if not known and recorded_from == after:
             self.report.skipped += 1
             return
+        current = self.state_before(rec)
+        # a job's settlement records no from-state: the one the job was in
+        before = recorded_from if recorded_from is not None else current
+        if before is None:
+            return  # nor does the job load: check_loads reports it
         self.report.transitions += 1
         allowed = spec.lookup.get((before, trigger))
         if allowed is None:
@@ -243,19 +268,24 @@ class Verifier:
                 f"{before} -{trigger}-> {allowed}",
                 f"{before} -{trigger}-> {after}",
             )
-        if rec.note.originator_version > 1:
-            try:
-                agg: Any = self.mem.repository.get(event.originator_id)
-            except Exception:  # reported by check_loads
-                return
-            state = getattr(agg, "state", None)
-            if state is not None and _name(state) != before:
-                self.diverge(
-                    rec,
-                    "transition",
-                    f"from the object's state {_name(state)}",
-                    f"from {before}",
-                )
+        if current is not None and current != before:
+            self.diverge(
+                rec,
+                "transition",
+                f"from the object's state {current}",
+                f"from {before}",
+            )
+
+    def state_before(self, rec: Recorded) -> str | None:
+        """The object's state just before `rec`, replayed; None for a new object
+        or one that does not load (check_loads reports that)."""
+        if rec.note.originator_version == 1:
+            return None
+        try:
+            agg: Any = self.mem.repository.get(rec.event.originator_id)
+        except Exception:  # reported by check_loads
+            return None
+        return _state_of(agg)
 
     def check_workflow(self, answer: Recorded) -> None:
         from ledger.workflows import decide

@@ -11,18 +11,9 @@ from typing import Any
 from uuid import UUID
 
 from ledger.aggregate import Ctx, StorctlAggregate
-from ledger.errors import IllegalTransition, InvalidInput
+from ledger.errors import InvalidInput
+from ledger.fsm import VM
 from ledger.values import VmState
-
-_MOVES: dict[str, tuple[frozenset[VmState], VmState]] = {
-    "StartRequested": (frozenset({VmState.Stopped}), VmState.Running),
-    "StopRequested": (frozenset({VmState.Running}), VmState.Stopped),
-    "DestroyRequested": (
-        frozenset({VmState.Stopped, VmState.Running}),
-        VmState.Destroyed,
-    ),
-    "ExpungeRequested": (frozenset({VmState.Destroyed}), VmState.Expunging),
-}
 
 #: The device ids a data disk may take: 0 is the root disk and 3 the CD-ROM, as
 #: CloudStack numbers them on KVM (virtio disks vda..).
@@ -31,6 +22,7 @@ DATA_DEVICE_IDS = tuple(d for d in range(1, 64) if d != 3)
 
 class VirtualMachine(StorctlAggregate):
     TOPIC = "storctl.VirtualMachine"
+    SPEC = VM
 
     class Event(StorctlAggregate.Event):
         TOPIC = "storctl.VirtualMachine.Event"
@@ -114,11 +106,8 @@ class VirtualMachine(StorctlAggregate):
             self.emit(self.DeviceFreed, ctx, volume_id=volume_id)
 
     def change_state(self, ctx: Ctx, trigger: str) -> None:
-        sources, dest = _MOVES[trigger]
-        if self.state not in sources:
-            raise IllegalTransition(
-                "VirtualMachine", str(self.id), self.state.name, trigger
-            )
+        """Move the VM as `trigger` asks, or `IllegalTransition`."""
+        dest = self.SPEC.next_state(self.id, self.state, trigger)
         self.emit(
             self.StateChanged,
             ctx,

@@ -12,10 +12,11 @@ from eventsourcing.persistence import StoredEvent
 from ledger.aggregate import Ctx
 from ledger.app import Ledger
 from ledger.errors import CapacityExceeded
+from ledger.host import Host
 from ledger.pool import StoragePool
 from ledger.store.database import parse_db
 from ledger.usecases import infrastructure, volumes
-from ledger.values import GiB, PoolType, Scope, VolumeType
+from ledger.values import GiB, HostState, Hypervisor, PoolType, Scope, VolumeType
 from ledger.volume import Volume
 
 
@@ -42,6 +43,46 @@ def test_v1_volume_allocated_event_upcasts_to_thin(ledger):
     loaded = ledger.repository.get(volume.id)
     assert loaded.provisioning_type == "THIN"
     assert loaded.name == "old"
+
+
+@pytest.mark.parametrize(
+    ("to_state", "trigger"),
+    [
+        (HostState.Disabled, "Disable"),
+        (HostState.Down, "HostDown"),
+        (HostState.Up, "Enable"),
+    ],
+)
+def test_v1_host_state_changed_upcasts_to_the_trigger_of_its_state(
+    ledger, to_state, trigger
+):
+    """v1 recorded the state asked for, not a trigger: the upcaster names the one
+    trigger of the host table that leads there."""
+    host = Host.register(ctx(), "h", "z", "c", Hypervisor.KVM)
+    if to_state is HostState.Up:
+        host.set_state(ctx(), HostState.Down)
+    host.set_state(ctx(), to_state)
+    events = host.collect_events()
+    olds = []
+    for event in events:
+        stored = ledger.mapper.to_stored_event(event)
+        state = json.loads(stored.state)
+        if event.originator_version > 1:
+            assert state.pop("class_version") == 2
+            del state["trigger"]  # as a v1 event was written
+        olds.append(
+            StoredEvent(
+                originator_id=stored.originator_id,
+                originator_version=stored.originator_version,
+                topic=stored.topic,
+                state=json.dumps(state).encode(),
+            )
+        )
+    ledger.recorder.insert_events(olds)
+    read = list(ledger.events.get(host.id))
+    assert read[-1].trigger == trigger
+    assert [e.__dict__ for e in read] == [e.__dict__ for e in events]
+    assert ledger.repository.get(host.id).state is to_state
 
 
 def test_a_pool_with_a_long_history_loads_from_a_snapshot(ledger):

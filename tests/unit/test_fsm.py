@@ -9,7 +9,18 @@ import pytest
 
 from ledger import fsm
 from ledger.errors import IllegalTransition
-from ledger.values import SnapshotState, VolumeState
+from ledger.host import Host
+from ledger.job import Job
+from ledger.pool import StoragePool
+from ledger.values import (
+    HostState,
+    JobStatus,
+    PoolStatus,
+    SnapshotState,
+    VmState,
+    VolumeState,
+)
+from ledger.vm import VirtualMachine
 
 HERE = Path(__file__).resolve().parent
 VENDORED = HERE.parent / "data" / "cloudstack_fsm.json"
@@ -86,3 +97,129 @@ def test_snapshot_backup_path():
 def test_no_machine_invents_an_initial_state():
     for spec in KINDS.values():
         assert "initial" not in spec.machine.states
+
+
+# ------------------------------------------------ storctl's own tables
+
+#: the moves storctl allowed before its four aggregates asked a table, written out
+#: as the hand-written guards had them: the tables must allow exactly these
+MOVES_BEFORE_TABLES = {
+    "StoragePool": {
+        ("Up", "Disable", "Disabled"),
+        ("Disabled", "Enable", "Up"),
+        *(
+            (source, "PrepareForMaintenance", "PrepareForMaintenance")
+            for source in ("Up", "Disabled", "ErrorInMaintenance")
+        ),
+        ("PrepareForMaintenance", "MaintenanceReached", "Maintenance"),
+        ("PrepareForMaintenance", "MaintenanceFailed", "ErrorInMaintenance"),
+        *(
+            (source, "CancelMaintenance", "Up")
+            for source in ("Maintenance", "PrepareForMaintenance", "ErrorInMaintenance")
+        ),
+        ("Maintenance", "Remove", "Removed"),
+    },
+    "VirtualMachine": {
+        ("Stopped", "StartRequested", "Running"),
+        ("Running", "StopRequested", "Stopped"),
+        ("Stopped", "DestroyRequested", "Destroyed"),
+        ("Running", "DestroyRequested", "Destroyed"),
+        ("Destroyed", "ExpungeRequested", "Expunging"),
+    },
+    "Job": {("pending", "Succeeded", "succeeded"), ("pending", "Failed", "failed")},
+}
+
+OWN = {
+    "StoragePool": fsm.POOL,
+    "VirtualMachine": fsm.VM,
+    "Host": fsm.HOST,
+    "Job": fsm.JOB,
+}
+
+
+def rows_of(spec: fsm.Spec) -> set[tuple[str, str, str]]:
+    return {
+        (source, trigger, t.dest)
+        for trigger, event in spec.machine.events.items()
+        for source, ts in event.transitions.items()
+        for t in ts
+    }
+
+
+@pytest.mark.parametrize("kind", sorted(MOVES_BEFORE_TABLES))
+def test_table_allows_exactly_the_moves_allowed_before(kind):
+    assert set(OWN[kind].table) == MOVES_BEFORE_TABLES[kind]
+
+
+def test_host_table_moves_any_state_to_any_other_with_one_trigger_per_state():
+    moves = {(source, dest) for source, _, dest in fsm.HOST_TABLE}
+    names = [s.name for s in HostState]
+    assert moves == {(a, b) for a in names for b in names if a != b}
+    leads_to: dict[str, set[str]] = {}
+    for _, trigger, dest in fsm.HOST_TABLE:
+        leads_to.setdefault(trigger, set()).add(dest)
+    assert leads_to == {"Enable": {"Up"}, "Disable": {"Disabled"}, "HostDown": {"Down"}}
+
+
+@pytest.mark.parametrize("kind", sorted(OWN))
+def test_own_machine_holds_its_table_and_its_enum_states(kind):
+    spec = OWN[kind]
+    assert spec.kind == kind
+    assert rows_of(spec) == set(spec.table)
+    assert len(spec.table) == len(set(spec.table))
+    assert {(s, t, d) for (s, t), d in spec.lookup.items()} == set(spec.table)
+    assert list(spec.machine.states) == [s.name for s in spec.states]
+    assert spec.transitional <= set(spec.machine.states)
+
+
+def test_specs_hold_every_kind_and_every_aggregate_guards_through_its_own():
+    assert set(fsm.SPECS) == {
+        "volume", "snapshot", "objectinstore", "template",
+        "pool", "vm", "host", "job",
+    }  # fmt: skip
+    for aggregate, key in (
+        (StoragePool, "pool"),
+        (VirtualMachine, "vm"),
+        (Host, "host"),
+        (Job, "job"),
+    ):
+        assert aggregate.SPEC is fsm.SPECS[key]
+    for spec in fsm.SPECS.values():
+        assert "initial" not in spec.machine.states
+
+
+@pytest.mark.parametrize(
+    ("spec", "state", "trigger", "says"),
+    [
+        (
+            fsm.POOL,
+            PoolStatus.Up,
+            "Remove",
+            "StoragePool p is Up: Remove is not allowed",
+        ),
+        (
+            fsm.VM,
+            VmState.Running,
+            "StartRequested",
+            "VirtualMachine p is Running: StartRequested is not allowed",
+        ),
+        (fsm.HOST, HostState.Up, "Enable", "Host p is Up: Enable is not allowed"),
+        (
+            fsm.JOB,
+            JobStatus.failed,
+            "Succeeded",
+            "Job p is failed: Succeeded is not allowed",
+        ),
+    ],
+)
+def test_own_refusal_names_kind_object_state_and_trigger(spec, state, trigger, says):
+    with pytest.raises(IllegalTransition) as err:
+        spec.next_state("p", state, trigger)
+    assert str(err.value) == says
+
+
+def test_job_settlements_make_the_move_their_table_row_names():
+    for event in (Job.Succeeded, Job.Failed):
+        assert fsm.JOB.next_state("j", JobStatus.pending, event.trigger) is (
+            event.to_state
+        )
