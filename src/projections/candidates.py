@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from ledger.allocators import PoolView
+from ledger.allocation.views import PoolView
 from ledger.values import PoolStatus, Scope
 from projections.projector import catch_up
 from projections.view import reader
