@@ -17,10 +17,12 @@ from collections.abc import Mapping, Sequence
 
 from ledger.allocation.filters import (
     LOCAL_ELSEWHERE,
+    NO_THRESHOLDS,
     NOT_REQUESTED,
     Thresholds,
     first_refusal,
     refusal,
+    scope_filters,
     scope_refusal,
 )
 from ledger.allocation.views import (
@@ -91,10 +93,14 @@ def allocate(
             # taken by id, as CloudStack takes the plan's pool
             candidates = [p for p in listed if p.id == request.pool_id]
         else:
+            zone_question, own = scope_filters(request, allocator)
+            in_zone, in_scope = zone_question.refuses, own.refuses  # the hot loop
             candidates = [
                 p
                 for p in listed
-                if p.id not in judged and scope_refusal(p, request, allocator) is None
+                if p.id not in judged
+                and in_zone(p, request, NO_THRESHOLDS) is None
+                and in_scope(p, request, NO_THRESHOLDS) is None
             ]
         suitable: list[PoolView] = []
         for pool in candidates:

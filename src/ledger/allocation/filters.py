@@ -201,17 +201,22 @@ def first_refusal(
     return None
 
 
-_NO_THRESHOLDS = Thresholds(0.0, 0.0)  # the scope questions read none
+NO_THRESHOLDS = Thresholds(0.0, 0.0)  # the scope questions read none
+
+
+def scope_filters(request: Request, allocator: str) -> tuple[Filter, Filter]:
+    """The questions that decide whether `allocator` considers a pool: the data
+    center, then the requested pool when there is one (it is every allocator's only
+    candidate), else the allocator's own scope (zone-wide for a name the chain does
+    not know)."""
+    if request.pool_id is not None:
+        return data_center, requested
+    return data_center, SCOPES.get(allocator, zone_wide)
 
 
 def scope_refusal(pool: PoolView, request: Request, allocator: str) -> str | None:
     """Why `allocator` does not even consider `pool`, or None when in its scope:
-    the data center first, then the requested pool when there is one (it is every
-    allocator's only candidate), else the allocator's own scope (zone-wide for a
-    name the chain does not know)."""
-    why = data_center.refuses(pool, request, _NO_THRESHOLDS)
-    if why is not None:
-        return why
-    if request.pool_id is not None:
-        return requested.refuses(pool, request, _NO_THRESHOLDS)
-    return SCOPES.get(allocator, zone_wide).refuses(pool, request, _NO_THRESHOLDS)
+    the first refusal of its `scope_filters`."""
+    zone_question, own = scope_filters(request, allocator)
+    why = zone_question.refuses(pool, request, NO_THRESHOLDS)
+    return why if why is not None else own.refuses(pool, request, NO_THRESHOLDS)
