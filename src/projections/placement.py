@@ -26,7 +26,7 @@ from uuid import UUID
 
 from ledger.allocation import filters
 from ledger.allocation.chain import chain
-from ledger.allocation.filters import SCOPES, SUITABILITY, Filter, Thresholds
+from ledger.allocation.filters import SUITABILITY, Filter, Thresholds, scope_filters
 from ledger.allocation.views import PoolView, Request, Suitable
 from ledger.values import PoolStatus
 from projections.candidates import CACHED_STATES, pool_view
@@ -70,6 +70,7 @@ def twin_of(rule: Filter) -> Callable[[Twin], Twin]:
 
 @twin_of(filters.avoid)
 def _avoid(asked: Asked) -> Piece | None:
+    """`ExcludeList.shouldAvoid`; nothing to say when nothing is avoided."""
     avoided = list(asked.request.avoid)
     if not avoided:
         return None
@@ -83,6 +84,7 @@ def _status(asked: Asked) -> Piece | None:
 
 @twin_of(filters.tags)
 def _tags(asked: Asked) -> Piece | None:
+    """`findPoolsByTags`: one EXISTS per tag of the disk, so every one is there."""
     wanted = list(asked.request.tags)
     if not wanted:
         return None
@@ -142,6 +144,7 @@ def _data_center(asked: Asked) -> Piece | None:
 
 @twin_of(filters.requested)
 def _requested(asked: Asked) -> Piece | None:
+    """An operator's `--pool`; without one, every pool passes (as in Python)."""
     if asked.request.pool_id is None:
         return None
     return "p.uuid = ?", [asked.request.pool_id]
@@ -149,6 +152,7 @@ def _requested(asked: Asked) -> Piece | None:
 
 @twin_of(filters.local)
 def _local(asked: Asked) -> Piece | None:
+    """`LocalStoragePoolAllocator`; Python's `None == None` is `IS NULL` here."""
     if asked.request.host_id is None:
         return "p.scope = 'HOST' AND p.host_id IS NULL", []
     return "p.scope = 'HOST' AND p.host_id = ?", [asked.request.host_id]
@@ -156,6 +160,7 @@ def _local(asked: Asked) -> Piece | None:
 
 @twin_of(filters.cluster)
 def _cluster(asked: Asked) -> Piece | None:
+    """`ClusterScopeStoragePoolAllocator`: any cluster when the plan names none."""
     if asked.request.cluster_id is None:
         return "p.scope = 'CLUSTER'", []
     return "p.scope = 'CLUSTER' AND p.cluster_id = ?", [asked.request.cluster_id]
@@ -187,12 +192,14 @@ class _Sql:
 
 def _stage_case(asked: Asked, stages: list[str]) -> tuple[str, list[Any]]:
     """`scope_refusal` as a CASE: the index of the allocator whose scope holds the
-    pool, NULL when none does. Each WHEN is the twin of the allocator's scope
-    filter (`filters.SCOPES`); the data center is the query's own condition."""
+    pool, NULL when none does. Each WHEN is the twin of the allocator's own scope
+    question (`filters.scope_filters`); the data center, the first question of
+    every allocator, is the query's own condition."""
     whens: list[str] = []
     params: list[Any] = []
     for i, allocator in enumerate(stages):
-        text, piece_params = TWINS[SCOPES[allocator].name](asked) or ("1 = 1", [])
+        _, own = scope_filters(asked.request, allocator)
+        text, piece_params = TWINS[own.name](asked) or ("1 = 1", [])
         whens.append(f"WHEN {text} THEN {i}")
         params.extend(piece_params)
     return "CASE " + " ".join(whens) + " END", params
