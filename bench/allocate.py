@@ -70,7 +70,8 @@ def measure(url: str, pools: int, calls: int) -> dict[str, float]:
     import time
 
     from ledger.aggregate import Ctx
-    from ledger.allocators import Request, allocate
+    from ledger.allocation.chain import allocate
+    from ledger.allocation.views import Request
     from ledger.values import GiB
     from projections.projector import catch_up
 

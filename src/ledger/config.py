@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ledger.aggregate import Ctx, StorctlAggregate
+from ledger.allocation.chain import ALGORITHMS
 from ledger.errors import InvalidInput
 from ledger.values import derived_id
 
@@ -51,15 +52,6 @@ DEFAULTS: dict[str, tuple[Any, type, str]] = {
     "custom.diskoffering.size.min": (1 << 20, int, "smallest volume size in bytes"),
     "storage.cleanup.enabled": (True, bool, "garbage collect unused template copies"),
 }
-
-ALGORITHMS = (
-    "random",
-    "firstfit",
-    "userdispersing",
-    "firstfitleastconsumed",
-    "userconcentratedpod_random",
-    "userconcentratedpod_firstfit",
-)
 
 
 def parse_value(key: str, text: str) -> Any:

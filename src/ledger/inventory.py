@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from ledger.allocators import PoolView, Request, Suitable
+from ledger.allocation.views import PoolView, Request, Suitable
 from ledger.app import Ledger
 from ledger.copies import GONE, DataObjectInStore, copy_id
 from ledger.errors import NotFound

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Protocol
 from uuid import UUID
 
-from ledger.allocators import PoolView, Request, Suitable
+from ledger.allocation.views import PoolView, Request, Suitable
 
 
 class Candidates(Protocol):

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from ledger.allocators import PoolView
+from ledger.allocation.views import PoolView
 from ledger.values import PoolStatus, Scope
 from projections.view import reader
 

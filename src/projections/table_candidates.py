@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from ledger.allocators import PoolView, Request, Suitable
+from ledger.allocation.views import PoolView, Request, Suitable
 from projections.candidates import pool_candidates, pool_names, unused_template_copies
 from projections.placement import find_suitable
 from projections.projector import catch_up

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, rule
 
 from ledger.aggregate import Ctx
-from ledger.allocators import Request
+from ledger.allocation.views import Request
 from ledger.app import Ledger
 from ledger.pool import StoragePool
 from ledger.usecases import infrastructure, placement

@@ -1,5 +1,5 @@
 """Property: the allocators' rules in SQL (`projections.placement`) decide exactly as
-the allocators in Python (`ledger.allocators.allocate`), on SQLite and PostgreSQL.
+the allocators in Python (`ledger.allocation.chain.allocate`), on SQLite and PostgreSQL.
 
 Any zone of pools (scopes, clusters, hosts, states, tags, capacities, allocated and
 used sizes, factors, cached templates, volume counts, names that sort differently by
@@ -17,106 +17,24 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ledger.allocators import (
-    ALGORITHMS,
-    Request,
+from ledger.allocation.chain import (
     allocate,
     allocate_found,
     allocate_requested,
 )
+from ledger.allocation.views import Request
 from ledger.app import Ledger
-from ledger.values import GiB, PoolStatus, Scope
+from ledger.values import GiB
 from projections.candidates import pool_candidates
 from projections.placement import find_suitable
-from projections.view import view_for
-
-NAMES = ["a", "B", "b", "Z", "é", "ä", "a-1", "a_1", "A", "z9", "Ω", "pool 10"]
-CLUSTERS = ["c1", "c2", None]
-HOSTS = ["h1", "h2"]
-TAGS = ["ssd", "hdd", "fast"]
-TEMPLATE = uuid.UUID(int=7)
-
-pool_row = st.fixed_dictionaries(
-    {
-        "scope": st.sampled_from([Scope.CLUSTER, Scope.ZONE, Scope.HOST]),
-        "cluster": st.sampled_from(CLUSTERS),
-        "host": st.sampled_from(HOSTS),
-        "status": st.sampled_from(
-            [PoolStatus.Up] * 4 + [PoolStatus.Maintenance, PoolStatus.Disabled]
-        ),
-        "tags": st.lists(st.sampled_from(TAGS), unique=True, max_size=2),
-        "capacity": st.sampled_from([0, 1, 10 * GiB, 100 * GiB, 3 * GiB + 7]),
-        "allocated": st.integers(0, 12).map(lambda n: n * GiB // 2),
-        "used": st.sampled_from([0, 0, GiB, 8 * GiB, int(8.5 * GiB)]),
-        "factor": st.sampled_from([1.0, 1.0, 2.0, 0.5, 1.7]),
-        "cached": st.booleans(),
-        "volumes": st.integers(0, 3),
-    }
+from tests.property.pool_tables import (
+    NAMES,
+    TEMPLATE,
+    boundary_pool,
+    load_pools,
+    pool_row,
+    request_args,
 )
-
-request_args = st.fixed_dictionaries(
-    {
-        "size": st.sampled_from([GiB // 4, GiB, 5 * GiB]),
-        "tags": st.lists(st.sampled_from(TAGS), unique=True, max_size=2),
-        "cluster": st.sampled_from(CLUSTERS),
-        "host": st.sampled_from([*HOSTS, None]),
-        "local": st.booleans(),
-        "template_size": st.sampled_from([0, GiB]),
-        "avoid": st.lists(st.integers(0, 11), max_size=2),
-        "requested": st.one_of(st.none(), st.integers(0, 11)),
-        "threshold": st.sampled_from([0.85, 0.5, 1.0, 1.5]),
-        "used_threshold": st.sampled_from([0.85, 0.9]),
-        "algorithm": st.sampled_from(ALGORITHMS),
-        "seed": st.integers(0, 0xFFFF),
-    }
-)
-
-
-def _load(ledger: Ledger, pools: list[dict[str, Any]], names: list[str]) -> list[str]:
-    """The pools as projected rows (storage_pool, tags, cached copies, volumes)."""
-    ids = [str(uuid.UUID(int=i + 1000)) for i in range(len(pools))]
-    with view_for(ledger).view_transaction(commit=True) as db:
-        for table in ("storage_pool", "storage_pool_tags", "template_spool_ref"):
-            db.execute(f"DELETE FROM {table}")
-        db.execute("DELETE FROM volumes")
-        for i, (pid, pool) in enumerate(zip(ids, pools, strict=True)):
-            db.execute(
-                "INSERT INTO storage_pool (uuid, name, pool_type, scope,"
-                " data_center_id, cluster_id, host_id, path, capacity_bytes,"
-                " used_bytes, allocated_bytes, overprovision_factor,"
-                " overprovision_set, status) VALUES"
-                " (?, ?, 'Simulator', ?, 'z1', ?, ?, '/p', ?, ?, ?, ?, 1, ?)",
-                [
-                    pid,
-                    names[i],
-                    pool["scope"].value,
-                    pool["cluster"],
-                    pool["host"] if pool["scope"] is Scope.HOST else None,
-                    pool["capacity"],
-                    pool["used"],
-                    pool["allocated"],
-                    pool["factor"],
-                    pool["status"].value,
-                ],
-            )
-            for tag in pool["tags"]:
-                db.execute(
-                    "INSERT INTO storage_pool_tags (pool_id, tag) VALUES (?, ?)",
-                    [pid, tag],
-                )
-            if pool["cached"]:
-                db.execute(
-                    "INSERT INTO template_spool_ref (id, pool_id, template_id, state)"
-                    " VALUES (?, ?, ?, 'Ready')",
-                    [str(uuid.uuid4()), pid, str(TEMPLATE)],
-                )
-            for n in range(pool["volumes"]):
-                db.execute(
-                    "INSERT INTO volumes (uuid, name, pool_id, data_center_id,"
-                    " state) VALUES (?, ?, ?, 'z1', 'Ready')",
-                    [str(uuid.uuid4()), f"v{n}", pid],
-                )
-    return ids
 
 
 @settings(
@@ -135,7 +53,7 @@ def test_sql_and_python_take_the_same_pool_with_the_same_verdicts(
     names: list[str],
     args: dict[str, Any],
 ) -> None:
-    ids = _load(ledger, pools, names)
+    ids = load_pools(ledger, pools, names)
     template = TEMPLATE if args["template_size"] else None
     request = Request(
         size=args["size"],
@@ -196,7 +114,7 @@ def test_a_requested_pool_is_judged_alone_as_the_read_side_judges_it(
     only the requested pool and the others' names) makes the very decision, every
     verdict in the same order, that the read side makes over every pool: taken,
     refused, or not a pool of the zone at all (`requested` past the last)."""
-    ids = _load(ledger, pools, names)
+    ids = load_pools(ledger, pools, names)
     pool_id = ids[requested] if requested < len(ids) else str(uuid.UUID(int=99))
     template = TEMPLATE if args["template_size"] else None
     request = Request(
@@ -226,36 +144,19 @@ def test_a_requested_pool_is_judged_alone_as_the_read_side_judges_it(
     assert alone == sql
 
 
-def _boundary_pool(**kw: Any) -> dict[str, Any]:
-    return {
-        "scope": Scope.CLUSTER,
-        "cluster": "c1",
-        "host": "h1",
-        "status": PoolStatus.Up,
-        "tags": [],
-        "capacity": 10 * GiB,
-        "allocated": 0,
-        "used": 0,
-        "factor": 1.0,
-        "cached": False,
-        "volumes": 0,
-        **kw,
-    }
-
-
 def test_the_thresholds_exact_edges_agree(ledger: Ledger) -> None:
     """At exactly the threshold the allocated check accepts and the used check
     refuses (CloudStack's > and >=); just past it both refuse. The SQL side must
     do the same float arithmetic to land on the same side of each edge."""
     pools = [
-        _boundary_pool(allocated=int(7.5 * GiB)),  # + 1 GiB: exactly 85%: taken
-        _boundary_pool(allocated=int(7.5 * GiB) + 1),  # just over: refused
-        _boundary_pool(used=int(8.5 * GiB)),  # used exactly 85%: refused
-        _boundary_pool(used=int(8.5 * GiB) - 1),  # just under: suitable
-        _boundary_pool(capacity=0),  # no limit at all: refused
+        boundary_pool(allocated=int(7.5 * GiB)),  # + 1 GiB: exactly 85%: taken
+        boundary_pool(allocated=int(7.5 * GiB) + 1),  # just over: refused
+        boundary_pool(used=int(8.5 * GiB)),  # used exactly 85%: refused
+        boundary_pool(used=int(8.5 * GiB) - 1),  # just under: suitable
+        boundary_pool(capacity=0),  # no limit at all: refused
     ]
     names = ["p0", "p1", "p2", "p3", "p4"]
-    ids = _load(ledger, pools, names)
+    ids = load_pools(ledger, pools, names)
     request = Request(size=GiB, zone_id="z1", cluster_id="c1")
     views = pool_candidates(ledger, "z1", None)
     python = allocate(request, views, 0.85, "firstfit", 0, 0.85)

@@ -16,7 +16,8 @@ from eventsourcing.domain import Aggregate
 
 from ledger import requests
 from ledger.aggregate import Ctx
-from ledger.allocators import Decision, Request, allocate
+from ledger.allocation.chain import allocate
+from ledger.allocation.views import Decision, Request
 from ledger.app import Ledger
 from ledger.copies import DataObjectInStore, stage_id
 from ledger.errors import IllegalTransition, InvalidInput

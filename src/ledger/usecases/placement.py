@@ -18,16 +18,10 @@ from eventsourcing.domain import Aggregate
 
 from ledger import requests, transfer
 from ledger.aggregate import Ctx
-from ledger.allocators import (
-    Decision,
-    PoolView,
-    Request,
-    allocate,
-    allocate_found,
-    allocate_requested,
-    collect_garbage,
-    refusal,
-)
+from ledger.allocation.chain import allocate, allocate_found, allocate_requested
+from ledger.allocation.cleanup import collect_garbage
+from ledger.allocation.filters import refusal
+from ledger.allocation.views import Decision, PoolView, Request
 from ledger.app import Ledger
 from ledger.copies import DataObjectInStore
 from ledger.errors import NotFound

@@ -15,7 +15,7 @@ from eventsourcing.domain import Aggregate
 
 from ledger import requests
 from ledger.aggregate import Ctx
-from ledger.allocators import Request
+from ledger.allocation.views import Request
 from ledger.app import Ledger
 from ledger.errors import IllegalTransition, InvalidInput, NotFound
 from ledger.host import Host

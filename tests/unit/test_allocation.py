@@ -6,14 +6,11 @@ import random
 
 import pytest
 
-from ledger.allocators import (
-    PoolView,
-    Request,
-    allocate,
-    collect_garbage,
-    pick,
-    refusal,
-)
+from ledger.allocation import filters
+from ledger.allocation.chain import allocate, pick
+from ledger.allocation.cleanup import collect_garbage
+from ledger.allocation.filters import FILTERS, SUITABILITY, Thresholds, refusal
+from ledger.allocation.views import PoolView, Request
 from ledger.values import GiB, PoolStatus, Scope
 
 
@@ -111,6 +108,79 @@ class TestRefusals:
 
     def test_avoid_set(self):
         assert refusal(pool("p"), req(avoid=("id-p",)), 0.85) == "in the avoid set"
+
+
+class TestFilters:
+    """One filter per question (Cinder's shape): a name, and why it refuses."""
+
+    def test_each_question_is_asked_by_one_filter_with_its_own_name(self):
+        names = [f.name for f in FILTERS]
+        assert len(names) == len(set(names))
+        assert [f.name for f in SUITABILITY] == [
+            "avoid",
+            "status",
+            "tags",
+            "used",
+            "allocated",
+        ]
+
+    def test_refusal_keeps_the_first_refusing_filter_in_cloudstacks_order(self):
+        # avoided, down, untagged, full on disk and over the threshold at once
+        hopeless = pool(
+            "p",
+            status=PoolStatus.Disabled,
+            used=10 * GiB,
+            allocated=10 * GiB,
+        )
+        request = req(tags=("ssd",), avoid=("id-p",))
+        thresholds = Thresholds(0.85, 0.85)
+        words = [f(hopeless, request, thresholds) for f in SUITABILITY]
+        assert all(words)
+        assert refusal(hopeless, request, 0.85, 0.85) == words[0]
+        assert words[1:3] == ["in Disabled", "tags ssd missing"]
+
+    def test_the_template_counts_unless_cached_and_the_words_say_so(self):
+        p = pool("p", allocated=7 * GiB)
+        why = filters.allocated(p, req(GiB, template_size=GiB), Thresholds(0.85))
+        assert why == (
+            "would reach 90% of 10 GiB, over the 85% threshold"
+            " (with the template, 1 GiB)"
+        )
+
+    @pytest.mark.parametrize(
+        ("rule", "view", "request_", "words"),
+        [
+            (filters.data_center, pool("p", zone="z2"), req(), "in zone z2"),
+            (
+                filters.requested,
+                pool("p"),
+                req(pool_id="id-q"),
+                "not the requested pool",
+            ),
+            (filters.requested, pool("p"), req(), None),
+            (filters.local, pool("p"), req(host_id="h1"), "not local storage"),
+            (
+                filters.local,
+                pool("p", scope=Scope.HOST, host="h2"),
+                req(host_id="h1"),
+                "local to another host",
+            ),
+            (filters.cluster, pool("p", scope=Scope.ZONE), req(), "not cluster scope"),
+            (
+                filters.cluster,
+                pool("p", cluster="c2"),
+                req(cluster_id="c1"),
+                "in cluster c2, the host is in c1",
+            ),
+            (filters.cluster, pool("p", cluster="c2"), req(cluster_id=None), None),
+            (filters.zone_wide, pool("p"), req(), "not zone-wide"),
+            (filters.zone_wide, pool("p", scope=Scope.ZONE), req(), None),
+        ],
+    )
+    def test_each_scope_question_says_why_in_its_words(
+        self, rule, view, request_, words
+    ):
+        assert rule(view, request_, Thresholds(0.85)) == words
 
 
 class TestChain:
