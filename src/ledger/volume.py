@@ -2,8 +2,10 @@
 
 States and triggers are CloudStack's `Volume.State` machine; every `...Requested`
 event carries the agent command it asks for, every `...Answered` event the answer,
-folded as `OperationSucceeded` / `OperationFailed`. CloudStack models a migration as a
-new row that takes the old uuid; here the one Volume records `PoolChanged`.
+folded as `OperationSucceeded` / `OperationFailed`. CloudStack models a migration as
+a new row that takes the old uuid; here the one Volume records `PoolChanged`. The
+requests that change a created volume's data or place (snapshot, revert, resize,
+migrate) are in `volume_data`, the folding of answers in `volume_answers`.
 """
 
 from __future__ import annotations
@@ -23,9 +25,11 @@ from ledger.errors import IllegalTransition
 from ledger.fsm import VOLUME
 from ledger.pool import HoldsCapacity
 from ledger.values import VolumeState, VolumeType
+from ledger.volume_answers import FoldsVolumeAnswers
+from ledger.volume_data import ChangesVolumeData
 
 
-class Volume(HoldsCapacity, Commandable):
+class Volume(ChangesVolumeData, FoldsVolumeAnswers, HoldsCapacity, Commandable):
     """v2 (snapshot state) added `holds`: a v1 volume's reservation was recorded by
     its pool, which keeps it as a legacy entry until it is released."""
 
@@ -295,21 +299,6 @@ class Volume(HoldsCapacity, Commandable):
         self._require_pool(trigger)
         self.request(self.CopyRequested, ctx, trigger, command)
 
-    def answer_create(self, ctx: Ctx, answer: Any) -> None:
-        data = getattr(answer, "data", None) or getattr(answer, "newData", None)
-        event = (
-            self.CreateAnswered
-            if self.pending and self.pending["kind"] == "CreateObjectCommand"
-            else self.CopyAnswered
-        )
-        self.answer(
-            event,
-            ctx,
-            answer,
-            path=data.path if answer.result and data else None,
-            size=data.size if answer.result and data and data.size else None,
-        )
-
     # ------------------------------------------------------------ attach
 
     def request_attach(self, ctx: Ctx, command: AttachCommand) -> None:
@@ -322,11 +311,6 @@ class Volume(HoldsCapacity, Commandable):
                 why=f"already attached to {self.vm_id}",
             )
         self.request(self.AttachRequested, ctx, "AttachRequested", command)
-
-    def answer_attach(
-        self, ctx: Ctx, answer: Any, vm_id: UUID, device_id: int | None
-    ) -> None:
-        self.answer(self.AttachAnswered, ctx, answer, vm_id=vm_id, device_id=device_id)
 
     def request_detach(self, ctx: Ctx, command: DettachCommand) -> None:
         """CloudStack's detach moves no state: the guard is Ready and attached."""
@@ -347,14 +331,6 @@ class Volume(HoldsCapacity, Commandable):
                 why="a ROOT volume stays with its VM",
             )
         self.request(self.DetachRequested, ctx, "DetachRequested", command, self.state)
-
-    def answer_detach(self, ctx: Ctx, answer: Any) -> None:
-        self.answer(self.DetachAnswered, ctx, answer)
-
-    def answer_state(self, trigger: str) -> Any:
-        if self.pending and self.pending["kind"] == "DettachCommand":
-            return self.state  # detach moves no state, success or not
-        return super().answer_state(trigger)
 
     # ------------------------------------------------------------ destroy
 
@@ -394,95 +370,6 @@ class Volume(HoldsCapacity, Commandable):
                 from_state=self.state,
                 to_state=self.next("OperationSucceeded"),
             )
-
-    def answer_expunge(self, ctx: Ctx, answer: Any) -> None:
-        self.answer(self.ExpungeAnswered, ctx, answer)
-
-    # ------------------------------------------------------------ snapshots
-
-    def request_snapshot(self, ctx: Ctx, snapshot_id: UUID) -> None:
-        self.request(
-            self.SnapshotRequested,
-            ctx,
-            "SnapshotRequested",
-            None,
-            snapshot_id=snapshot_id,
-        )
-
-    def finish_snapshot(
-        self, ctx: Ctx, snapshot_id: UUID, *, ok: bool, details: str = ""
-    ) -> None:
-        self.settle(
-            self.SnapshotCompleted, ctx, ok=ok, details=details, snapshot_id=snapshot_id
-        )
-
-    def request_revert(self, ctx: Ctx, command: Any, snapshot_id: UUID) -> None:
-        self.request(
-            self.RevertRequested,
-            ctx,
-            "RevertSnapshotRequested",
-            command,
-            snapshot_id=snapshot_id,
-        )
-
-    def request_resize(self, ctx: Ctx, command: Any, new_size: int) -> None:
-        self.request(
-            self.ResizeRequested, ctx, "ResizeRequested", command, new_size=new_size
-        )
-
-    # ------------------------------------------------------------ migration
-
-    def request_migration(self, ctx: Ctx, command: CopyCommand | None) -> None:
-        """StorageMotion: Ready -> Migrating, with the copy to the new pool, or with
-        none when the copy is staged through the image store first."""
-        self._require_pool("MigrationRequested")
-        self.request(self.CopyRequested, ctx, "MigrationRequested", command)
-
-    def request_staged_copy(self, ctx: Ctx, command: CopyCommand) -> None:
-        self.request(
-            self.StagedCopyRequested,
-            ctx,
-            "StagedCopyRequested",
-            command,
-            to_state=self.state,
-        )
-
-    def fail_migration(self, ctx: Ctx, details: str) -> None:
-        self.settle(self.MigrationSettled, ctx, ok=False, details=details)
-
-    def fold_answer(self, ctx: Ctx, answer: Any) -> None:
-        """Record any answer to the pending command, by the command it answers."""
-        kind = self.pending["kind"] if self.pending else ""
-        if kind == "RevertSnapshotCommand":
-            self.answer(self.RevertAnswered, ctx, answer)
-            return
-        if kind == "ResizeVolumeCommand":
-            assert self.pending is not None
-            new_size = int(self.pending["newSize"]) if answer.result else None
-            self.answer(self.ResizeAnswered, ctx, answer, size=new_size)
-            return
-        if self.pending_trigger in ("MigrationRequested", "StagedCopyRequested"):
-            if answer.result:
-                assert self.pending is not None
-                dest = UUID(self.pending["destTO"]["dataStore"]["uuid"])
-                self.emit(
-                    self.PoolChanged, ctx, from_pool_id=self.pool_id, pool_id=dest
-                )
-            self.answer_create(ctx, answer)
-            return
-        if kind == "AttachCommand":
-            assert self.pending is not None
-            disk = self.pending["disk"]
-            vm_id = UUID(self.pending["vmId"]) if self.pending.get("vmId") else None
-            self.answer(
-                self.AttachAnswered, ctx, answer, vm_id=vm_id, device_id=disk["diskSeq"]
-            )
-        elif kind == "DettachCommand":
-            self.answer_detach(ctx, answer)
-        elif kind == "DeleteCommand":
-            self.answer_expunge(ctx, answer)
-        else:
-            self.answer_create(ctx, answer)
 
     # ------------------------------------------------------------ helpers
 
