@@ -22,6 +22,7 @@ from ledger.store.database import parse_db
 from ledger.usecases import infrastructure
 from ledger.values import GiB, Hypervisor, PoolType, Scope, VolumeState
 from ledger.volume import Volume
+from projections import log_copy
 from projections import replay as replay_module
 from projections.projector import rebuild
 from projections.replay import (
@@ -526,7 +527,7 @@ def modes(monkeypatch) -> list[str]:
     """The target's journal mode inside each copy transaction on a connection
     of its own."""
     seen: list[str] = []
-    real_alone = replay_module._alone
+    real_alone = log_copy.alone
 
     @contextlib.contextmanager
     def watched(*args):
@@ -534,7 +535,7 @@ def modes(monkeypatch) -> list[str]:
             seen.append(cursor.execute("PRAGMA main.journal_mode").fetchone()[0])
             yield cursor
 
-    monkeypatch.setattr(replay_module, "_alone", watched)
+    monkeypatch.setattr(log_copy, "alone", watched)
     return seen
 
 
