@@ -1,4 +1,5 @@
-"""The KVM agent on real files: `qemu-img` and `qemu-io` against `tmp_path` stores.
+"""The KVM agent on directories: templates and volumes, with `qemu-img` and `qemu-io`
+against `tmp_path` stores (the directory driver, reached through the agent's table).
 
 Scripted runners (`RecordedRunner`) stand in only where the real tool can't be made to
 fail on demand: a full disk, a hung command.
@@ -11,7 +12,6 @@ import errno
 import functools
 import hashlib
 import http.server
-import json
 import os
 import select
 import subprocess
@@ -22,8 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from executors.agents import kvm
 from executors.agents.kvm import KvmAgent
+from executors.providers import command_run
+from executors.providers.directory import images
 from executors.runner import (
     CommandTimedOut,
     Completed,
@@ -43,22 +44,11 @@ from ledger.commands import (
     TemplateObjectTO,
     VolumeObjectTO,
 )
+from tests.unit.kvm.helpers import CountingRunner, MiB, files_under, info, qemu_img
 
-MiB = 1 << 20
 TMPL = "5c6a1d7e-0b7e-4f8e-9d0a-2f3c4b5a6d7e"
 VOL = "9e8d7c6b-5a4f-4e3d-8c2b-1a0f9e8d7c6b"
 INSTALL = f"template/tmpl/2/{TMPL}/{TMPL}.qcow2"
-
-
-def qemu_img(*args: str) -> str:
-    done = subprocess.run(
-        ["qemu-img", *args], capture_output=True, text=True, check=True
-    )
-    return done.stdout
-
-
-def info(path: Path) -> dict:
-    return json.loads(qemu_img("info", "--output=json", "-f", "qcow2", "-U", str(path)))
 
 
 def qemu_io(path: Path, command: str) -> subprocess.CompletedProcess[str]:
@@ -70,42 +60,12 @@ def qemu_io(path: Path, command: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def files_under(path: Path) -> set[Path]:
-    return {p for p in path.rglob("*") if not p.is_dir()}
-
-
 def image_store_dir(store: ImageStoreTO) -> Path:
     return Path(store.uri.removeprefix("file://"))
 
 
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-class CountingRunner(SubprocessRunner):
-    """The real runner, keeping every argv so a test can count what ran."""
-
-    def __init__(self) -> None:
-        self.calls: list[list[str]] = []
-
-    def run(self, argv, *, timeout, on_progress=None):
-        self.calls.append(list(argv))
-        return super().run(argv, timeout=timeout, on_progress=on_progress)
-
-    def count(self, subcommand: str) -> int:
-        return sum(1 for argv in self.calls if argv[1] == subcommand)
-
-
-@pytest.fixture
-def image_store(tmp_path: Path) -> ImageStoreTO:
-    (tmp_path / "secondary").mkdir()
-    return ImageStoreTO("is-1", "secondary", f"file://{tmp_path / 'secondary'}")
-
-
-@pytest.fixture
-def pool(tmp_path: Path) -> PrimaryDataStoreTO:
-    (tmp_path / "pool1").mkdir()
-    return PrimaryDataStoreTO("p-1", "pool1", "Filesystem", str(tmp_path / "pool1"))
 
 
 @pytest.fixture
@@ -116,16 +76,6 @@ def source(tmp_path: Path) -> Path:
     qemu_img("create", "-f", "qcow2", str(path), str(32 * MiB))
     assert qemu_io(path, "write -P 0xab 0 64k").returncode == 0
     return path
-
-
-@pytest.fixture
-def runner() -> CountingRunner:
-    return CountingRunner()
-
-
-@pytest.fixture
-def agent(runner: CountingRunner) -> KvmAgent:
-    return KvmAgent(runner)
 
 
 def download(source_url: str, store: ImageStoreTO, **kw) -> DownloadCommand:
@@ -347,7 +297,7 @@ class ScriptedCheck(CountingRunner):
 
 
 class Clock:
-    """`time` for the agent's module: the real clock, plus a jump on demand."""
+    """`time` for the command run's module: the real clock, plus a jump on demand."""
 
     def __init__(self) -> None:
         self.ahead = 0.0
@@ -486,8 +436,8 @@ class TestStandaloneCopy:
             return real(*args)
 
         assert agent.handle(download(source.as_uri(), image_store)).result
-        monkeypatch.setattr(kvm, "time", clock)
-        monkeypatch.setattr(kvm, "_COPY_CHUNK", 64 * 1024)
+        monkeypatch.setattr(command_run, "time", clock)
+        monkeypatch.setattr(images, "_COPY_CHUNK", 64 * 1024)
         monkeypatch.setattr(os, "copy_file_range", slow)
         command = CopyCommand(
             "c-cp", template_on(image_store), template_on(pool, None), wait=30

@@ -20,15 +20,21 @@ from ledger.commands import (
     CopyCommand,
     CreateObjectCommand,
     DeleteCommand,
-    ImageStoreTO,
     PrimaryDataStoreTO,
     RevertSnapshotCommand,
     SnapshotObjectTO,
     TemplateObjectTO,
     VolumeObjectTO,
 )
+from tests.unit.kvm.helpers import (
+    CountingRunner,
+    FailingRunner,
+    MiB,
+    files_under,
+    info,
+    qemu_img,
+)
 
-MiB = 1 << 20
 BASE = "0b5e1d7e-0b7e-4f8e-9d0a-2f3c4b5a6d7e"
 VOL = "9e8d7c6b-5a4f-4e3d-8c2b-1a0f9e8d7c6b"
 S1 = "51515151-aaaa-4bbb-8ccc-000000000001"
@@ -36,17 +42,6 @@ S2 = "52525252-aaaa-4bbb-8ccc-000000000002"
 S3 = "53535353-aaaa-4bbb-8ccc-000000000003"
 TMPL = "7e7e7e7e-1111-4222-8333-444444444444"
 NEW = "4e4e4e4e-1111-4222-8333-555555555555"
-
-
-def qemu_img(*args: str) -> str:
-    done = subprocess.run(
-        ["qemu-img", *args], capture_output=True, text=True, check=True
-    )
-    return done.stdout
-
-
-def info(path: Path) -> dict:
-    return json.loads(qemu_img("info", "--output=json", "-f", "qcow2", "-U", str(path)))
 
 
 def write(path: Path, pattern: int, offset: str = "0", length: str = "64k") -> None:
@@ -78,63 +73,6 @@ def reads(path: Path, pattern: int, offset: str = "0") -> bool:
     return done.returncode == 0 and "Pattern verification failed" not in done.stdout
 
 
-def files_under(path: Path) -> set[Path]:
-    return {p for p in path.rglob("*") if not p.is_dir()}
-
-
-class CountingRunner(SubprocessRunner):
-    """The real runner, keeping every argv so a test can count what ran."""
-
-    def __init__(self) -> None:
-        self.calls: list[list[str]] = []
-
-    def run(self, argv, *, timeout, on_progress=None):
-        self.calls.append(list(argv))
-        return super().run(argv, timeout=timeout, on_progress=on_progress)
-
-    def count(self, subcommand: str) -> int:
-        return sum(1 for argv in self.calls if argv[1] == subcommand)
-
-
-class FailingRunner(SubprocessRunner):
-    """Runs everything for real, then reports `fails` as out of space."""
-
-    def __init__(self, fails: str) -> None:
-        self.fails = fails
-
-    def run(self, argv, *, timeout, on_progress=None):
-        done = super().run(argv, timeout=timeout, on_progress=on_progress)
-        if argv[1] == self.fails:
-            assert done.returncode == 0, done.stderr  # it did write a file
-            return Completed(
-                1, "", "qemu-img: error while writing: No space left on device"
-            )
-        return done
-
-
-@pytest.fixture
-def pool(tmp_path: Path) -> PrimaryDataStoreTO:
-    (tmp_path / "pool1").mkdir()
-    return PrimaryDataStoreTO("p-1", "pool1", "Filesystem", str(tmp_path / "pool1"))
-
-
-@pytest.fixture
-def pool2(tmp_path: Path) -> PrimaryDataStoreTO:
-    (tmp_path / "pool2").mkdir()
-    return PrimaryDataStoreTO("p-2", "pool2", "Filesystem", str(tmp_path / "pool2"))
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> ImageStoreTO:
-    (tmp_path / "secondary").mkdir()
-    return ImageStoreTO("is-1", "secondary", f"file://{tmp_path / 'secondary'}")
-
-
-@pytest.fixture
-def secondary(tmp_path: Path, store: ImageStoreTO) -> Path:
-    return tmp_path / "secondary"
-
-
 @pytest.fixture
 def volume_file(pool: PrimaryDataStoreTO) -> Path:
     """A 16 MiB linked clone of a base template whose 1 MiB at 1 MiB is 0xab."""
@@ -144,16 +82,6 @@ def volume_file(pool: PrimaryDataStoreTO) -> Path:
     volume = Path(pool.path) / VOL
     qemu_img("create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", str(base), str(volume))
     return volume
-
-
-@pytest.fixture
-def runner() -> CountingRunner:
-    return CountingRunner()
-
-
-@pytest.fixture
-def agent(runner: CountingRunner) -> KvmAgent:
-    return KvmAgent(runner)
 
 
 def volume_to(pool, uuid: str = VOL, path: str | None = VOL, size: int = 16 * MiB):
