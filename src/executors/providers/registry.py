@@ -26,6 +26,7 @@ from ledger.commands import ImageStoreTO, PrimaryDataStoreTO
 from ledger.errors import InvalidInput
 
 GROUP = "storctl.providers"
+_OWN_DIST = "storctl"
 _HINT = "see storctl provider list"
 #: What an operator calls a provider's name in each role (`pool add --type`,
 #: `store add --provider`), for refusals that say which input was wrong.
@@ -143,7 +144,7 @@ def load(entry_points: Iterable[importlib.metadata.EntryPoint]) -> Registry:
     providers: dict[str, Provider] = {}
     origins: dict[str, str] = {}
     broken: list[BrokenEntryPoint] = []
-    for ep in sorted(entry_points, key=lambda e: (e.name, e.value)):
+    for ep in sorted(entry_points, key=_load_order):
         loaded: object = None
         try:
             loaded = ep.load()
@@ -174,6 +175,13 @@ def locate(
     """`Registry.locate` on the installed providers: call it before writing a pool
     or a store, so a location no provider accepts is refused with nothing written."""
     return installed().locate(role, provider_name, location, scope=scope)
+
+
+def _load_order(ep: importlib.metadata.EntryPoint) -> tuple[bool, str, str]:
+    """storctl's own providers first, so a plug-in cannot take a built-in's name;
+    then by name, so which of two clashing plug-ins wins never depends on chance."""
+    dist = ep.dist.name if ep.dist is not None else None
+    return (dist != _OWN_DIST, ep.name, ep.value)
 
 
 def _refusal(loaded: object, name: str, providers: Mapping[str, Provider]) -> str:
