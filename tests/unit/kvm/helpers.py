@@ -6,11 +6,13 @@ real while keeping count (or failing on demand).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 from pathlib import Path
 
 from executors.runner import Completed, SubprocessRunner
+from ledger.commands import ImageStoreTO
 
 MiB = 1 << 20
 
@@ -28,6 +30,52 @@ def info(path: Path) -> dict:
 
 def files_under(path: Path) -> set[Path]:
     return {p for p in path.rglob("*") if not p.is_dir()}
+
+
+def qemu_io(path: Path, command: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["qemu-io", "-f", "qcow2", "-c", command, str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def write(path: Path, pattern: int, offset: str = "0", length: str = "64k") -> None:
+    command = f"write -P {pattern:#x} {offset} {length}"
+    done = subprocess.run(
+        ["qemu-io", "-f", "qcow2", "-c", command, path],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def reads(path: Path, pattern: int, offset: str = "0") -> bool:
+    done = subprocess.run(
+        [
+            "qemu-io",
+            "-r",
+            "-f",
+            "qcow2",
+            "-c",
+            f"read -P {pattern:#x} {offset} 64k",
+            path,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return done.returncode == 0 and "Pattern verification failed" not in done.stdout
+
+
+def image_store_dir(store: ImageStoreTO) -> Path:
+    return Path(store.uri.removeprefix("file://"))
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 class CountingRunner(SubprocessRunner):
