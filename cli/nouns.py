@@ -16,6 +16,10 @@ NOUNS: dict[str, tuple[str, str]] = {
     "host": ("cli.host", "Hypervisor hosts: the endpoints that run agent commands."),
     "pool": ("cli.pool", "Primary storage pools and their capacity."),
     "store": ("cli.store", "Image stores (secondary storage)."),
+    "provider": (
+        "cli.provider",
+        "Storage providers: what each backend takes and does.",
+    ),
     "template": ("cli.template", "Templates: register, list, delete."),
     "vm": ("cli.vm", "Virtual machines, as far as storage needs them."),
     "volume": (

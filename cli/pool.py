@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
 
 import click
 
@@ -43,7 +43,10 @@ def cli() -> None:
 @click.argument("name")
 @click.option("--zone", required=True, help="Zone of the pool.")
 @click.option(
-    "--path", "path", required=True, help="The pool's directory (mount point)."
+    "--path",
+    "path",
+    required=True,
+    help="The pool's location: for directory types its mount point, which must exist.",
 )
 @click.option("--capacity", required=True, help="Size, e.g. 100G, 512M, or bytes.")
 @click.option(
@@ -58,13 +61,11 @@ def cli() -> None:
 @click.option(
     "--type",
     "pool_type",
-    type=click.Choice(
-        ["filesystem", "sharedmountpoint", "networkfilesystem", "simulator"],
-        case_sensitive=False,
-    ),
     default="filesystem",
     show_default=True,
-    help="CloudStack's StoragePoolType.",
+    help="The pool's provider (CloudStack's StoragePoolType): filesystem, "
+    "sharedmountpoint, networkfilesystem, simulator, or another installed one "
+    "(storctl provider list).",
 )
 @click.option(
     "--tags", default="", help="Storage tags, comma separated (e.g. ssd,fast)."
@@ -90,22 +91,28 @@ def add(
 ) -> None:
     """Register a primary storage pool.
 
+    The pool's provider checks the location first (for directory types: an
+    absolute path to a directory that exists); a refusal writes nothing.
+
     \b
     Example:
       storctl pool add gold --zone z1 --cluster c1 --path /srv/gold \\
               --capacity 100G --tags ssd --overprovision 1
     """
-    a = app()
+    from executors.providers import Role, locate
+
     size = parse_size(capacity, minimum=1, what="capacity")
+    where = locate(Role.PRIMARY, pool_type, os.path.expanduser(path), scope=scope)
+    a = app()
     pool = infrastructure.register_pool(
         a.ledger,
         a.ctx(),
         name=name,
         zone=zone,
-        path=str(Path(path).expanduser().absolute()),
+        path=where.path,
         capacity=size,
         scope=parse_enum(Scope, scope, "scope"),
-        pool_type=parse_enum(PoolType, pool_type, "type"),
+        pool_type=parse_enum(PoolType, where.recorded_as, "type"),
         cluster=cluster,
         host=host,
         tags=[t for t in tags.split(",") if t.strip()],

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
 
 import click
 
@@ -20,25 +20,42 @@ def cli() -> None:
     \b
     Example:
       storctl store add sec1 --zone z1 --path /srv/secondary
+      storctl store add sim-sec --zone z9 --path /sim/sec --provider simulator
     """
 
 
 @cli.command("add")
 @click.argument("name")
 @click.option("--zone", required=True, help="Zone the store serves.")
-@click.option("--path", "path", required=True, help="Directory (a mounted NFS export).")
-@click.option("--provider", default="nfs", show_default=True, help="Provider name.")
+@click.option(
+    "--path",
+    "path",
+    required=True,
+    help="The store's location: for nfs the mounted export, which must exist.",
+)
+@click.option(
+    "--provider",
+    default="nfs",
+    show_default=True,
+    help="The store's provider: nfs, simulator, or another installed one "
+    "(storctl provider list).",
+)
 def add(name: str, zone: str, path: str, provider: str) -> None:
     """Register an image store.
+
+    The provider checks the location first (nfs: an absolute path to a
+    directory that exists, the mounted export); a refusal writes nothing.
 
     \b
     Example:
       storctl store add sec1 --zone z1 --path /srv/secondary
     """
+    from executors.providers import Role, locate
+
+    where = locate(Role.IMAGE, provider, os.path.expanduser(path))
     a = app()
-    full = str(Path(path).expanduser().absolute())
     store = infrastructure.register_store(
-        a.ledger, a.ctx(), name, zone, full, provider.upper()
+        a.ledger, a.ctx(), name, zone, where.path, where.recorded_as
     )
     _show(str(store.id))
 

@@ -265,7 +265,8 @@ def simulator_zone(cli: Storctl, capacity: str = "100G") -> SimZone:
     pool = cli.ok("pool", "add", "p1", "--zone", "z1", "--cluster", "c1",
                   "--path", "/sim/p1", "--capacity", capacity,
                   "--type", "simulator")  # fmt: skip
-    cli.ok("store", "add", "s1", "--zone", "z1", "--path", "/sim/s1")
+    cli.ok("store", "add", "s1", "--zone", "z1", "--path", "/sim/s1",
+           "--provider", "simulator")  # fmt: skip
     template = cli.ok("template", "register", "t1", "--zone", "z1",
                       "--url", "http://example.invalid/t1.qcow2",
                       "--format", "qcow2")  # fmt: skip

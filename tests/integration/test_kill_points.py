@@ -90,7 +90,8 @@ def test_processes_racing_on_the_same_objects_never_crash(db_url, rounds):
            "--capacity", "100G", "--type", "simulator")  # fmt: skip
     cli.ok("pool", "add", "p2", "--zone", "z1", "--cluster", "c1", "--path", "/sim/q",
            "--capacity", "100G", "--type", "simulator")  # fmt: skip
-    cli.ok("store", "add", "s", "--zone", "z1", "--path", "/sim/s")
+    cli.ok("store", "add", "s", "--zone", "z1", "--path", "/sim/s",
+           "--provider", "simulator")  # fmt: skip
     cli.ok("template", "register", "t", "--url", "http://x.invalid/t", "--format",
            "qcow2", "--zone", "z1")  # fmt: skip
     cli.ok("vm", "deploy", "vm", "--template", "t", "--zone", "z1")

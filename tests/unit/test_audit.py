@@ -41,7 +41,8 @@ def simulator_session(db: str, tmp_path) -> str:
         "--hypervisor", "simulator")  # fmt: skip
     run(db, "pool", "add", "p1", "--zone", "z1", "--cluster", "c1", "--path",
         "/sim/p1", "--capacity", "100G", "--type", "simulator")  # fmt: skip
-    run(db, "store", "add", "s1", "--zone", "z1", "--path", "/sim/s1")
+    run(db, "store", "add", "s1", "--zone", "z1", "--path", "/sim/s1",
+        "--provider", "simulator")  # fmt: skip
     run(db, "template", "register", "t1", "--zone", "z1", "--url",
         "http://example.invalid/t1.qcow2", "--format", "qcow2")  # fmt: skip
     run(db, "vm", "deploy", "vm1", "--template", "t1", "--zone", "z1")

@@ -52,6 +52,8 @@ def event_count(db_url) -> int:
 
 @pytest.fixture
 def lab(db_url, tmp_path):
+    for d in ("gold", "silver", "sec"):
+        (tmp_path / d).mkdir()
     run(db_url, "host", "add", "kvm-01", "--zone", "z1", "--cluster", "c1")
     run(
         db_url,

@@ -1,4 +1,4 @@
-"""Staged writes shared by the KVM agent's modules: temp name, rename, clean-up.
+"""Staged writes shared by the directory driver's modules: temp name, rename, clean-up.
 
 CloudStack's `KVMStorageProcessor` writes straight into the final name and leaves a
 half-written file behind when `qemu-img` dies. Here every output is written under a
@@ -14,10 +14,6 @@ import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
-
-
-class AgentFailure(Exception):
-    """An operation failed for a reason its message already states in full."""
 
 
 @contextlib.contextmanager
