@@ -35,6 +35,7 @@ from ledger.app import Ledger
 from ledger.errors import StorctlError
 from ledger.job import Job
 from ledger.store.database import Database
+from ledger.store.reader import selector
 from ledger.workflows import decide
 
 BATCH = 200
@@ -70,6 +71,7 @@ class Follower:
         self.ledger = ledger
         self.name = name
         self.decode = decode
+        self.select = selector(ledger)  # the log's one reader
         self.position = 0
         self.acted = 0  # notifications it saved something for, ever
         self.fallbacks = 0  # batches decided again one notification at a time
@@ -100,11 +102,7 @@ class Follower:
         just read them from the same position. Their decisions are saved together
         with our tracking row (a slow batch in parts, `FLUSH`)."""
         if notes is None:
-            notes = list(
-                self.ledger.recorder.select_notifications(
-                    start=self.position, limit=BATCH, inclusive_of_start=False
-                )
-            )
+            notes = list(self.select(self.position, BATCH, None))
         self.last = notes
         done = 0
         while done < len(notes):

@@ -38,6 +38,8 @@ from eventsourcing.persistence import Notification, StoredEvent
 from ledger.aggregate import Answered
 from ledger.errors import StorctlError
 from ledger.fsm import SPECS, Spec
+from ledger.store.decoder import decoder
+from ledger.store.reader import Note, selector
 
 #: aggregate class name -> its table
 SPEC_OF: dict[str, Spec] = {
@@ -97,7 +99,7 @@ class Report:
 @dataclass(frozen=True)
 class Recorded:
     position: int
-    note: Notification
+    note: Notification | Note
     event: Any
 
 
@@ -121,20 +123,20 @@ def event_key(event: Any) -> str:
 
 
 def read_log(source: Application[Any], stop: int | None = None) -> Iterator[Recorded]:
-    """Every notification (up to `stop`), decoded, in log order."""
+    """Every notification (up to `stop`), decoded, in log order (the log's one
+    reader and decoder, `ledger.store`)."""
+    select, decode = selector(source), decoder(source)
     last = 0
     while True:
-        notes = source.recorder.select_notifications(
-            start=last, limit=BATCH, stop=stop, inclusive_of_start=False
-        )
+        notes = select(last, BATCH, stop)
         for note in notes:
-            yield Recorded(note.id, note, source.mapper.to_domain_event(note))
+            yield Recorded(note.id, note, decode(note))
         if len(notes) < BATCH:
             return
         last = notes[-1].id
 
 
-def stored(note: Notification) -> StoredEvent:
+def stored(note: Notification | Note) -> StoredEvent:
     return StoredEvent(
         originator_id=note.originator_id,
         originator_version=note.originator_version,

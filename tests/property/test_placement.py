@@ -110,8 +110,8 @@ def test_a_requested_pool_is_judged_alone_as_the_read_side_judges_it(
     args: dict[str, Any],
     requested: int,
 ) -> None:
-    """`allocate_requested` (the `--pool` path of `Operations.place`, which reads
-    only the requested pool and the others' names) makes the very decision, every
+    """`allocate_requested` (the `--pool` path of `usecases.placement.place`, which
+    reads only the requested pool and the others' names) makes the very decision, every
     verdict in the same order, that the read side makes over every pool: taken,
     refused, or not a pool of the zone at all (`requested` past the last)."""
     ids = load_pools(ledger, pools, names)
