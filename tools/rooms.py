@@ -33,8 +33,9 @@ LEDGER_ROOMS = {
         "config", "zone", "simulator_plan",
     },
     "values, errors, commands, fsm": {
-        "values", "errors", "commands", "fsm", "transfer", "reach",
+        "values", "errors", "commands", "fsm", "capacity",
     },
+    "transfer, reach": {"transfer", "reach"},
     "verify, doctor": {"verify", "doctor"},
 }  # fmt: skip
 
@@ -197,8 +198,12 @@ def room(module: str) -> str:
             if parts[1] in members:
                 return f"ledger: {label}"
         return module
-    if top == "executors" and len(parts) > 1 and parts[1] in ("agents", "providers"):
-        return f"executors.{parts[1]}"
+    if top == "executors" and len(parts) > 1:
+        if parts[1] in ("agents", "providers"):
+            return f"executors.{parts[1]}"
+        if parts[1] in ("qemu", "paths", "runner"):
+            return "executors: qemu, paths, runner"
+        return "executors: engine, dispatcher"
     if top == "cli" and module != "cli.bootstrap":
         return "cli: nouns"
     if top in ("projections", "executors"):
@@ -207,19 +212,45 @@ def room(module: str) -> str:
 
 
 def room_graph(root: Path) -> dict[str, set[str]]:
+    """room -> the rooms it imports (a package's `__init__` holds only its
+    docstring, so importing `ledger` itself is no edge)."""
     edges: dict[str, set[str]] = {}
     for source, targets in import_graph(root).items():
+        if source in PACKAGES:
+            continue
         here = room(source)
         edges.setdefault(here, set())
         for target in targets:
-            if room(target) != here:
+            if target not in PACKAGES and room(target) != here:
                 edges[here].add(room(target))
     return edges
 
 
+def reduced(edges: dict[str, set[str]]) -> dict[str, set[str]]:
+    """The edges no longer path already implies (the picture's arrows): a room
+    that imports another directly and through a third shows only the path."""
+
+    def reach(start: str, skip: tuple[str, str]) -> set[str]:
+        seen: set[str] = set()
+        todo = [start]
+        while todo:
+            node = todo.pop()
+            for nxt in edges.get(node, ()):
+                if (node, nxt) != skip and nxt not in seen:
+                    seen.add(nxt)
+                    todo.append(nxt)
+        return seen
+
+    return {
+        a: {b for b in targets if b not in reach(a, (a, b))}
+        for a, targets in edges.items()
+    }
+
+
 def mermaid(root: Path) -> str:
-    """The rooms and the imports between them, for the doc (arrows: imports)."""
-    edges = room_graph(root)
+    """The rooms and the imports between them, for the doc: an arrow from a room
+    to one it imports, where no longer path says so already."""
+    edges = reduced(room_graph(root))
     ids = {name: f"r{i}" for i, name in enumerate(sorted(edges))}
     lines = ["```mermaid", "flowchart TD"]
     lines += [f'  {ids[n]}["{n}"]' for n in sorted(edges)]

@@ -14,14 +14,14 @@ load; the holder's record is what makes a retried reserve or release change noth
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Protocol
 from uuid import UUID
 
 from ledger.aggregate import Ctx, StorctlAggregate
+from ledger.capacity import CapacityCheck, UsedCheck
 from ledger.errors import CapacityExceeded, InvalidInput
 from ledger.fsm import POOL
-from ledger.values import PoolStatus, PoolType, Scope, format_size
+from ledger.values import PoolStatus, PoolType, Scope
 
 #: Pool types whose `StoragePoolType.supportsOverProvisioning` is true in CloudStack.
 OVERPROVISIONING_TYPES = frozenset(
@@ -32,68 +32,6 @@ OVERPROVISIONING_TYPES = frozenset(
         PoolType.Simulator,
     }
 )
-
-
-@dataclass(frozen=True)
-class UsedCheck:
-    """`pool.storage.capacity.disablethreshold` against what a host measured: CloudStack
-    refuses a pool whose physical use reaches the threshold (`checkUsagedSpace`)."""
-
-    capacity: int
-    used: int
-    threshold: float
-
-    @property
-    def share(self) -> float:
-        return self.used / self.capacity if self.capacity else float("inf")
-
-    @property
-    def passes(self) -> bool:
-        return self.used == 0 or self.share < self.threshold
-
-    def reason(self) -> str:
-        return (
-            f"{self.share * 100:.0f}% used on disk ({format_size(self.used)} of "
-            f"{format_size(self.capacity)}), at or over the "
-            f"{self.threshold * 100:.0f}% used threshold"
-        )
-
-
-@dataclass(frozen=True)
-class CapacityCheck:
-    """The numbers behind one capacity decision, kept for the words of the refusal."""
-
-    capacity: int
-    factor: float
-    threshold: float
-    allocated: int
-    asking: int
-
-    @property
-    def limit(self) -> float:
-        return self.capacity * self.factor
-
-    @property
-    def share(self) -> float:
-        return (
-            (self.allocated + self.asking) / self.limit if self.limit else float("inf")
-        )
-
-    @property
-    def passes(self) -> bool:
-        # CloudStack refuses when the share is strictly greater than the threshold
-        # (exactly 0.85 is accepted), or when the total passes the over-provisioned max.
-        return (
-            self.share <= self.threshold and self.allocated + self.asking <= self.limit
-        )
-
-    def reason(self) -> str:
-        pct = self.share * 100
-        verdict = "over" if not self.passes else "within"
-        return (
-            f"would reach {pct:.0f}% of {format_size(int(self.limit))}, "
-            f"{verdict} the {self.threshold * 100:.0f}% threshold"
-        )
 
 
 class CapacityHolder(Protocol):

@@ -1,6 +1,9 @@
-"""Every command teaches: it has help, and that help shows an example."""
+"""Every command teaches: it has help, and that help shows an example; and the
+architecture page shows the rooms as the code has them."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import click
 import pytest
@@ -42,3 +45,16 @@ def test_top_level_help_lists_every_noun():
     assert result.exit_code == 0
     for noun in NOUNS:
         assert noun in result.output
+
+
+def test_the_architecture_picture_is_drawn_from_todays_code():
+    """docs/architecture.md shows the rooms `tools/rooms.py` reads from the code
+    (`make rooms` redraws it)."""
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    sys.path.insert(0, str(root / "tools"))
+    import rooms
+
+    assert rooms.doc_picture(root) == rooms.mermaid(root)
+    assert rooms.mermaid(root).count("-->") > 10

@@ -15,32 +15,15 @@ from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
+from executors.providers.simulator import success_for
 from ledger.commands import (
     Answer,
-    AttachAnswer,
-    AttachCommand,
     Command,
-    CopyCmdAnswer,
-    CopyCommand,
-    CreateObjectAnswer,
-    CreateObjectCommand,
-    DettachAnswer,
-    DettachCommand,
-    DownloadAnswer,
-    DownloadCommand,
-    GetStorageStatsAnswer,
-    GetStorageStatsCommand,
-    ResizeVolumeAnswer,
-    ResizeVolumeCommand,
-    TemplateObjectTO,
-    VolumeObjectTO,
     failure_for,
 )
 
 #: (host id, command kind, command id) -> the fault planned for it, used up; or None
 Faults = Callable[[UUID, str, str], dict[str, Any] | None]
-
-SIM_TEMPLATE_SIZE = 2 << 30  # what a simulated download reports as virtual size
 
 
 class SimulatorAgent:
@@ -74,48 +57,3 @@ class SimulatorAgent:
         if on_progress is not None:
             on_progress(1.0)
         return success_for(command)
-
-
-def success_for(command: Any) -> Answer:
-    note = "simulated: no disk I/O"
-    cid = command.commandId
-    if isinstance(command, CreateObjectCommand):
-        data = command.data
-        if isinstance(data, VolumeObjectTO):
-            data = data.replace(path=data.uuid)
-        return CreateObjectAnswer(commandId=cid, result=True, details=note, data=data)
-    if isinstance(command, CopyCommand):
-        dest = command.destTO
-        if isinstance(dest, VolumeObjectTO):
-            src_size = getattr(command.srcTO, "size", None) or 0
-            dest = dest.replace(path=dest.uuid, size=max(dest.size, src_size))
-        elif isinstance(dest, TemplateObjectTO):
-            size = getattr(command.srcTO, "size", None) or SIM_TEMPLATE_SIZE
-            dest = dest.replace(path=dest.uuid, size=size, physicalSize=size // 4)
-        return CopyCmdAnswer(commandId=cid, result=True, details=note, newData=dest)
-    if isinstance(command, DownloadCommand):
-        return DownloadAnswer(
-            commandId=cid,
-            result=True,
-            details=note,
-            installPath=command.installPath,
-            templateSize=SIM_TEMPLATE_SIZE,
-            templatePhySicalSize=SIM_TEMPLATE_SIZE // 4,
-            downloadStatus="DOWNLOADED",
-            downloadPct=100,
-            checkSum=command.checksum,
-        )
-    if isinstance(command, GetStorageStatsCommand):
-        # no disk: nothing is physically used (the allocated size still counts)
-        return GetStorageStatsAnswer(commandId=cid, result=True, details=note)
-    if isinstance(command, ResizeVolumeCommand):
-        return ResizeVolumeAnswer(
-            commandId=cid, result=True, details=note, newSize=command.newSize
-        )
-    if isinstance(command, AttachCommand):
-        return AttachAnswer(commandId=cid, result=True, details=note, disk=command.disk)
-    if isinstance(command, DettachCommand):
-        return DettachAnswer(
-            commandId=cid, result=True, details=note, disk=command.disk
-        )
-    return Answer(commandId=cid, result=True, details=note)

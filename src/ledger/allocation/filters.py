@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ledger.allocation.views import PoolView, Request
-from ledger.pool import CapacityCheck, UsedCheck
+from ledger.capacity import CapacityCheck, UsedCheck
 from ledger.values import PoolStatus, Scope, format_size
 
 
