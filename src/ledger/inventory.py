@@ -88,6 +88,11 @@ def delta_parent(ledger: Ledger, snapshot: Snapshot) -> DataObjectInStore | None
     return parent
 
 
+def pool_of(ledger: Ledger, volume: Volume) -> StoragePool | None:
+    """The pool a volume is on, loaded to be changed; None for one never placed."""
+    return ledger.load(StoragePool, volume.pool_id) if volume.pool_id else None
+
+
 def find_claim(ledger: Ledger, kind: str, name: str) -> NameClaim | None:
     return ledger.find(NameClaim, claim_id(kind, name))
 

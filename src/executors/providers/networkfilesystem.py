@@ -7,22 +7,10 @@ CloudStack's `StoragePoolType.NetworkFilesystem`, whose agent mounts
 
 from __future__ import annotations
 
-from executors.providers.directory.driver import DRIVER
-from executors.providers.locations import existing_directory
-from executors.providers.provider import SCOPES, Capabilities, Provider, Role
+from executors.providers.directory.driver import primary_pool
 
-PROVIDER = Provider(
-    name="networkfilesystem",
-    roles=frozenset({Role.PRIMARY}),
+PROVIDER = primary_pool(
+    "networkfilesystem",
     recorded_as="NetworkFilesystem",
-    schemes=("file",),
-    validate=existing_directory,
-    capabilities=Capabilities(
-        linked_clones=True,
-        native_snapshots=False,
-        needs_staging_cache=False,
-        scopes=frozenset(SCOPES),
-    ),
-    driver=DRIVER,
     summary="Primary pool on a mounted NFS export (NetworkFilesystem).",
 )

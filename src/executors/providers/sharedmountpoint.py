@@ -7,22 +7,10 @@ other; it must exist on this machine when the pool is added.
 
 from __future__ import annotations
 
-from executors.providers.directory.driver import DRIVER
-from executors.providers.locations import existing_directory
-from executors.providers.provider import SCOPES, Capabilities, Provider, Role
+from executors.providers.directory.driver import primary_pool
 
-PROVIDER = Provider(
-    name="sharedmountpoint",
-    roles=frozenset({Role.PRIMARY}),
+PROVIDER = primary_pool(
+    "sharedmountpoint",
     recorded_as="SharedMountPoint",
-    schemes=("file",),
-    validate=existing_directory,
-    capabilities=Capabilities(
-        linked_clones=True,
-        native_snapshots=False,
-        needs_staging_cache=False,
-        scopes=frozenset(SCOPES),
-    ),
-    driver=DRIVER,
     summary="Primary pool on a directory shared by the hosts (SharedMountPoint).",
 )

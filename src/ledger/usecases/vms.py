@@ -18,9 +18,8 @@ from ledger.allocation.views import Request
 from ledger.app import Ledger
 from ledger.errors import IllegalTransition, InvalidInput, NotFound
 from ledger.host import Host
-from ledger.inventory import find_claim, ready_image_copy
+from ledger.inventory import find_claim, pool_of, ready_image_copy
 from ledger.job import Job
-from ledger.pool import StoragePool
 from ledger.template import Template
 from ledger.usecases.claims import claim_name, job_in
 from ledger.usecases.placement import candidates_of, no_pool_message, place
@@ -151,7 +150,7 @@ def destroy_vm(ledger: Ledger, ctx: Ctx, ref: str, *, expunge: bool = False) -> 
         if vm.state is not VmState.Destroyed:
             vm.change_state(ctx, "DestroyRequested")
         root = ledger.load(Volume, vm.root_volume_id)
-        pool = ledger.load(StoragePool, root.pool_id) if root.pool_id else None
+        pool = pool_of(ledger, root)
         out += [root, pool]
         if root.state is not VolumeState.Destroy:
             root.destroy(ctx, with_vm=True)

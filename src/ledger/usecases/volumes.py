@@ -19,6 +19,7 @@ from ledger.allocation.views import Request
 from ledger.app import Ledger
 from ledger.errors import IllegalTransition, InvalidInput, NotFound
 from ledger.host import Host
+from ledger.inventory import pool_of
 from ledger.job import Job
 from ledger.pool import StoragePool
 from ledger.usecases.claims import job_in
@@ -193,7 +194,7 @@ def delete_volume(ledger: Ledger, ctx: Ctx, volume_id: UUID) -> Job:
     def decide() -> list[Aggregate | None]:
         volume = ledger.load(Volume, volume_id)
         job = Job.submit(ctx, "volume.delete", "volume", volume.id)
-        pool = ledger.load(StoragePool, volume.pool_id) if volume.pool_id else None
+        pool = pool_of(ledger, volume)
         volume.destroy(ctx)
         if volume.path is None:
             volume.request_expunge(ctx, None)  # nothing on primary to keep
@@ -210,7 +211,7 @@ def recover_volume(ledger: Ledger, ctx: Ctx, volume_id: UUID) -> Job:
         volume = ledger.load(Volume, volume_id)
         volume.recover(ctx)
         job = Job.submit(ctx, "volume.recover", "volume", volume.id)
-        pool = ledger.load(StoragePool, volume.pool_id) if volume.pool_id else None
+        pool = pool_of(ledger, volume)
         if pool is not None:
             pool.reserve(ctx, volume, volume.size, *limits(ledger))
         job.succeed(ctx, {"state": volume.state.name})
@@ -223,7 +224,7 @@ def expunge_volume(ledger: Ledger, ctx: Ctx, volume_id: UUID) -> Job:
     def decide() -> list[Aggregate | None]:
         volume = ledger.load(Volume, volume_id)
         job = Job.submit(ctx, "volume.expunge", "volume", volume.id)
-        pool = ledger.load(StoragePool, volume.pool_id) if volume.pool_id else None
+        pool = pool_of(ledger, volume)
         if volume.state is VolumeState.Allocated:
             volume.destroy(ctx)
             if pool is not None:

@@ -20,6 +20,8 @@ from executors.providers.directory.snapshots import Snapshots
 from executors.providers.directory.templates import Templates
 from executors.providers.directory.volumes import Volumes
 from executors.providers.driver import Handler, Operation, TableDriver
+from executors.providers.locations import existing_directory
+from executors.providers.provider import SCOPES, Capabilities, Provider, Role
 from ledger.commands import Answer, Command, GetStorageStatsCommand
 
 
@@ -76,3 +78,25 @@ DRIVER = TableDriver(
         ),
     },
 )
+
+
+def primary_pool(name: str, recorded_as: str, summary: str) -> Provider:
+    """A primary-pool provider whose pool is a mounted directory: what
+    `filesystem`, `sharedmountpoint` and `networkfilesystem` share (the directory
+    must exist when the pool is added, any scope, linked clones by qcow2
+    backing files); they differ in CloudStack's pool type and in who mounts it."""
+    return Provider(
+        name=name,
+        roles=frozenset({Role.PRIMARY}),
+        recorded_as=recorded_as,
+        schemes=("file",),
+        validate=existing_directory,
+        capabilities=Capabilities(
+            linked_clones=True,
+            native_snapshots=False,
+            needs_staging_cache=False,
+            scopes=frozenset(SCOPES),
+        ),
+        driver=DRIVER,
+        summary=summary,
+    )
