@@ -70,9 +70,9 @@ def replay(ctx: click.Context, until: str | None, into: str | None) -> None:
 
 
 def _replay(until: str, into: str) -> None:
+    from cli.bootstrap import open_ledger
     from cli.progress import ProgressBar
-    from ledger.app import Ledger
-    from ledger.store.database import parse_db, prepare
+    from ledger.store.database import parse_db
     from projections.replay import replay_to_file, resolve_until
 
     target_db = parse_db(into)
@@ -86,12 +86,11 @@ def _replay(until: str, into: str) -> None:
     head = a.ledger.recorder.max_notification_id() or 0
     if stop > head:
         raise InvalidInput("--until", until, f"beyond the last position ({head})")
-    prepare(target_db)
     bar = ProgressBar.shared()
     try:
         copied = replay_to_file(
             a.ledger,
-            lambda: Ledger(env=target_db.env),
+            lambda: open_ledger(into),
             stop,
             on_progress=partial(bar.update, "replay"),
         )
