@@ -162,14 +162,7 @@ class Commandable(StorctlAggregate):
         self, event_class: type[Any], ctx: Ctx, answer: Any, **extra: Any
     ) -> None:
         """Fold an agent's answer as CloudStack's OperationSucceeded/Failed."""
-        if self.pending is None or self.pending["commandId"] != answer.commandId:
-            raise StaleAnswer(
-                self.KIND,
-                str(self.id),
-                self.state.name,
-                "answer",
-                why=f"command {answer.commandId} is not pending",
-            )
+        self.require_pending(answer)
         trigger = self.SUCCEEDED if answer.result else self.FAILED
         self.emit(
             event_class,
@@ -180,6 +173,18 @@ class Commandable(StorctlAggregate):
             to_state=self.answer_state(trigger),
             **extra,
         )
+
+    def require_pending(self, answer: Any) -> None:
+        """Refuse an answer to a command this object does not wait for (answered
+        already, or never sent) before anything is decided from it."""
+        if self.pending is None or self.pending["commandId"] != answer.commandId:
+            raise StaleAnswer(
+                self.KIND,
+                str(self.id),
+                self.state.name,
+                "answer",
+                why=f"command {answer.commandId} is not pending",
+            )
 
     def answer_state(self, trigger: str) -> Any:
         return self.next(trigger)

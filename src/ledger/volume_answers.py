@@ -20,8 +20,10 @@ class FoldsVolumeAnswers:
     Volume's)."""
 
     def fold_answer(self, ctx: Ctx, answer: Any) -> None:
-        """Record any answer to the pending command, by the command it answers."""
+        """Record any answer to the pending command, by the command it answers;
+        a stale one is refused before a migration's `PoolChanged` is decided."""
         volume: Any = self
+        volume.require_pending(answer)
         kind = volume.pending["kind"] if volume.pending else ""
         if kind == "RevertSnapshotCommand":
             volume.answer(volume.RevertAnswered, ctx, answer)

@@ -628,12 +628,6 @@ class TestMigration:
         assert volume.state is VolumeState.Ready
         assert (volume.pool_id, volume.path) == (source.id, path)
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="fold_answer emits PoolChanged before Commandable.answer checks the "
-        "commandId, so a stale successful migration answer moves the volume and "
-        "leaves an event pending when StaleAnswer is raised",
-    )
     def test_stale_successful_migration_answer_records_nothing(self):
         source, target = new_pool(), new_pool("target")
         volume = given(migrating(source, target))
@@ -647,13 +641,6 @@ class TestMigration:
         assert volume.pool_id == source.id
         assert_refused_without_events(volume, version, VolumeState.Migrating)
 
-    @pytest.mark.xfail(
-        strict=True,
-        raises=TypeError,
-        reason="Answered.apply clears `pending` but not `pending_trigger`, so a "
-        "migration's answer delivered again reads pending['destTO'] of None "
-        "(TypeError) instead of being refused as StaleAnswer",
-    )
     def test_successful_migration_answer_folded_twice_is_stale_the_second_time(self):
         source, target = new_pool(), new_pool("target")
         volume = migrating(source, target)
