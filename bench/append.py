@@ -68,16 +68,14 @@ STEPS = ("create", "attach", "snapshot", "detach", "delete", "expunge")
 def lifecycles(url: str, n: int, wave: int = WAVE) -> dict[str, Any]:
     """`n` lifecycles, `wave` at a time (1: each operation driven to its end
     before the next is submitted)."""
-    from executors.engine import Engine
+    from cli.bootstrap import engine as build_engine
     from ledger.aggregate import Ctx
     from ledger.job import Job
-    from ledger.store.database import parse_db
     from ledger.values import GiB, Hypervisor, ImageFormat, JobStatus, PoolType, Scope
-    from projections.projector import catch_up, decoder
 
     app = open_ledger(url)
     try:
-        engine = Engine(app, parse_db(url), project=catch_up, decode=decoder(app))
+        engine = build_engine(app)
 
         def ctx() -> Ctx:
             return Ctx.new("bench")
