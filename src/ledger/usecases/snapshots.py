@@ -214,5 +214,6 @@ def create_volume_from_snapshot(
         )
         return [volume, job, pool, *cleaned]
 
-    candidates_of(ledger).refresh()
+    if pool_id is None:  # an operator's --pool needs no candidates
+        candidates_of(ledger).refresh()
     return job_in(ledger.atomic(decide, what=f"volume create {name}"))

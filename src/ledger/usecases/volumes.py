@@ -102,8 +102,10 @@ def _create_volume(
 
 def attach_volume(ledger: Ledger, ctx: Ctx, volume_id: UUID, vm_ref: str) -> Job:
     """Attach a data disk; one never created is placed near the VM's host first
-    and attached once it is created (the workflows' step)."""
-    candidates_of(ledger).refresh()
+    and attached once it is created (the workflows' step). Only that placement
+    needs the candidates caught up."""
+    if ledger.peek(Volume, volume_id).pool_id is None:
+        candidates_of(ledger).refresh()
     with ledger.one_settings_read():
         return _attach_volume(ledger, ctx, volume_id, vm_ref)
 
