@@ -48,7 +48,9 @@ def open_ledger(
     ledger that never snapshots, a cold cache)."""
     db = parse_db(url)
     prepare(db)
-    if tables_exist(db, "ledger_events", "ledger_tracking", "event_journal"):
+    # eventsourcing names PostgreSQL tables after the application
+    name = cls.name.lower()
+    if tables_exist(db, f"{name}_events", f"{name}_tracking", "event_journal"):
         ledger = cls(
             env={**db.env, "CREATE_TABLE": "n", **env}, candidates=TableCandidates
         )

@@ -50,9 +50,7 @@ from ledger.snapshot import Snapshot
 from ledger.store.repository import CACHE_SIZE, Batch, StrayChange, _Repository
 from ledger.store.sqlite_reads import SQLiteReads
 from ledger.template import Template
-from ledger.values import (
-    transcodings,
-)
+from ledger.values import transcodings
 from ledger.vm import VirtualMachine
 from ledger.volume import Volume
 from ledger.zone import Zone, zone_id_for
@@ -115,8 +113,8 @@ class Ledger(Application[UUID]):
         candidates: Callable[[Ledger], Candidates] | None = None,
     ) -> None:
         """`candidates` builds the read side's answers for placement from this
-        ledger (`projections.candidates.TableCandidates`); None: placement reads
-        the aggregates (`inventory.AggregateCandidates`)."""
+        ledger (`projections.table_candidates.TableCandidates`); None: placement
+        reads the aggregates (`inventory.AggregateCandidates`)."""
         super().__init__(env)
         self._scope = threading.local()
         self.candidates: Candidates | None = candidates(self) if candidates else None
