@@ -50,7 +50,8 @@ def open_ledger(
     prepare(db)
     # eventsourcing names PostgreSQL tables after the application
     name = cls.name.lower()
-    if tables_exist(db, f"{name}_events", f"{name}_tracking", "event_journal"):
+    ledger_tables = [f"{name}_{t}" for t in ("events", "snapshots", "tracking")]
+    if tables_exist(db, *ledger_tables, "event_journal"):
         ledger = cls(
             env={**db.env, "CREATE_TABLE": "n", **env}, candidates=TableCandidates
         )
