@@ -45,8 +45,18 @@ def cli() -> None:
 @click.option(
     "--path",
     "path",
-    required=True,
     help="The pool's location: for directory types its mount point, which must exist.",
+)
+@click.option(
+    "--url",
+    help="The pool's location as a URL, e.g. rbd://admin@127.0.0.1:3300/storctl "
+    "(instead of --path).",
+)
+@click.option(
+    "--credentials",
+    metavar="NAME",
+    help="The name of the pool's credentials in the profile "
+    "($STORCTL_CREDENTIALS) or the environment; the secret is never recorded.",
 )
 @click.option("--capacity", required=True, help="Size, e.g. 100G, 512M, or bytes.")
 @click.option(
@@ -60,6 +70,7 @@ def cli() -> None:
 @click.option("--host", help="Host id or name (host scope: local storage).")
 @click.option(
     "--type",
+    "--provider",
     "pool_type",
     default="filesystem",
     show_default=True,
@@ -80,7 +91,9 @@ def cli() -> None:
 def add(
     name: str,
     zone: str,
-    path: str,
+    path: str | None,
+    url: str | None,
+    credentials: str | None,
     capacity: str,
     scope: str,
     cluster: str | None,
@@ -92,17 +105,27 @@ def add(
     """Register a primary storage pool.
 
     The pool's provider checks the location first (for directory types: an
-    absolute path to a directory that exists); a refusal writes nothing.
+    absolute path to a directory that exists; for a URL, that the backend answers
+    with the credentials named); a refusal writes nothing.
 
     \b
     Example:
       storctl pool add gold --zone z1 --cluster c1 --path /srv/gold \\
               --capacity 100G --tags ssd --overprovision 1
+      storctl pool add ceph --zone z1 --scope zone --provider rbd \\
+              --url rbd://admin@127.0.0.1:3300/storctl --credentials lab-ceph \\
+              --capacity 100G
     """
     from executors.providers import Role, locate
 
     size = parse_size(capacity, minimum=1, what="capacity")
-    where = locate(Role.PRIMARY, pool_type, os.path.expanduser(path), scope=scope)
+    where = locate(
+        Role.PRIMARY,
+        pool_type,
+        location_of(path, url),
+        scope=scope,
+        credentials=credentials,
+    )
     a = app()
     pool = infrastructure.register_pool(
         a.ledger,
@@ -117,8 +140,17 @@ def add(
         host=host,
         tags=[t for t in tags.split(",") if t.strip()],
         overprovision=overprovision,
+        credentials=credentials,
+        capabilities=dict(where.capabilities),
     )
     _show(str(pool.id))
+
+
+def location_of(path: str | None, url: str | None) -> str:
+    """Exactly one of `--path` and `--url`, as the location a provider checks."""
+    if (path is None) == (url is None):
+        raise click.UsageError("give exactly one of --path DIR and --url URL")
+    return os.path.expanduser(path) if path is not None else str(url)
 
 
 @cli.command("list")

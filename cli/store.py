@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import click
 
 from cli.context import app
@@ -30,8 +28,12 @@ def cli() -> None:
 @click.option(
     "--path",
     "path",
-    required=True,
     help="The store's location: for nfs the mounted export, which must exist.",
+)
+@click.option(
+    "--url",
+    help="The store's location as a URL, e.g. s3://BUCKET?endpoint=http://HOST:PORT "
+    "(instead of --path).",
 )
 @click.option(
     "--provider",
@@ -40,22 +42,57 @@ def cli() -> None:
     help="The store's provider: nfs, simulator, or another installed one "
     "(storctl provider list).",
 )
-def add(name: str, zone: str, path: str, provider: str) -> None:
-    """Register an image store.
+@click.option(
+    "--role",
+    type=click.Choice(["image", "cache"], case_sensitive=False),
+    default="image",
+    show_default=True,
+    help="image: templates and backups live here; cache: CloudStack's staging "
+    "store, through which an S3 or Swift store's data reaches the pools.",
+)
+@click.option(
+    "--credentials",
+    metavar="NAME",
+    help="The name of the store's credentials in the profile "
+    "($STORCTL_CREDENTIALS) or the environment; the secret is never recorded.",
+)
+def add(
+    name: str,
+    zone: str,
+    path: str | None,
+    url: str | None,
+    provider: str,
+    role: str,
+    credentials: str | None,
+) -> None:
+    """Register an image store, or a staging cache (`--role cache`).
 
     The provider checks the location first (nfs: an absolute path to a
-    directory that exists, the mounted export); a refusal writes nothing.
+    directory that exists, the mounted export; a URL: that the store answers
+    with the credentials named); a refusal writes nothing.
 
     \b
     Example:
       storctl store add sec1 --zone z1 --path /srv/secondary
+      storctl store add stage --zone z1 --role cache --path /srv/staging
     """
+    from cli.pool import location_of
     from executors.providers import Role, locate
+    from ledger.values import StoreRole
 
-    where = locate(Role.IMAGE, provider, os.path.expanduser(path))
+    where = locate(
+        Role.IMAGE, provider, location_of(path, url), credentials=credentials
+    )
     a = app()
     store = infrastructure.register_store(
-        a.ledger, a.ctx(), name, zone, where.path, where.recorded_as
+        a.ledger,
+        a.ctx(),
+        name,
+        zone,
+        where.path,
+        where.recorded_as,
+        role=StoreRole.ImageCache if role.lower() == "cache" else StoreRole.Image,
+        credentials=credentials,
     )
     _show(str(store.id))
 

@@ -201,8 +201,8 @@ def room(module: str) -> str:
     if top == "executors" and len(parts) > 1:
         if parts[1] in ("agents", "providers"):
             return f"executors.{parts[1]}"
-        if parts[1] in ("qemu", "paths", "runner"):
-            return "executors: qemu, paths, runner"
+        if parts[1] in ("qemu", "paths", "runner", "credentials"):
+            return "executors: qemu, paths, runner, credentials"
         return "executors: engine, dispatcher"
     if top == "cli" and module != "cli.bootstrap":
         return "cli: nouns"

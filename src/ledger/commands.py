@@ -96,6 +96,8 @@ class PrimaryDataStoreTO(Wire):
     host: str = "localhost"
     port: int = 0
     role: str = "Primary"
+    #: the name of the pool's credentials, resolved by the executor (never a secret)
+    credentials: str | None = None
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,8 @@ class ImageStoreTO(Wire):
     uri: str
     providerName: str = "NFS"
     role: str = "Image"
+    #: the name of the store's credentials, resolved by the executor
+    credentials: str | None = None
 
 
 DataStoreTO = PrimaryDataStoreTO | ImageStoreTO

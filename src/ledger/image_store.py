@@ -8,20 +8,39 @@ from __future__ import annotations
 from typing import Any
 
 from ledger.aggregate import Ctx, StorctlAggregate
+from ledger.values import StoreRole
 
 
 class ImageStore(StorctlAggregate):
+    """v2 (snapshot state) added `role` and `credentials`."""
+
     TOPIC = "storctl.ImageStore"
+    class_version = 2
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        state["role"] = StoreRole.Image
+        state["credentials"] = None
 
     class Event(StorctlAggregate.Event):
         TOPIC = "storctl.ImageStore.Event"
 
     class Registered(StorctlAggregate.Created, Event):
         TOPIC = "storctl.ImageStore.Registered"
+        class_version = 2
         name: str
         zone_id: str
         provider: str
         path: str
+        role: StoreRole
+        credentials: str | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            """v2 added `role` (an image store, or CloudStack's staging cache) and
+            `credentials` (a reference the executors resolve, never a secret)."""
+            state["role"] = StoreRole.Image
+            state["credentials"] = None
 
     class ReadonlyChanged(Event):
         TOPIC = "storctl.ImageStore.ReadonlyChanged"
@@ -37,6 +56,8 @@ class ImageStore(StorctlAggregate):
         zone_id: str,
         provider: str,
         path: str,
+        role: StoreRole,
+        credentials: str | None,
         actor: str,
         job_id: str,
         causation_id: str,
@@ -45,11 +66,21 @@ class ImageStore(StorctlAggregate):
         self.zone_id = zone_id
         self.provider = provider
         self.path = path
+        self.role = role
+        self.credentials = credentials
         self.readonly = False
 
     @classmethod
     def register(
-        cls, ctx: Ctx, name: str, zone_id: str, path: str, provider: str = "NFS"
+        cls,
+        ctx: Ctx,
+        name: str,
+        zone_id: str,
+        path: str,
+        provider: str = "NFS",
+        *,
+        role: StoreRole = StoreRole.Image,
+        credentials: str | None = None,
     ) -> ImageStore:
         return cls.create(
             cls.Registered,
@@ -58,4 +89,6 @@ class ImageStore(StorctlAggregate):
             zone_id=zone_id,
             provider=provider,
             path=path,
+            role=role,
+            credentials=credentials,
         )

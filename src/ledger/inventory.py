@@ -74,8 +74,16 @@ def backup_of(ledger: Ledger, snapshot: Snapshot) -> DataObjectInStore | None:
 
 def delta_parent(ledger: Ledger, snapshot: Snapshot) -> DataObjectInStore | None:
     """The previous snapshot's backup, while the chain is shorter than
-    `snapshot.delta.max`; None means a full backup."""
+    `snapshot.delta.max`; None means a full backup, which is every backup of a
+    pool whose provider snapshots natively (CloudStack backs RBD snapshots up
+    whole: the snapshot itself stays on the pool)."""
     if snapshot.prev_snapshot_id is None:
+        return None
+    volume = ledger.load(Volume, snapshot.volume_id)
+    pool_id = volume.pool_id or volume.last_pool_id
+    if pool_id is not None and ledger.peek(StoragePool, pool_id).can(
+        "native_snapshots"
+    ):
         return None
     prev = ledger.find(Snapshot, snapshot.prev_snapshot_id)
     if prev is None or prev.state is not SnapshotState.BackedUp:

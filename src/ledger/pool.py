@@ -23,13 +23,15 @@ from ledger.errors import CapacityExceeded, InvalidInput
 from ledger.fsm import POOL
 from ledger.values import PoolStatus, PoolType, Scope
 
-#: Pool types whose `StoragePoolType.supportsOverProvisioning` is true in CloudStack.
+#: Pool types whose `StoragePoolType.supportsOverProvisioning` is true in CloudStack
+#: (RBD's is; Iscsi's is not).
 OVERPROVISIONING_TYPES = frozenset(
     {
         PoolType.Filesystem,
         PoolType.NetworkFilesystem,
         PoolType.SharedMountPoint,
         PoolType.Simulator,
+        PoolType.RBD,
     }
 )
 
@@ -75,7 +77,7 @@ class StoragePool(StorctlAggregate):
 
     TOPIC = "storctl.StoragePool"
     SPEC = POOL
-    class_version = 2
+    class_version = 3
     used = 0  # for snapshots taken before StatsReported existed
 
     @staticmethod
@@ -84,11 +86,18 @@ class StoragePool(StorctlAggregate):
         state["legacy"] = legacy
         state["objects"] = len(legacy)
 
+    @staticmethod
+    def upcast_v2_v3(state: dict[str, Any]) -> None:
+        """v3 added `credentials` and `capabilities` (see `Registered`)."""
+        state["credentials"] = None
+        state["capabilities"] = {}
+
     class Event(StorctlAggregate.Event):
         TOPIC = "storctl.StoragePool.Event"
 
     class Registered(StorctlAggregate.Created, Event):
         TOPIC = "storctl.StoragePool.Registered"
+        class_version = 2
         name: str
         zone_id: str
         cluster_id: str | None
@@ -99,6 +108,16 @@ class StoragePool(StorctlAggregate):
         capacity: int
         overprovision: float | None
         tags: list[str]
+        credentials: str | None
+        capabilities: dict[str, bool]
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            """v2 added `credentials` (a reference the executors resolve, never a
+            secret) and `capabilities` (what the pool's provider declared when it
+            was added); a directory pool before them had neither."""
+            state["credentials"] = None
+            state["capabilities"] = {}
 
     class StatsReported(Event):
         """What a host that reaches the pool measured of its physical use (CloudStack's
@@ -164,11 +183,15 @@ class StoragePool(StorctlAggregate):
         capacity: int,
         overprovision: float | None,
         tags: list[str],
+        credentials: str | None,
+        capabilities: dict[str, bool],
         actor: str,
         job_id: str,
         causation_id: str,
     ) -> None:
         self.name = name
+        self.credentials = credentials
+        self.capabilities = dict(capabilities)
         self.zone_id = zone_id
         self.cluster_id = cluster_id
         self.host_id = host_id
@@ -188,7 +211,15 @@ class StoragePool(StorctlAggregate):
 
     @classmethod
     def register(cls, ctx: Ctx, **fields: Any) -> StoragePool:
+        fields.setdefault("credentials", None)
+        fields.setdefault("capabilities", {})
         return cls.create(cls.Registered, ctx, **fields)
+
+    def can(self, capability: str) -> bool:
+        """What the pool's provider declared it can do (`native_snapshots`,
+        `linked_clones`, ...); a pool added before providers declared them is a
+        directory pool, which clones but keeps no native snapshots."""
+        return bool(self.capabilities.get(capability, capability == "linked_clones"))
 
     # ------------------------------------------------------------ status
 

@@ -32,13 +32,22 @@ def command_id(causation_id: str, object_id: UUID, step: str) -> str:
 
 def primary_to(pool: StoragePool) -> PrimaryDataStoreTO:
     return PrimaryDataStoreTO(
-        uuid=str(pool.id), name=pool.name, poolType=pool.pool_type.value, path=pool.path
+        uuid=str(pool.id),
+        name=pool.name,
+        poolType=pool.pool_type.value,
+        path=pool.path,
+        credentials=pool.credentials,
     )
 
 
 def image_to(store: ImageStore) -> ImageStoreTO:
     return ImageStoreTO(
-        uuid=str(store.id), name=store.name, uri=store.path, providerName=store.provider
+        uuid=str(store.id),
+        name=store.name,
+        uri=store.path,
+        providerName=store.provider,
+        role=store.role.value,
+        credentials=store.credentials,
     )
 
 

@@ -134,10 +134,14 @@ class Scope(Enum):
 
 
 class PoolType(Enum):
+    """CloudStack's `StoragePoolType` names for the pools storctl's providers serve."""
+
     Filesystem = "Filesystem"
     SharedMountPoint = "SharedMountPoint"
     NetworkFilesystem = "NetworkFilesystem"
     Simulator = "Simulator"
+    RBD = "RBD"
+    Iscsi = "Iscsi"
 
 
 class Hypervisor(Enum):
@@ -162,8 +166,12 @@ class DataObjectType(Enum):
 
 
 class StoreRole(Enum):
+    """CloudStack's `DataStoreRole`: primary, image (secondary), and the staging
+    cache (`ImageCache`) an S3 or Swift store's data passes through."""
+
     Primary = "Primary"
     Image = "Image"
+    ImageCache = "ImageCache"
 
 
 class JobStatus(Enum):

@@ -20,7 +20,14 @@ def zone_id_for(name: str) -> UUID:
 
 
 class Zone(StorctlAggregate):
+    """v2 (snapshot state) added `caches`."""
+
     TOPIC = "storctl.Zone"
+    class_version = 2
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        state["caches"] = []
 
     class Event(StorctlAggregate.Event):
         TOPIC = "storctl.Zone.Event"
@@ -58,6 +65,16 @@ class Zone(StorctlAggregate):
         def apply(self, aggregate: Any) -> None:
             aggregate.stores.append(str(self.store_id))
 
+    class CacheAdded(Event):
+        """A staging store (CloudStack's `ImageCache` role): what an S3 or Swift
+        image store's data passes through on its way to a pool."""
+
+        TOPIC = "storctl.Zone.CacheAdded"
+        store_id: UUID
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.caches.append(str(self.store_id))
+
     def __init__(
         self, *, name: str, actor: str, job_id: str, causation_id: str
     ) -> None:
@@ -65,6 +82,7 @@ class Zone(StorctlAggregate):
         self.hosts: dict[str, str] = {}
         self.pools: list[str] = []
         self.stores: list[str] = []
+        self.caches: list[str] = []
 
     @classmethod
     def open(cls, ctx: Ctx, name: str) -> Zone:
@@ -88,3 +106,6 @@ class Zone(StorctlAggregate):
 
     def add_store(self, ctx: Ctx, store_id: UUID) -> None:
         self.emit(self.StoreAdded, ctx, store_id=store_id)
+
+    def add_cache(self, ctx: Ctx, store_id: UUID) -> None:
+        self.emit(self.CacheAdded, ctx, store_id=store_id)

@@ -147,7 +147,7 @@ def _store_registered(event: ImageStore.Registered, db: Db) -> None:
             "protocol": event.provider.lower(),
             "url": event.path,
             "image_provider_name": event.provider,
-            "role": "Image",
+            "role": event.role.value,
             "readonly": 0,
             "created": iso(event.timestamp),
         },

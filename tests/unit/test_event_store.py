@@ -224,9 +224,11 @@ def test_a_v1_pool_snapshot_upcasts_its_reservations(ledger, db_url):
     snapshot = Snapshot.take(pool)
     stored = ledger.snapshots.mapper.to_stored_event(snapshot)
     state = json.loads(stored.state)
-    assert state["state"].pop("class_version") == 2
-    # as v1 code stored a pool holding one volume: the dict of reservations
+    assert state["state"].pop("class_version") == 3
+    # as v1 code stored a pool holding one volume: the dict of reservations, and
+    # none of v3's credentials and capabilities
     del state["state"]["legacy"], state["state"]["objects"]
+    del state["state"]["credentials"], state["state"]["capabilities"]
     state["state"]["reservations"] = {str(volume.id): GiB}
     state["state"]["allocated"] = GiB
     old = StoredEvent(

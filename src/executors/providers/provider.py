@@ -10,9 +10,10 @@ field here, so a new backend is a new value, never a new branch elsewhere.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
 from enum import Enum
+from typing import Any
 
 from executors.providers.driver import Driver
 
@@ -50,6 +51,10 @@ class Capabilities:
     scopes: frozenset[str]
     disk_io: bool = True
 
+    def recorded(self) -> dict[str, bool]:
+        """The flags a pool records when it is added (`StoragePool.can`)."""
+        return {k: v for k, v in asdict(self).items() if isinstance(v, bool)}
+
 
 @dataclass(frozen=True)
 class Location:
@@ -58,6 +63,8 @@ class Location:
     provider: str  # the provider's name, e.g. "filesystem"
     recorded_as: str  # the pool's type or the store's providername, e.g. "NFS"
     path: str  # the canonical location (an absolute path for directories)
+    #: what the provider declared it can do, recorded with the pool
+    capabilities: Mapping[str, bool] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -82,6 +89,11 @@ class Provider:
     - `capabilities`: what it can do (see `Capabilities`).
     - `driver`: the agent-side half that executes commands on it (`Driver`).
     - `summary`: one line for `storctl provider list`, naming CloudStack's concept.
+    - `credentials`: whether a location of it needs credentials (`--credentials
+      NAME`, resolved by `executors.credentials`, never recorded but by name).
+    - `check`: given the canonical location and the resolved credentials, reach
+      the backend and refuse (`InvalidInput`) what does not answer or refuses the
+      credentials, before anything is written. None: nothing to reach.
     """
 
     name: str
@@ -92,6 +104,8 @@ class Provider:
     capabilities: Capabilities
     driver: Driver
     summary: str
+    credentials: bool = False
+    check: Callable[[str, Mapping[str, Any]], None] | None = None
 
     def serves(self, role: Role) -> bool:
         return role in self.roles

@@ -19,6 +19,7 @@ import importlib.metadata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from executors.credentials import resolve as resolve_credentials
 from executors.providers.driver import AgentFailure
 from executors.providers.locations import scheme_of
 from executors.providers.provider import Location, Provider, Role
@@ -83,8 +84,11 @@ class Registry:
         location: str,
         *,
         scope: str | None = None,
+        credentials: str | None = None,
     ) -> Location:
-        """`location` checked by the provider, in the form the ledger records."""
+        """`location` checked by the provider, in the form the ledger records;
+        with the credentials it names resolved and the backend reached, when the
+        provider says how (`Provider.check`)."""
         role = Role(role)
         provider = self.find(role, provider_name)
         scheme = scheme_of(location)
@@ -110,7 +114,21 @@ class Registry:
             raise InvalidInput(
                 "scope", scope, f"provider {provider.name} reaches only {reach} scope"
             )
-        return Location(provider.name, provider.recorded_as, canonical)
+        if provider.credentials and credentials is None:
+            raise InvalidInput(
+                "credentials",
+                "",
+                f"provider {provider.name} needs --credentials NAME "
+                "(a table of the credentials profile)",
+            )
+        if credentials is not None and provider.check is not None:
+            provider.check(canonical, resolve_credentials(credentials))
+        return Location(
+            provider.name,
+            provider.recorded_as,
+            canonical,
+            provider.capabilities.recorded(),
+        )
 
     def for_store(self, store: PrimaryDataStoreTO | ImageStoreTO) -> Provider:
         """The provider a command's store belongs to (its `poolType` or
@@ -170,11 +188,18 @@ def installed() -> Registry:
 
 
 def locate(
-    role: Role | str, provider_name: str, location: str, *, scope: str | None = None
+    role: Role | str,
+    provider_name: str,
+    location: str,
+    *,
+    scope: str | None = None,
+    credentials: str | None = None,
 ) -> Location:
     """`Registry.locate` on the installed providers: call it before writing a pool
     or a store, so a location no provider accepts is refused with nothing written."""
-    return installed().locate(role, provider_name, location, scope=scope)
+    return installed().locate(
+        role, provider_name, location, scope=scope, credentials=credentials
+    )
 
 
 def _load_order(ep: importlib.metadata.EntryPoint) -> tuple[bool, str, str]:

@@ -23,7 +23,7 @@ from ledger.image_store import ImageStore
 from ledger.inventory import find_claim
 from ledger.pool import StoragePool
 from ledger.usecases.claims import claim_name
-from ledger.values import HostState, Hypervisor, PoolType, Scope
+from ledger.values import HostState, Hypervisor, PoolType, Scope, StoreRole
 from ledger.zone import Zone
 
 
@@ -72,13 +72,20 @@ def register_pool(
     host: str | None = None,
     tags: list[str] | None = None,
     overprovision: float | None = None,
+    credentials: str | None = None,
+    capabilities: dict[str, bool] | None = None,
 ) -> StoragePool:
+    """CloudStack's createStoragePool. `path` is the location the pool's provider
+    accepted (a directory, or a URL such as `rbd://...`); `credentials` names the
+    secrets the executors resolve, and `capabilities` are what the provider
+    declared (recorded, so decisions that depend on them are explained)."""
+    _check_reference(credentials)
     if capacity <= 0:
         raise InvalidInput("capacity", str(capacity), "must be positive")
     if overprovision is not None and not 0 < overprovision <= 100:
         raise InvalidInput("overprovision", str(overprovision), "a factor in (0, 100]")
     if not path or "\0" in path or "\n" in path:
-        raise InvalidInput("path", path, "a directory path")
+        raise InvalidInput("path", path, "a directory path or a URL")
     clean_tags = _tags(tags)
 
     def decide() -> list[Aggregate]:
@@ -115,6 +122,8 @@ def register_pool(
             capacity=capacity,
             overprovision=overprovision,
             tags=clean_tags,
+            credentials=credentials,
+            capabilities=dict(capabilities or {}),
         )
         zone_agg.add_pool(ctx, pool.id)
         return [pool, claim_name(ledger, ctx, "pool", name, pool.id), zone_agg]
@@ -191,15 +200,33 @@ def delete_pool(ledger: Ledger, ctx: Ctx, ref: str) -> StoragePool:
 
 
 def register_store(
-    ledger: Ledger, ctx: Ctx, name: str, zone: str, path: str, provider: str = "NFS"
+    ledger: Ledger,
+    ctx: Ctx,
+    name: str,
+    zone: str,
+    path: str,
+    provider: str = "NFS",
+    *,
+    role: StoreRole = StoreRole.Image,
+    credentials: str | None = None,
 ) -> ImageStore:
+    """CloudStack's addImageStore, or (`role=ImageCache`) its secondary staging
+    store: where an S3 or Swift store's data passes on its way to a pool."""
+    _check_reference(credentials)
     if not path or "\0" in path or "\n" in path:
-        raise InvalidInput("path", path, "a directory path")
+        raise InvalidInput("path", path, "a directory path or a URL")
+    if role is StoreRole.Primary:
+        raise InvalidInput("role", role.value, "an image store is Image or ImageCache")
 
     def decide() -> list[Aggregate]:
         zone_agg = zone_for_update(ledger, ctx, zone)
-        store = ImageStore.register(ctx, name, zone, path, provider)
-        zone_agg.add_store(ctx, store.id)
+        store = ImageStore.register(
+            ctx, name, zone, path, provider, role=role, credentials=credentials
+        )
+        if role is StoreRole.ImageCache:
+            zone_agg.add_cache(ctx, store.id)
+        else:
+            zone_agg.add_store(ctx, store.id)
         return [store, claim_name(ledger, ctx, "store", name, store.id), zone_agg]
 
     return ledger.atomic(decide, what=f"store add {name}")[0]  # type: ignore[return-value]
@@ -212,6 +239,17 @@ def set_config(ledger: Ledger, ctx: Ctx, key: str, value: str) -> Config:
         return [config]
 
     return ledger.atomic(decide, what=f"config {key}")[0]  # type: ignore[return-value]
+
+
+def _check_reference(credentials: str | None) -> None:
+    """A credentials reference is a name (`lab-ceph`), never the secret itself:
+    it goes into events, tables and messages."""
+    if credentials is None:
+        return
+    if not credentials or not all(c.isalnum() or c in "-_." for c in credentials):
+        raise InvalidInput(
+            "credentials", "(not shown)", "a reference name: letters, digits, - _ ."
+        )
 
 
 def _tags(tags: list[str] | None) -> list[str]:
