@@ -93,6 +93,7 @@ def add(
         where.recorded_as,
         role=StoreRole.ImageCache if role.lower() == "cache" else StoreRole.Image,
         credentials=credentials,
+        capabilities=dict(where.capabilities),
     )
     _show(str(store.id))
 

@@ -12,7 +12,7 @@ from ledger.values import StoreRole
 
 
 class ImageStore(StorctlAggregate):
-    """v2 (snapshot state) added `role` and `credentials`."""
+    """v2 (snapshot state) added `role`, `credentials` and `capabilities`."""
 
     TOPIC = "storctl.ImageStore"
     class_version = 2
@@ -21,6 +21,7 @@ class ImageStore(StorctlAggregate):
     def upcast_v1_v2(state: dict[str, Any]) -> None:
         state["role"] = StoreRole.Image
         state["credentials"] = None
+        state["capabilities"] = {}
 
     class Event(StorctlAggregate.Event):
         TOPIC = "storctl.ImageStore.Event"
@@ -34,13 +35,17 @@ class ImageStore(StorctlAggregate):
         path: str
         role: StoreRole
         credentials: str | None
+        capabilities: dict[str, bool]
 
         @staticmethod
         def upcast_v1_v2(state: dict[str, Any]) -> None:
-            """v2 added `role` (an image store, or CloudStack's staging cache) and
-            `credentials` (a reference the executors resolve, never a secret)."""
+            """v2 added `role` (an image store, or CloudStack's staging cache),
+            `credentials` (a reference the executors resolve, never a secret) and
+            `capabilities` (what its provider declared: an S3 store's data needs
+            the staging cache on its way to a pool)."""
             state["role"] = StoreRole.Image
             state["credentials"] = None
+            state["capabilities"] = {}
 
     class ReadonlyChanged(Event):
         TOPIC = "storctl.ImageStore.ReadonlyChanged"
@@ -58,6 +63,7 @@ class ImageStore(StorctlAggregate):
         path: str,
         role: StoreRole,
         credentials: str | None,
+        capabilities: dict[str, bool],
         actor: str,
         job_id: str,
         causation_id: str,
@@ -68,6 +74,7 @@ class ImageStore(StorctlAggregate):
         self.path = path
         self.role = role
         self.credentials = credentials
+        self.capabilities = dict(capabilities)
         self.readonly = False
 
     @classmethod
@@ -81,6 +88,7 @@ class ImageStore(StorctlAggregate):
         *,
         role: StoreRole = StoreRole.Image,
         credentials: str | None = None,
+        capabilities: dict[str, bool] | None = None,
     ) -> ImageStore:
         return cls.create(
             cls.Registered,
@@ -91,4 +99,10 @@ class ImageStore(StorctlAggregate):
             path=path,
             role=role,
             credentials=credentials,
+            capabilities=dict(capabilities or {}),
         )
+
+    def can(self, capability: str) -> bool:
+        """What the store's provider declared (`needs_staging_cache`); a store
+        added before providers declared it is a directory, which needs none."""
+        return bool(self.capabilities.get(capability, False))

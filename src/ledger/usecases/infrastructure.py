@@ -209,6 +209,7 @@ def register_store(
     *,
     role: StoreRole = StoreRole.Image,
     credentials: str | None = None,
+    capabilities: dict[str, bool] | None = None,
 ) -> ImageStore:
     """CloudStack's addImageStore, or (`role=ImageCache`) its secondary staging
     store: where an S3 or Swift store's data passes on its way to a pool."""
@@ -221,7 +222,14 @@ def register_store(
     def decide() -> list[Aggregate]:
         zone_agg = zone_for_update(ledger, ctx, zone)
         store = ImageStore.register(
-            ctx, name, zone, path, provider, role=role, credentials=credentials
+            ctx,
+            name,
+            zone,
+            path,
+            provider,
+            role=role,
+            credentials=credentials,
+            capabilities=capabilities,
         )
         if role is StoreRole.ImageCache:
             zone_agg.add_cache(ctx, store.id)
