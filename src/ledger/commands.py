@@ -193,6 +193,9 @@ class CopyCommand(Command):
     wait: int = COPY_VOLUME_WAIT
     executeInSequence: bool = False
     options: dict[str, str] = field(default_factory=dict)
+    #: CloudStack's staging store for a copy to an S3 or Swift store: the agent
+    #: writes there first, then uploads (a snapshot's backup)
+    cacheTO: ImageStoreTO | None = None
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,11 @@ DEFAULTS: dict[str, tuple[Any, type, str]] = {
     "snapshot.delta.max": (16, int, "deltas before the next full snapshot"),
     "custom.diskoffering.size.min": (1 << 20, int, "smallest volume size in bytes"),
     "storage.cleanup.enabled": (True, bool, "garbage collect unused template copies"),
+    "storage.cache.size": (
+        50 << 30,
+        int,
+        "bytes a staging cache holds before its least recently used copies go",
+    ),
 }
 
 

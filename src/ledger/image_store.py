@@ -6,6 +6,7 @@ Templates are downloaded here first, and snapshots are backed up here.
 from __future__ import annotations
 
 from typing import Any
+from uuid import UUID
 
 from ledger.aggregate import Ctx, StorctlAggregate
 from ledger.values import StoreRole
@@ -22,6 +23,8 @@ class ImageStore(StorctlAggregate):
         state["role"] = StoreRole.Image
         state["credentials"] = None
         state["capabilities"] = {}
+        state["cached"] = {}
+        state["clock"] = 0
 
     class Event(StorctlAggregate.Event):
         TOPIC = "storctl.ImageStore.Event"
@@ -46,6 +49,37 @@ class ImageStore(StorctlAggregate):
             state["role"] = StoreRole.Image
             state["credentials"] = None
             state["capabilities"] = {}
+
+    class CopyCached(Event):
+        """A copy is now in this staging cache, `size` bytes of it."""
+
+        TOPIC = "storctl.ImageStore.CopyCached"
+        copy_id: UUID
+        size: int
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.clock += 1
+            aggregate.cached[str(self.copy_id)] = [self.size, aggregate.clock]
+
+    class CopyServed(Event):
+        """A cached copy was read on its way to a pool: it is the most recently
+        used (what eviction goes by)."""
+
+        TOPIC = "storctl.ImageStore.CopyServed"
+        copy_id: UUID
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.clock += 1
+            entry = aggregate.cached.get(str(self.copy_id))
+            if entry is not None:
+                entry[1] = aggregate.clock
+
+    class CopyEvicted(Event):
+        TOPIC = "storctl.ImageStore.CopyEvicted"
+        copy_id: UUID
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.cached.pop(str(self.copy_id), None)
 
     class ReadonlyChanged(Event):
         TOPIC = "storctl.ImageStore.ReadonlyChanged"
@@ -76,6 +110,9 @@ class ImageStore(StorctlAggregate):
         self.credentials = credentials
         self.capabilities = dict(capabilities)
         self.readonly = False
+        #: a staging cache's copies: copy id -> [bytes, last use (a counter)]
+        self.cached: dict[str, list[int]] = {}
+        self.clock = 0
 
     @classmethod
     def register(
@@ -101,6 +138,38 @@ class ImageStore(StorctlAggregate):
             credentials=credentials,
             capabilities=dict(capabilities or {}),
         )
+
+    # ------------------------------------------------------------ staging cache
+
+    def cache(self, ctx: Ctx, copy_id: UUID, size: int) -> None:
+        if str(copy_id) not in self.cached:
+            self.emit(self.CopyCached, ctx, copy_id=copy_id, size=size)
+
+    def serve(self, ctx: Ctx, copy_id: UUID) -> None:
+        if str(copy_id) in self.cached:
+            self.emit(self.CopyServed, ctx, copy_id=copy_id)
+
+    def evict(self, ctx: Ctx, copy_id: UUID) -> None:
+        if str(copy_id) in self.cached:
+            self.emit(self.CopyEvicted, ctx, copy_id=copy_id)
+
+    @property
+    def cached_bytes(self) -> int:
+        return sum(size for size, _ in self.cached.values())
+
+    def eviction(self, limit: int, busy: set[str]) -> list[UUID]:
+        """The copies to evict, least recently used first, until what stays fits
+        in `limit` bytes; never one in `busy` (read or waited for right now)."""
+        over = self.cached_bytes - limit
+        victims: list[UUID] = []
+        for copy_id, (size, _) in sorted(self.cached.items(), key=lambda kv: kv[1][1]):
+            if over <= 0:
+                break
+            if copy_id in busy:
+                continue
+            victims.append(UUID(copy_id))
+            over -= size
+        return victims
 
     def can(self, capability: str) -> bool:
         """What the store's provider declared (`needs_staging_cache`); a store

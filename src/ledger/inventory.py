@@ -35,6 +35,31 @@ def image_store_for(ledger: Ledger, zone_id: str) -> ImageStore:
     return ledger.load(ImageStore, UUID(zone.stores[0]))
 
 
+def cache_store_for(ledger: Ledger, zone_id: str) -> ImageStore:
+    """The zone's staging cache (CloudStack's `ImageCache` store), which an S3 or
+    Swift store's data passes through; refused when the zone has none."""
+    zone = ledger.zone(zone_id)
+    if zone is None or not zone.caches:
+        raise NotFound("staging cache", f"in zone {zone_id} (store add --role cache)")
+    return ledger.load(ImageStore, UUID(zone.caches[0]))
+
+
+def staging_for(ledger: Ledger, store: ImageStore) -> ImageStore | None:
+    """The cache a copy to or from `store` stages through, or None when the store
+    is read and written directly (its provider needs no staging)."""
+    if not store.can("needs_staging_cache"):
+        return None
+    return cache_store_for(ledger, store.zone_id)
+
+
+def parking_store(ledger: Ledger, zone_id: str) -> ImageStore:
+    """Where a migration between pools no host reaches both of parks the volume:
+    the zone's image store, or its staging cache when the image store is S3 or
+    Swift (CloudStack's `copyVolumeFromImageCacheToPrimary`)."""
+    store = image_store_for(ledger, zone_id)
+    return staging_for(ledger, store) or store
+
+
 def ready_image_copy(
     ledger: Ledger, template: Template
 ) -> tuple[ImageStore, DataObjectInStore] | None:

@@ -83,7 +83,8 @@ def _template_deleted(event: Template.Deleted, db: Db) -> None:
 
 def ref_table(object_type: DataObjectType, role: StoreRole) -> str | None:
     if object_type is DataObjectType.TEMPLATE:
-        return "template_store_ref" if role is StoreRole.Image else "template_spool_ref"
+        image = role in (StoreRole.Image, StoreRole.ImageCache)
+        return "template_store_ref" if image else "template_spool_ref"
     if object_type is DataObjectType.SNAPSHOT:
         return "snapshot_store_ref"
     return None  # volumes on image stores: journal only

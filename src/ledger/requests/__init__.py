@@ -23,6 +23,8 @@ from ledger.requests.templates import (
     cache_template,
     delete_template_copy,
     download_template,
+    evict_template,
+    stage_template,
     template_from,
 )
 from ledger.requests.volumes import (
@@ -49,6 +51,7 @@ __all__ = [
     "delete_template_copy",
     "detach_volume",
     "download_template",
+    "evict_template",
     "expunge_volume",
     "migrate_volume",
     "remove_leftover",
@@ -56,6 +59,7 @@ __all__ = [
     "resize_volume",
     "restore_volume",
     "revert_snapshot",
+    "stage_template",
     "stage_volume",
     "take_snapshot",
     "template_from",

@@ -45,9 +45,11 @@ def back_up_snapshot(
     pool: StoragePool,
     store: ImageStore,
     parent: DataObjectInStore | None,
+    cache: ImageStore | None = None,
 ) -> list[Aggregate]:
     """`backupSnapshot`: primary to the image store, full or as a delta of
-    `parent`; the new `snapshot_store_ref` copy and what changed."""
+    `parent`; the new `snapshot_store_ref` copy and what changed. To an S3 or
+    Swift store the agent writes to `cache` first, then uploads (`cacheTO`)."""
     copy = DataObjectInStore.allocate(
         ctx,
         DataObjectType.SNAPSHOT,
@@ -75,6 +77,7 @@ def back_up_snapshot(
                 "removeAfterCopy": "true",
                 "full": "false" if parent else "true",
             },
+            cacheTO=transfer.image_to(cache) if cache else None,
         ),
     )
     snapshot.request_backup(ctx, None)
@@ -136,8 +139,10 @@ def restore_volume(
     pool: StoragePool,
     source: Volume,
     backup: tuple[Snapshot, DataObjectInStore, ImageStore],
+    cache: ImageStore | None = None,
 ) -> None:
-    """`createVolumeFromSnapshot`: the backup copied onto the chosen pool."""
+    """`createVolumeFromSnapshot`: the backup copied onto the chosen pool (from
+    an S3 or Swift store through `cache`)."""
     snapshot, copy, store = backup
     volume.request_copy(
         ctx,
@@ -148,6 +153,7 @@ def restore_volume(
             ),
             destTO=transfer.volume_to(volume, pool),
             wait=wait,
+            cacheTO=transfer.image_to(cache) if cache else None,
         ),
         "CreateRequested",
     )

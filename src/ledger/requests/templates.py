@@ -90,8 +90,10 @@ def template_from(
     template: Template,
     source: VolumeObjectTO | SnapshotObjectTO,
     target: ImageStore,
+    cache: ImageStore | None = None,
 ) -> None:
-    """`createTemplateFromVolume` / `createTemplateFromSnapshot`."""
+    """`createTemplateFromVolume` / `createTemplateFromSnapshot` (to an S3 or
+    Swift store through `cache`)."""
     copy.request_copy(
         ctx,
         CopyCommand(
@@ -99,5 +101,42 @@ def template_from(
             srcTO=source,
             destTO=transfer.template_to(template, transfer.image_to(target), None),
             wait=wait,
+            cacheTO=transfer.image_to(cache) if cache else None,
         ),
     )
+
+
+def stage_template(
+    ctx: Ctx,
+    wait: int,
+    staged: DataObjectInStore,
+    template: Template,
+    source: tuple[ImageStore, DataObjectInStore],
+    cache: ImageStore,
+) -> None:
+    """The template from an S3 or Swift store into the zone's staging cache, on
+    its way to a pool (CloudStack's `StorageCacheManager.createCacheObject`)."""
+    store, image_copy = source
+    staged.request_copy(
+        ctx,
+        CopyCommand(
+            commandId=transfer.command_id(ctx.causation_id, staged.id, "stage"),
+            srcTO=transfer.template_to(
+                template, transfer.image_to(store), image_copy.install_path
+            ),
+            destTO=transfer.template_to(template, transfer.image_to(cache), None),
+            wait=wait,
+        ),
+    )
+
+
+def evict_template(
+    ctx: Ctx,
+    wait: int,
+    staged: DataObjectInStore,
+    template: Template,
+    cache: ImageStore,
+) -> None:
+    """A least recently used copy leaves the staging cache."""
+    cache.evict(ctx, staged.id)
+    delete_template_copy(ctx, wait, staged, template, transfer.image_to(cache))

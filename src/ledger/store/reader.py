@@ -127,8 +127,14 @@ def _postgres_selector(recorder: PostgresApplicationRecorder) -> Select:
 
 def events_after(recorder: Any, versions: dict[UUID, int]) -> list[StoredEvent]:
     """The stored events of each aggregate after the given version, in one query
-    (each term is a range of the events table's primary key)."""
+    (each term is a range of the events table's primary key); from a store in
+    memory (`replay verify`'s), one read per aggregate."""
     ids = list(versions)
+    if not hasattr(recorder, "datastore"):  # POPO: no SQL to join the reads in
+        return sorted(
+            (e for i in ids for e in recorder.select_events(i, gt=versions[i])),
+            key=lambda e: e.originator_version,
+        )
     if hasattr(recorder, "convert_originator_id"):  # SQLite
         terms = " OR ".join(["(originator_id=? AND originator_version>?)"] * len(ids))
         params: list[Any] = []

@@ -21,12 +21,12 @@ from ledger.allocation.views import Decision, Request
 from ledger.app import Ledger
 from ledger.copies import DataObjectInStore, stage_id
 from ledger.errors import IllegalTransition, InvalidInput
-from ledger.inventory import common_host, image_store_for, view_of
+from ledger.inventory import common_host, parking_store, view_of
 from ledger.job import Job
 from ledger.pool import StoragePool
 from ledger.usecases.claims import job_in
 from ledger.usecases.placement import limits, no_pool_message
-from ledger.values import DataObjectType, StoreRole, VmState
+from ledger.values import DataObjectType, VmState
 from ledger.vm import VirtualMachine
 from ledger.volume import Volume
 
@@ -76,7 +76,7 @@ def migrate_volume(
         if common_host(ledger, source, target):
             requests.migrate_volume(ctx, wait, volume, source, target)
             return out
-        store = image_store_for(ledger, volume.zone_id)
+        store = parking_store(ledger, volume.zone_id)
         stage = DataObjectInStore.create(
             DataObjectInStore.Allocated,
             ctx,
@@ -84,7 +84,7 @@ def migrate_volume(
             object_type=DataObjectType.VOLUME,
             object_id=volume.id,
             store_id=store.id,
-            store_role=StoreRole.Image,
+            store_role=store.role,
             parent_id=None,
         )
         volume.request_migration(ctx, None)

@@ -23,7 +23,7 @@ from ledger.app import Ledger
 from ledger.copies import DataObjectInStore
 from ledger.errors import IllegalTransition, InvalidInput
 from ledger.image_store import ImageStore
-from ledger.inventory import backup_of
+from ledger.inventory import backup_of, staging_for
 from ledger.job import Job
 from ledger.pool import StoragePool
 from ledger.snapshot import Snapshot
@@ -210,7 +210,13 @@ def create_volume_from_snapshot(
             job.fail(ctx, no_pool_message(decision))
             return [volume, job]
         requests.restore_volume(
-            ctx, ledger.wait("copy.volume.wait"), volume, pool, source, backup
+            ctx,
+            ledger.wait("copy.volume.wait"),
+            volume,
+            pool,
+            source,
+            backup,
+            cache=staging_for(ledger, backup[2]),
         )
         return [volume, job, pool, *cleaned]
 

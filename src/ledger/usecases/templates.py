@@ -23,6 +23,7 @@ from ledger.inventory import (
     find_claim,
     image_store_for,
     ready_image_copy,
+    staging_for,
     template_copy,
 )
 from ledger.job import Job
@@ -183,7 +184,13 @@ def create_template(
         ctx, DataObjectType.TEMPLATE, template.id, target.id, StoreRole.Image
     )
     requests.template_from(
-        ctx, ledger.wait(wait_key), copy_out, template, source, target
+        ctx,
+        ledger.wait(wait_key),
+        copy_out,
+        template,
+        source,
+        target,
+        cache=staging_for(ledger, target),
     )
     save_new(ledger, ctx, "template", name, template, job, copy_out)
     return job
@@ -210,6 +217,7 @@ def ensure_template_on_pool(
             StoreRole.Primary,
             generation=generation,
         )
+    out: list[Aggregate] = [copy]
     if copy.pending is None:
         source = ready_image_copy(ledger, template)
         if source is None:
@@ -217,14 +225,52 @@ def ensure_template_on_pool(
                 "template", template.name, "not downloaded to an image store"
             )
         pool.reserve(ctx, copy, template.size, *limits(ledger))
-        requests.cache_template(
-            ctx,
-            ledger.wait("primary.storage.download.wait"),
-            copy,
-            template,
-            source,
-            pool,
-        )
+        cache = staging_for(ledger, source[0])
+        if cache is None:
+            requests.cache_template(
+                ctx,
+                ledger.wait("primary.storage.download.wait"),
+                copy,
+                template,
+                source,
+                pool,
+            )
+        else:
+            out += _through_cache(ledger, ctx, copy, template, source, cache, pool)
     copy.add_waiter(ctx, volume.id)
     copy.add_child(ctx, volume.id)
-    return [copy]
+    return out
+
+
+def _through_cache(
+    ledger: Ledger,
+    ctx: Ctx,
+    copy: DataObjectInStore,
+    template: Template,
+    source: tuple[ImageStore, DataObjectInStore],
+    cache: ImageStore,
+    pool: StoragePool,
+) -> list[Aggregate]:
+    """The pool's copy from the zone's staging cache: at once when the template
+    is cached there, else once it is (the pool's copy waits on the cache's,
+    `workflows.templates.template_staged`)."""
+    wait = ledger.wait("primary.storage.download.wait")
+    generation, staged = template_copy(ledger, template.id, cache.id)
+    if staged is not None and staged.is_ready:
+        requests.cache_template(ctx, wait, copy, template, (cache, staged), pool)
+        cache.serve(ctx, staged.id)
+        staged.add_child(ctx, copy.id)  # not evicted while the pool reads it
+        return [staged, cache]
+    if staged is None:
+        staged = DataObjectInStore.allocate(
+            ctx,
+            DataObjectType.TEMPLATE,
+            template.id,
+            cache.id,
+            StoreRole.ImageCache,
+            generation=generation,
+        )
+    if staged.pending is None:
+        requests.stage_template(ctx, wait, staged, template, source, cache)
+    staged.add_waiter(ctx, copy.id)
+    return [staged]

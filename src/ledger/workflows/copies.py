@@ -17,7 +17,11 @@ from ledger.values import DataObjectType, StoreRole
 from ledger.workflows.answers import Decided, ok, pending_job, settle
 from ledger.workflows.migration import leftover_destroyed, stage_answered
 from ledger.workflows.snapshots import snapshot_backed_up, snapshot_backup_destroyed
-from ledger.workflows.templates import template_cached, template_created
+from ledger.workflows.templates import (
+    template_cached,
+    template_created,
+    template_staged,
+)
 
 
 def copy_answered(ledger: Ledger, event: Any, ctx: Ctx) -> Decided:
@@ -28,6 +32,8 @@ def copy_answered(ledger: Ledger, event: Any, ctx: Ctx) -> Decided:
         return stage_answered(ledger, event, ctx, copy)
     if copy.store_role is StoreRole.Image:
         return template_created(ledger, event, ctx, copy)
+    if copy.store_role is StoreRole.ImageCache:
+        return template_staged(ledger, event, ctx, copy)
     return template_cached(ledger, event, ctx)
 
 
@@ -41,6 +47,8 @@ def copy_destroyed(ledger: Ledger, event: Any, ctx: Ctx) -> Decided:
         return snapshot_backup_destroyed(ledger, event, ctx, copy)
     if copy.object_type is DataObjectType.VOLUME:
         return leftover_destroyed(ledger, event, ctx)
-    if copy.store_role is StoreRole.Primary:
-        return []  # storage cleanup: its reservation went back when it was chosen
+    if copy.store_role in (StoreRole.Primary, StoreRole.ImageCache):
+        # storage cleanup (its reservation went back when it was chosen), or a
+        # staging cache's eviction: no job waits on either
+        return []
     return settle(pending_job(ledger, event), ctx, event, {}, "")

@@ -16,7 +16,6 @@ from ledger.aggregate import Ctx
 from ledger.app import Ledger
 from ledger.copies import DataObjectInStore, stage_id
 from ledger.image_store import ImageStore
-from ledger.inventory import image_store_for
 from ledger.job import Job
 from ledger.pool import StoragePool
 from ledger.volume import Volume
@@ -34,7 +33,7 @@ def stage_answered(
         return []
     target = ledger.load(StoragePool, UUID(job.params["to"]))
     if ok(event):
-        store = image_store_for(ledger, volume.zone_id)
+        store = ledger.load(ImageStore, stage.store_id)
         requests.unstage_volume(
             ctx, ledger.wait("copy.volume.wait"), volume, stage, store, target
         )

@@ -14,7 +14,7 @@ from ledger import requests
 from ledger.aggregate import Ctx
 from ledger.app import Ledger
 from ledger.copies import DataObjectInStore
-from ledger.inventory import delta_parent, image_store_for
+from ledger.inventory import delta_parent, image_store_for, staging_for
 from ledger.pool import StoragePool
 from ledger.snapshot import Snapshot
 from ledger.usecases.snapshots import backup_site
@@ -41,6 +41,7 @@ def snapshot_taken(ledger: Ledger, event: Any, ctx: Ctx) -> Decided:
                 pool,
                 store,
                 parent,
+                cache=staging_for(ledger, store),
             )
         )
     volume = ledger.load(Volume, snapshot.volume_id)

@@ -7,11 +7,14 @@ CloudStack's `TemplateServiceImpl` callbacks and `createBaseImageCallback`.
 from __future__ import annotations
 
 from typing import Any
+from uuid import UUID
 
 from ledger import requests
 from ledger.aggregate import Ctx
 from ledger.app import Ledger
 from ledger.copies import DataObjectInStore
+from ledger.image_store import ImageStore
+from ledger.inventory import template_copy
 from ledger.pool import StoragePool
 from ledger.template import Template
 from ledger.values import StoreRole
@@ -42,7 +45,7 @@ def template_cached(ledger: Ledger, event: Any, ctx: Ctx) -> Decided:
         return []
     pool = ledger.load(StoragePool, copy.store_id)
     template = ledger.load(Template, copy.object_id)
-    out: Decided = [copy, pool]
+    out: Decided = [copy, pool, *_done_reading_cache(ledger, ctx, copy, template)]
     if not ok(event):
         pool.release(ctx, copy)
     wait = ledger.wait("copy.volume.wait")
@@ -75,3 +78,75 @@ def template_created(
     result = {"templateid": str(template.id)}
     failed = "template creation failed: "
     return out + settle(pending_job(ledger, event), ctx, event, result, failed)
+
+
+def template_staged(
+    ledger: Ledger, event: Any, ctx: Ctx, staged: DataObjectInStore
+) -> Decided:
+    """The template reached the zone's staging cache: each pool copy waiting on
+    it is copied from there, and the cache's least recently used copies past
+    `storage.cache.size` go; failed: the waiting pool copies give their
+    reservations back and their volumes' jobs fail."""
+    cache = ledger.load(ImageStore, staged.store_id)
+    template = ledger.load(Template, staged.object_id)
+    out: Decided = [staged, cache]
+    if ok(event):
+        cache.cache(ctx, staged.id, staged.physical_size or staged.size or 0)
+    wait = ledger.wait("primary.storage.download.wait")
+    for copy_id, job_id in staged.serve_waiters(ctx):
+        copy = ledger.load(DataObjectInStore, copy_id)
+        pool = ledger.load(StoragePool, copy.store_id)
+        cctx = Ctx(ctx.actor, job_id, ctx.causation_id)
+        out += [copy, pool]
+        if ok(event):
+            requests.cache_template(cctx, wait, copy, template, (cache, staged), pool)
+            cache.serve(cctx, staged.id)
+            staged.add_child(cctx, copy.id)
+            continue
+        pool.release(cctx, copy)
+        why = f"staging the template through cache {cache.name} failed: "
+        for volume_id, volume_job in copy.serve_waiters(cctx):
+            volume = ledger.load(Volume, volume_id)
+            vctx = Ctx(ctx.actor, volume_job, ctx.causation_id)
+            copy.remove_child(vctx, volume_id)
+            out += undo_placement(ledger, vctx, volume, pool, why + details(event))
+    if ok(event):
+        out += _evict(ledger, ctx, cache)
+    return out
+
+
+def _evict(ledger: Ledger, ctx: Ctx, cache: ImageStore) -> Decided:
+    """The cache's least recently used copies, until it holds no more than
+    `storage.cache.size`; never one being read or waited for."""
+    limit = int(ledger.settings().get("storage.cache.size"))
+    if cache.cached_bytes <= limit:
+        return []
+    copies = ledger.peek_many(UUID(i) for i in cache.cached)
+    busy = {
+        str(i)
+        for i, c in copies.items()
+        if not isinstance(c, DataObjectInStore) or not c.unused
+    }
+    out: Decided = []
+    wait = ledger.wait("wait")
+    for copy_id in cache.eviction(limit, busy):
+        staged = ledger.load(DataObjectInStore, copy_id)
+        template = ledger.load(Template, staged.object_id)
+        requests.evict_template(ctx, wait, staged, template, cache)
+        out.append(staged)
+    return out
+
+
+def _done_reading_cache(
+    ledger: Ledger, ctx: Ctx, copy: DataObjectInStore, template: Template
+) -> Decided:
+    """A pool copy made from the staging cache no longer reads the cache's copy,
+    which may then be evicted."""
+    source = (copy.last_command or {}).get("srcTO", {}).get("dataStore", {})
+    if source.get("role") != StoreRole.ImageCache.value:
+        return []
+    _, staged = template_copy(ledger, template.id, UUID(source["uuid"]))
+    if staged is None or str(copy.id) not in staged.children:
+        return []
+    staged.remove_child(ctx, copy.id)
+    return [staged]
