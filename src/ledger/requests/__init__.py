@@ -30,6 +30,7 @@ from ledger.requests.templates import (
 from ledger.requests.volumes import (
     attach_volume,
     clone_volume,
+    copy_template_to_volume,
     create_volume,
     detach_volume,
     expunge_volume,
@@ -46,6 +47,7 @@ __all__ = [
     "back_up_snapshot",
     "cache_template",
     "clone_volume",
+    "copy_template_to_volume",
     "create_volume",
     "delete_backup",
     "delete_template_copy",

@@ -59,6 +59,33 @@ def clone_volume(
     )
 
 
+def copy_template_to_volume(
+    ctx: Ctx,
+    wait: int,
+    volume: Volume,
+    pool: StoragePool,
+    template: Template,
+    source: tuple[ImageStore, DataObjectInStore],
+    cache: ImageStore | None = None,
+) -> None:
+    """The template written whole into the volume (a managed pool's LUN), from
+    the image store (through `cache` when that store is S3 or Swift)."""
+    store, image_copy = source
+    volume.request_copy(
+        ctx,
+        CopyCommand(
+            commandId=transfer.command_id(ctx.causation_id, volume.id, "fill"),
+            srcTO=transfer.template_to(
+                template, transfer.image_to(store), image_copy.install_path
+            ),
+            destTO=transfer.volume_to(volume, pool),
+            wait=wait,
+            cacheTO=transfer.image_to(cache) if cache else None,
+        ),
+        "CreateRequested",
+    )
+
+
 def attach_volume(
     ctx: Ctx, wait: int, volume: Volume, pool: StoragePool, vm: VirtualMachine
 ) -> None:

@@ -200,7 +200,11 @@ def ensure_template_on_pool(
     ledger: Ledger, ctx: Ctx, volume: Volume, pool: StoragePool, template: Template
 ) -> list[Aggregate]:
     """Copy the template to the pool once and clone it for the volume: at once
-    when the copy is ready, else when its copy answers (the volume waits on it)."""
+    when the copy is ready, else when its copy answers (the volume waits on it).
+    A pool that cannot clone (managed storage: a LUN per volume) gets the
+    template written into the volume itself instead, from the image store."""
+    if not pool.can("linked_clones"):
+        return _into_the_volume(ledger, ctx, volume, pool, template)
     generation, copy = template_copy(ledger, template.id, pool.id)
     if copy is not None and copy.is_ready:
         requests.clone_volume(
@@ -240,6 +244,29 @@ def ensure_template_on_pool(
     copy.add_waiter(ctx, volume.id)
     copy.add_child(ctx, volume.id)
     return out
+
+
+def _into_the_volume(
+    ledger: Ledger, ctx: Ctx, volume: Volume, pool: StoragePool, template: Template
+) -> list[Aggregate]:
+    """CloudStack's managed storage (SolidFire, an iSCSI LUN per volume): no base
+    image on the pool, the template copied whole into the volume's own target
+    (through the staging cache from an S3 or Swift store)."""
+    source = ready_image_copy(ledger, template)
+    if source is None:
+        raise InvalidInput(
+            "template", template.name, "not downloaded to an image store"
+        )
+    requests.copy_template_to_volume(
+        ctx,
+        ledger.wait("copy.volume.wait"),
+        volume,
+        pool,
+        template,
+        source,
+        cache=staging_for(ledger, source[0]),
+    )
+    return []
 
 
 def _through_cache(
