@@ -387,7 +387,8 @@ def refuse_taken(*ports: int) -> None:
     for port in ports:
         if port_open(port):
             raise LabError(
-                f"{HOST}:{port} is taken by a process this lab did not start"
+                f"{HOST}:{port} is taken by a process this lab did not start "
+                "(another checkout's lab?)"
             )
 
 
@@ -396,6 +397,11 @@ def up() -> dict[str, dict[str, Any]] | None:
     if is_up():
         return None
     all_daemons = daemons()
+    mon, mgr, osd, rgw = all_daemons
+    if not mon.alive():
+        refuse_taken(MON_V2, MON_V1)
+    if not rgw.alive():
+        refuse_taken(RGW_PORT)
     fresh = not (home() / "bootstrapped").exists()
     if fresh:
         stop_daemons(all_daemons)  # a half-made cluster from a killed first boot
@@ -404,9 +410,7 @@ def up() -> dict[str, dict[str, Any]] | None:
             remove()
         say(f"ceph: making a new cluster in {home()}")
         bootstrap()
-    mon, mgr, osd, rgw = all_daemons
     if not mon.alive():
-        refuse_taken(MON_V2, MON_V1)
         mon.start()
     wait_until(mon_is_leader, 30, "ceph-mon to lead", [mon], interval=0.05)
     if not mgr.alive():
@@ -417,7 +421,6 @@ def up() -> dict[str, dict[str, Any]] | None:
     if not osd.alive():
         osd.start()
     if not rgw.alive():
-        refuse_taken(RGW_PORT)
         rgw.start()
     init_pool()
     debug("pool ready")
