@@ -168,6 +168,7 @@ log file = {d}/log/$cluster-$name.log
 rgw frontends = beast endpoint={HOST}:{RGW_PORT}
 rgw thread pool size = 64
 rgw enable lc threads = false
+rgw cache enabled = false
 rgw run sync thread = false
 rgw enable apis = s3, s3website, swift, swift_auth, admin
 """)
@@ -419,6 +420,10 @@ def up() -> dict[str, dict[str, Any]] | None:
         osd_uuid = (home() / "bootstrap" / "osd-uuid").read_text().strip()
         ceph("osd", "new", osd_uuid, "0")
     if not osd.alive():
+        if not fresh:
+            # a killed OSD is still up in the map: clients would knock on its old
+            # address until their 10 s op timeout. Down, they wait for the new one.
+            ceph("osd", "down", "0")
         osd.start()
     if not rgw.alive():
         rgw.start()
