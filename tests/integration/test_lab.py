@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import urllib.request
@@ -203,6 +204,19 @@ def test_a_second_make_lab_finds_it_up_and_starts_nothing(lab: Lab):
     assert lab_pids() == before
     assert f"export STORCTL_CREDENTIALS={lab.credentials}" in out
     assert not any(secret in out for secret in secrets(lab))
+
+
+def test_make_lab_starts_again_only_the_daemon_found_dead(lab: Lab):
+    before = lab_pids()
+    os.kill(before["ceph-osd.0"], signal.SIGKILL)  # a pid the lab recorded
+    out = make("lab")
+    after = lab_pids()
+    assert after["ceph-osd.0"] not in (None, before["ceph-osd.0"]), out
+    assert {k: v for k, v in after.items() if k != "ceph-osd.0"} == {
+        k: v for k, v in before.items() if k != "ceph-osd.0"
+    }
+    c = lab["lab-ceph"]
+    assert sh("ceph", "-c", c["conf"], "health").startswith("HEALTH_OK")
 
 
 def test_lab_down_then_lab_brings_it_back_with_the_data_kept(lab: Lab):
