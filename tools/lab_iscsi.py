@@ -92,7 +92,7 @@ def up() -> dict[str, dict[str, Any]] | None:
         if port_open(PORTAL_PORT) or answers():
             raise LabError(
                 f"{HOST}:{PORTAL_PORT} or tgtd control port {CONTROL_PORT} is taken "
-                "by a process this lab did not start"
+                "by a process this lab did not start (another checkout's lab?)"
             )
         tgtd.start()
     wait_until(lambda: answers() and port_open(PORTAL_PORT), 20,
