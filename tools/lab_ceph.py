@@ -397,6 +397,9 @@ def up() -> dict[str, dict[str, Any]] | None:
     """Start what is down (first boot: make the cluster); None when all was up."""
     if is_up():
         return None
+    asok = home() / "run" / "ceph-client.rgw.a.asok"
+    if len(str(asok)) > 107:  # sun_path: the mon's would be missing, and waited on
+        raise LabError(f"the lab folder is too deep for Ceph's admin sockets: {asok}")
     all_daemons = daemons()
     mon, mgr, osd, rgw = all_daemons
     if not mon.alive():
