@@ -7,7 +7,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: quickstart test lint typecheck pytest bench bench-quick setup qemu postgres clean rooms
+.PHONY: quickstart test lint typecheck pytest bench bench-quick setup qemu postgres clean rooms \
+	lab lab-ceph lab-iscsi lab-down lab-status lab-clean
 
 setup: $(STAMP) qemu
 
@@ -39,6 +40,31 @@ postgres:
 	  for i in $$(seq 1 30); do pg_isready -h 127.0.0.1 -p 5432 -q && break; sleep 1; done; \
 	fi
 
+# The lab: Ceph (mon, mgr, bluestore OSD, radosgw: RBD, S3, Swift) and tgtd (iSCSI) on
+# 127.0.0.1 only, installed with apt if missing, data under var/lab/ (or
+# $$STORCTL_LAB_DIR). Each target starts only what is down; a second `make lab` just
+# confirms. lab-down stops only what the lab started (the PIDs it recorded), keeping
+# the data; lab-clean removes it. See README.md, "The lab".
+LAB := $(PY) tools/lab.py
+
+lab: $(STAMP)
+	@$(LAB) up
+
+lab-ceph: $(STAMP)
+	@$(LAB) up ceph
+
+lab-iscsi: $(STAMP)
+	@$(LAB) up iscsi
+
+lab-down: $(STAMP)
+	@$(LAB) down
+
+lab-status: $(STAMP)
+	@$(LAB) status
+
+lab-clean: $(STAMP)
+	@$(LAB) clean
+
 quickstart: setup
 	@$(PY) examples/quickstart.py
 
@@ -51,7 +77,7 @@ lint: setup
 typecheck: setup
 	@$(VENV)/bin/mypy
 
-pytest: setup postgres
+pytest: setup postgres lab
 	@$(VENV)/bin/pytest -q
 
 # Every benchmark in its quick mode on both stores (about 13 s), so none can rot;

@@ -2,13 +2,21 @@
 
 PostgreSQL cases carry the `postgres` marker. When `CI` is set they fail, never skip,
 if the server is down: CI machines have it, and a silent skip would hide a broken store.
+The `lab_backends` fixture does the same for the lab's real backends (Ceph, tgtd): it
+brings them up with `tools/lab.py up` (as `make lab` does); its tests carry `lab`.
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import tomllib
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -79,3 +87,56 @@ def ledger(db_url: str) -> Iterator[Ledger]:
     app = open_ledger(db_url)
     yield app
     app.close()
+
+
+# ------------------------------------------------------------------ the lab
+
+LAB_SCRIPT = Path(__file__).resolve().parents[1] / "tools" / "lab.py"
+
+
+@dataclass(frozen=True)
+class Lab:
+    """The running lab: its credentials profile (the file executors read) parsed."""
+
+    credentials: Path
+    profiles: dict[str, dict[str, Any]]
+
+    def __getitem__(self, name: str) -> dict[str, Any]:
+        return self.profiles[name]
+
+
+def lab_up() -> Lab:
+    """Start what is down (the same script as `make lab`); fail under CI, else skip."""
+    try:
+        proc = subprocess.run(
+            [sys.executable, str(LAB_SCRIPT), "up"],
+            capture_output=True,
+            text=True,
+            timeout=1200,  # a first run installs Ceph and tgt with apt
+            check=False,
+        )
+        why = (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
+    except (OSError, subprocess.TimeoutExpired) as e:
+        proc, why = None, str(e)
+    if proc is None or proc.returncode != 0:
+        if os.environ.get("CI"):
+            pytest.fail(f"the lab did not come up (CI must run these): {why}")
+        pytest.skip(f"the lab did not come up (outside CI): {why}")
+    line = next(ln for ln in proc.stdout.splitlines() if "STORCTL_CREDENTIALS=" in ln)
+    path = Path(line.split("=", 1)[1])
+    with path.open("rb") as f:
+        return Lab(path, tomllib.load(f))
+
+
+@pytest.fixture(scope="session")
+def lab_backends() -> Lab:
+    """The lab's servers, up for the session (left running: `make lab-down`).
+    Not `lab`: two test modules already have a `lab` fixture of their own."""
+    return lab_up()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Whatever uses the lab is marked `lab` (so `-m "not lab"` leaves it out)."""
+    for item in items:
+        if "lab_backends" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.lab)
