@@ -58,6 +58,7 @@ from ledger.values import (
     Scope,
     VolumeState,
 )
+from ledger.verify import verify
 from ledger.volume import Volume
 from projections.projector import catch_up, rebuild
 from projections.view import reader
@@ -134,6 +135,9 @@ class System(RuleBasedStateMachine):
             before = self.tables()
             rebuild(self.ledger)
             assert self.tables() == before, "projections differ from a fresh rebuild"
+            # replay verify is silent on every history storctl writes
+            report = verify(self.ledger)
+            assert report.divergences == [], report.divergences
         finally:
             self.ledger.close()
             shutil.rmtree(self.dir, ignore_errors=True)
