@@ -1,14 +1,14 @@
 """The engine: the followers of the notification log, driven inline or as a worker.
 
-Three followers, each with its own tracking row: the workflows (next steps after each
-answer), the dispatcher (commands to agents, answers back) and the projections (the
-tables). SQLite cannot push notifications, so followers pull from their tracked
-position; a follower that decided nothing for an event writes nothing, and reads the
-event again after a restart (its decisions are pure, so nothing changes). A follower
-decides a whole batch of notifications as one unit of work and saves it in one
-transaction with the last one's tracking row (`Follower._batch`): with many jobs in
-flight, one commit for many decisions; a batch that loses a race is decided again
-one notification at a time.
+Three followers, each with its own tracking row: the workflows (next steps after
+each answer), the dispatcher (commands to agents, concurrently; answers back) and
+the projections (the tables). SQLite cannot push notifications, so followers pull
+from their tracked position; a follower that decided nothing for an event writes
+nothing, and reads the event again after a restart (its decisions are pure, so
+nothing changes). A follower decides a whole batch of notifications as one unit of
+work and saves it in one transaction with the last one's tracking row
+(`follower.Follower`): with many jobs in flight, one commit for many decisions; a
+batch that loses a race is decided again one notification at a time.
 
 On the embedded default a CLI command drives the engine until its job settles. The
 engine holds the `engine` lease while it works; a CLI that finds it taken waits for
@@ -29,19 +29,16 @@ from uuid import UUID
 from eventsourcing.persistence import Notification, Tracking
 
 from executors.agents import Agents
+from executors.command_pool import Landed
 from executors.dispatcher import Dispatcher, Progress
+from executors.follower import BATCH, FLUSH, Follower
 from executors.lease import RENEW, Leases, give_back, renew_held, take
 from ledger.app import Ledger
 from ledger.errors import StorctlError
 from ledger.job import Job
 from ledger.store.database import Database
-from ledger.store.reader import selector
 from ledger.workflows import decide
 
-BATCH = 200
-#: A batch's decisions are saved at the latest this long after the first (a slow
-#: host command's answer is not kept waiting for the commands after it).
-FLUSH = 0.5
 POLL = 0.05  # seconds between polls when idle (SQLite has no LISTEN/NOTIFY)
 #: How long the set of per-host workers (other dispatchers' leases) is trusted. A
 #: stale set only makes a command run twice (agents are idempotent, the second
@@ -60,92 +57,6 @@ class Project(Protocol):
     def __call__(
         self, ledger: Ledger, *, known: Mapping[int, Any] | None = None
     ) -> int: ...
-
-
-class Follower:
-    """Pulls notifications after its position, one batch at a time."""
-
-    def __init__(
-        self, ledger: Ledger, name: str, decode: Callable[[Notification], Any]
-    ) -> None:
-        self.ledger = ledger
-        self.name = name
-        self.decode = decode
-        self.select = selector(ledger)  # the log's one reader
-        self.position = 0
-        self.acted = 0  # notifications it saved something for, ever
-        self.fallbacks = 0  # batches decided again one notification at a time
-        self.last: list[Notification] = []  # the batch of its last step
-        self.resync()
-
-    def _tracked(self) -> int:
-        tracked: int | None = self.ledger.recorder.max_tracking_id(  # type: ignore[attr-defined]
-            self.name
-        )
-        return tracked or 0
-
-    def resync(self) -> bool:
-        """Catch up with our tracking row, which another process may have moved
-        while it held the lease; True when it had."""
-        tracked = self._tracked()
-        if tracked > self.position:
-            self.position = tracked
-            return True
-        return False
-
-    def step(
-        self,
-        handle: Callable[[Notification, Any], bool],
-        notes: list[Notification] | None = None,
-    ) -> int:
-        """One batch after our position: read, or `notes` when another follower
-        just read them from the same position. Their decisions are saved together
-        with our tracking row (a slow batch in parts, `FLUSH`)."""
-        if notes is None:
-            notes = list(self.select(self.position, BATCH, None))
-        self.last = notes
-        done = 0
-        while done < len(notes):
-            done = self._batch(handle, notes, done)
-        return len(notes)
-
-    def _batch(
-        self,
-        handle: Callable[[Notification, Any], bool],
-        notes: list[Notification],
-        first: int,
-    ) -> int:
-        """Decide notes[first:] in one unit of work (`Ledger.following`) and save
-        it in one transaction; the index after the last note decided.
-
-        When the save loses a race, or a decision raised or changed what it did
-        not return, the batch is decided again one notification at a time from
-        fresh state, each saved with its own tracking row, as before batches
-        (the dispatcher then sends those commands again: agents are idempotent)."""
-        began = time.monotonic()
-        acted = 0
-        end = first
-        try:
-            with self.ledger.following(
-                self.position, notes[first:], self.decode
-            ) as batch:
-                for note in notes[first:]:
-                    if handle(note, self.decode(note)):
-                        acted += 1
-                    end += 1
-                    if time.monotonic() - began > FLUSH:
-                        break
-            self.ledger.save_batch(batch, Tracking(self.name, notes[end - 1].id))
-        except Exception:
-            self.fallbacks += 1
-            for note in notes[first:]:
-                if handle(note, self.decode(note)):
-                    self.acted += 1
-                self.position = note.id
-            return len(notes)
-        self.acted += acted
-        self.position = notes[end - 1].id
-        return end
 
 
 class Engine:
@@ -181,6 +92,10 @@ class Engine:
         self._settled = False  # seen settling by the workflow follower
         self._settled_job: Job | None = None  # as our own decision saved it
         self._moved = False  # another process worked while we did not hold the lease
+        #: the dispatcher's tracking row as this engine last saved it, and answers
+        #: landed that a failed save did not record (tried again next round)
+        self._dispatched_to = 0
+        self._unrecorded: list[Landed] = []
 
     # ------------------------------------------------------------ followers
 
@@ -212,6 +127,67 @@ class Engine:
                 self._settled, self._settled_job = True, a
         return bool(saved)
 
+    def _dispatch(self, follower: Follower) -> int:
+        """One round of the dispatcher: send what was requested since its position
+        to the hosts' workers (`CommandPool`: nothing waits on another command),
+        wait up to `FLUSH` for what is in flight, and record every answer landed
+        in one save with the tracking row. The row never passes a request still
+        in flight, so a dispatcher that dies sends it again after a restart."""
+        notes = list(follower.select(follower.position, BATCH, None))
+        follower.last = notes
+        pool = self.dispatcher.pool
+        if not notes and not pool.busy:
+            return 0
+        landed, self._unrecorded = self._unrecorded, []
+        read_to = notes[-1].id if notes else follower.position
+        try:
+            with self.ledger.following(follower.position, notes, self._decode) as batch:
+                for note in notes:
+                    got = self.dispatcher.offer(note, self._decode(note))
+                    if got is not None:
+                        landed.append(got)
+                landed += pool.landed(time.monotonic() + FLUSH)
+                tracking = self._dispatch_tracking(read_to)
+                acted = self.dispatcher.record(landed, None) if landed else 0
+            self.ledger.save_batch(batch, tracking)
+        except Exception:
+            follower.fallbacks += 1
+            acted = self._record_one_by_one(landed)
+            tracking = self._dispatch_tracking(read_to)
+        if tracking is not None and not self._tracked_since(tracking):
+            self.ledger.save_tracked([], tracking)
+        if tracking is not None:
+            self._dispatched_to = tracking.notification_id
+        pool.recorded(landed)
+        follower.position = read_to
+        follower.acted += acted
+        return len(notes) + len(landed)
+
+    def _dispatch_tracking(self, read_to: int) -> Tracking | None:
+        """The dispatcher's tracking row to save: the last position read, or just
+        before the oldest request still in flight; None if it does not move."""
+        waiting = self.dispatcher.pool.waiting_since()
+        safe = read_to if waiting is None else min(read_to, waiting - 1)
+        if safe <= self._dispatched_to:
+            return None
+        return Tracking(self.dispatcher.name, safe)
+
+    def _tracked_since(self, tracking: Tracking) -> bool:
+        """Whether the tracking row is already saved (with the answers' batch)."""
+        recorder: Any = self.ledger.recorder
+        return bool(
+            recorder.has_tracking_id(
+                tracking.application_name, tracking.notification_id
+            )
+        )
+
+    def _record_one_by_one(self, landed: list[Landed]) -> int:
+        """After a batch that lost a race: each answer from fresh state, alone."""
+        done = 0
+        for got in landed:
+            done += self.dispatcher.record([got], None)
+        return done
+
     def _refresh_others(self) -> None:
         """Which hosts have a worker of their own (their commands are theirs)."""
         if time.monotonic() - self._others_read < OTHERS_TTL:
@@ -234,7 +210,7 @@ class Engine:
             self._refresh_others()
         dispatcher = self._follower(self.dispatcher.name)
         start, acted = dispatcher.position, dispatcher.acted
-        done += dispatcher.step(self.dispatcher.handle)
+        done += self._dispatch(dispatcher)
         if self.hosts is None:
             workflow = self._follower("workflow")
             # When the dispatcher saved nothing, the log after the workflows'

@@ -322,9 +322,10 @@ class Ledger(Application[UUID]):
         finally:
             repository.batch, repository.trusted = None, False
 
-    def save_batch(self, batch: Batch, tracking: Tracking) -> list[Aggregate]:
-        """Save what a batch decided, with the follower's tracking row, in one
-        transaction; nothing (not even the row) when it decided nothing.
+    def save_batch(self, batch: Batch, tracking: Tracking | None) -> list[Aggregate]:
+        """Save what a batch decided, with the follower's tracking row (if it
+        moves), in one transaction; nothing (not even the row) when it decided
+        nothing.
 
         A lost race raises IntegrityError and a decision that changed an
         aggregate without returning it raises StrayChange: the caller then
