@@ -104,6 +104,12 @@ ROUTES: tuple[Route, ...] = (
     ),
     Route(
         CopyCommand,
+        Operation.CREATE_VOLUME_FROM_TEMPLATE,
+        _shape(TemplateObjectTO, stores=_IMAGE),
+        _shape(VolumeObjectTO, stores=_PRIMARY),
+    ),
+    Route(
+        CopyCommand,
         Operation.CLONE_VOLUME_FROM_BASE_TEMPLATE,
         _shape(TemplateObjectTO, stores=_PRIMARY),
         _shape(VolumeObjectTO, stores=_PRIMARY),
