@@ -111,14 +111,24 @@ def test_no_password_in_an_answer_or_an_argv_but_the_account_s(agent, host, lun_
     holders = [c for c in host.calls if password in " ".join(c)]
     assert holders == host.tgtadm_calls("new", "account")
     assert all(c[-1] == password for c in holders)
-    host.fail = lambda argv: "tgtadm: this account already exists" if (
+    host.fail = lambda argv: "tgtadm: out of memory" if (
         "account" in argv and "new" in argv) else None  # fmt: skip
     host.restart()
     failed = agent.handle(AttachCommand("c-3", disk, "vm"))
     assert not failed.result
-    assert failed.details == (
-        "tgtadm --op new --mode account failed: this account already exists"
-    )
+    assert failed.details == "tgtadm --op new --mode account failed: out of memory"
+
+
+def test_an_account_left_over_is_made_again_with_the_volume_s_password(
+    agent, host, lun_dir
+):
+    ok(agent.handle(CreateObjectCommand("c-1", volume())))
+    vol = lun(lun_dir)
+    host.targets.clear()  # the target gone, its account left with another password
+    host.accounts[vol.user] = "stale"
+    disk = DiskTO(volume(), 1, None, "DATADISK")
+    ok(agent.handle(AttachCommand("c-2", disk, "vm")))  # logs in with CHAP
+    assert host.accounts[vol.user] == vol.password(create=False)
 
 
 def test_a_target_tgtd_lost_is_made_again_by_the_next_command(agent, host, lun_dir):

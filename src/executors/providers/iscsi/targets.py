@@ -91,11 +91,12 @@ class Targets:
         found = self.find(lun)
         self._remove(found.tid if found else None, lun)
 
-    def refresh(self, lun: Lun) -> Target:
+    def refresh(self, lun: Lun, found: Target | None = None) -> Target:
         """LUN 1 removed and added again on the LUN file, so tgtd reads its size
         anew (a grown volume, a filled one renamed into place); an initiator logged
-        in stays logged in. A target that is not there, or not whole, is made."""
-        found = self.find(lun)
+        in stays logged in. A target that is not there, or not whole, is made.
+        `found`: the target as this command just made it (else tgtd is asked)."""
+        found = found or self.find(lun)
         if found is None or not _bound(found, lun):
             return self.ensure(lun)
         self.tgt.call(tgtadm.delete_lun_argv(self.port, found.tid))
@@ -115,15 +116,23 @@ class Targets:
                 self.tgt.call(tgtadm.target_param_argv(self.port, tid, name, value))
             self._add_lun(tid, path)
             self.tgt.call(tgtadm.bind_all_argv(self.port, tid))
-            self.tgt.call(
-                tgtadm.delete_account_argv(self.port, lun.user), missing_ok=True
-            )
-            self.tgt.call(tgtadm.account_argv(self.port, lun.user, password))
+            self._account(lun, password)
             self.tgt.call(tgtadm.bind_account_argv(self.port, tid, lun.user))
         except BaseException:
             self._cleanup(tid, lun)
             raise
         return Target(tid, lun.iqn, {tgtadm.LUN: path}, (lun.user,), ("ALL",))
+
+    def _account(self, lun: Lun, password: str) -> None:
+        """The volume's CHAP account with its password; one left over (its target
+        gone, its password perhaps another) is made again."""
+        try:
+            self.tgt.call(tgtadm.account_argv(self.port, lun.user, password))
+        except AgentFailure as exc:
+            if _EXISTS not in str(exc):
+                raise
+            self.tgt.call(tgtadm.delete_account_argv(self.port, lun.user))
+            self.tgt.call(tgtadm.account_argv(self.port, lun.user, password))
 
     def _new_target(self, lun: Lun, taken: set[int]) -> int:
         """A free tid holding our IQN: the derived one, else the next free one (a

@@ -131,7 +131,9 @@ class Volumes:
             info = Templates(Images(self.run)).verify_template(source, fmt)
             size = _blocks(max(dest.size, info.virtual_size))
             self._fill(pool, lun, size, images.fill_argv(source, fmt, pool.spec(lun)))
-        return self._copied(cmd, pool, lun, dest)
+        else:
+            pool.targets.ensure(lun)
+        return self._copied(cmd, lun, dest)
 
     # ---------------------------------------------------------------- copy
 
@@ -146,7 +148,9 @@ class Volumes:
             if not lun.file.exists():
                 size, argv = self._source_of(src, pool.spec(lun))
                 self._fill(pool, lun, _blocks(max(size, dest.size)), argv)
-            return self._copied(cmd, pool, lun, dest)
+            else:
+                pool.targets.ensure(lun)
+            return self._copied(cmd, lun, dest)
         source = self.pool(src.dataStore)
         src_lun = self._existing(source, src)
         final = contained(pool_root(dest.dataStore), dest.uuid)
@@ -181,15 +185,12 @@ class Volumes:
         becomes the LUN file only once the write is complete and flushed."""
         with _making(pool, lun):
             _sparse(lun.part, size)
-            pool.targets.ensure(lun, backing=str(lun.part))
+            made = pool.targets.ensure(lun, backing=str(lun.part))
             self.run.qemu(argv, progress=True)
             os.replace(lun.part, lun.file)
-            pool.targets.refresh(lun)
+            pool.targets.refresh(lun, made)
 
-    def _copied(
-        self, cmd: CopyCommand, pool: Pool, lun: Lun, dest: VolumeObjectTO
-    ) -> Answer:
-        pool.targets.ensure(lun)
+    def _copied(self, cmd: CopyCommand, lun: Lun, dest: VolumeObjectTO) -> Answer:
         size = lun.file.stat().st_size
         new = dest.replace(path=lun.iqn, size=size, format="RAW")
         return CopyCmdAnswer(commandId=cmd.commandId, result=True, newData=new)
