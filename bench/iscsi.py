@@ -8,14 +8,17 @@ file, its target and CHAP account made (tgtadm), `qemu-img convert` over iSCSI
 (libiscsi) with the CHAP secret, the LUN renamed into place and re-added. Every
 run is a new volume, deleted (untimed) afterwards.
 
-Baseline: `qemu-img convert -t writeback -O raw` of the same template into a local
-raw file on the same file system, measured in the same run. Both ends are durable
-alike: the agent's copy ends with a SCSI SYNCHRONIZE CACHE (tgtd fdatasyncs the
-LUN file), `-t writeback` ends the local copy with an fdatasync. ratio = baseline
-time / agent time (1.0: as fast). Runs alternate after one untimed round, with
-`sync` (untimed) before each, medians of 5 pairs (quick: 3). Informative figures:
-the bare `qemu-img convert` over iSCSI (no tgtadm), and the local convert without
-a flush (qemu-img's default cache mode: the data only in the page cache).
+Baseline: `qemu-img convert -O raw` of the same template into a local raw file on
+the same file system, then an `fdatasync` of that file, measured in the same run:
+both ends durable alike (the agent's copy ends with a SCSI SYNCHRONIZE CACHE,
+which tgtd turns into an fdatasync of the LUN file). ratio = baseline time / agent
+time (1.0: as fast). Runs alternate after one untimed round, with `sync` (untimed)
+before each, medians of 5 (quick: 3). Informative figures: the bare `qemu-img
+convert` over iSCSI (no tgtadm, into a LUN already filled once), and the local
+convert without the fdatasync (qemu-img's default cache mode: the data only in the
+page cache). Not the baseline: `qemu-img convert -t writeback` to a local file,
+which on this VM spends seconds of system time for 1 GiB (2.9 s against 0.6 s for
+convert + fdatasync), flattering the ratio.
 
 Skipped (no figures, one line) when the lab's tgtd is not up (`make lab-iscsi`).
 """
@@ -65,6 +68,16 @@ def lab_down() -> str | None:
     except StorctlError as exc:
         return str(exc)
     return None
+
+
+def _convert_local(source: Path, dest: Path, *, flush: bool) -> None:
+    _qemu("qemu-img", "convert", "-O", "raw", "-f", "qcow2", str(source), str(dest))
+    if flush:
+        fd = os.open(dest, os.O_RDONLY)
+        try:
+            os.fdatasync(fd)
+        finally:
+            os.close(fd)
 
 
 def _paired(
@@ -164,10 +177,8 @@ def measure(root: Path, *, quick: bool) -> dict[str, Any]:
         agent_s, flushed_s, unsafe_s, bare_s = _paired(
             [
                 (fill, drop),
-                (lambda: _qemu("qemu-img", "convert", "-t", "writeback", "-O", "raw",
-                               "-f", "qcow2", str(source), str(local)), unlink),
-                (lambda: _qemu("qemu-img", "convert", "-O", "raw", "-f", "qcow2",
-                               str(source), str(local)), unlink),
+                (lambda: _convert_local(source, local, flush=True), unlink),
+                (lambda: _convert_local(source, local, flush=False), unlink),
                 (lambda: _qemu(*bare_argv), nothing),
             ],
             repeats,
@@ -211,7 +222,7 @@ def run(opts: Options) -> list[Figure]:
             name=f"template into an iSCSI LUN ({size})",
             value=agent,
             unit="s",
-            baseline="qemu-img convert -t writeback into a local raw file",
+            baseline="qemu-img convert into a local raw file + fdatasync",
             baseline_value=m["local_flushed_s"],
             ratio=m["local_flushed_s"] / agent,
             target=0.8,
@@ -223,7 +234,7 @@ def run(opts: Options) -> list[Figure]:
             name=f"bare qemu-img convert over iSCSI ({size})",
             value=m["bare_iscsi_convert_s"],
             unit="s",
-            baseline="qemu-img convert -t writeback into a local raw file",
+            baseline="qemu-img convert into a local raw file + fdatasync",
             baseline_value=m["local_flushed_s"],
             ratio=m["local_flushed_s"] / m["bare_iscsi_convert_s"],
         ),
