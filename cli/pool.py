@@ -279,6 +279,69 @@ def delete(ref: str) -> None:
     _show(str(pool.id))
 
 
+#: volumes whose LUN the ledger says exists (not yet made, or gone, otherwise)
+_NO_LUN = ("Allocated", "Creating", "Expunging", "Expunged")
+
+
+@cli.command("targets")
+@click.argument("ref", metavar="POOL")
+def targets(ref: str) -> None:
+    """Make every target of an iSCSI pool's volumes again (after a tgtd restart).
+
+    tgtd keeps no target across a restart. Each command on a volume makes its own
+    target again when it finds it missing; this makes them all at once, from the
+    ledger's volumes on the pool and their LUN files, with their CHAP secrets, so
+    initiators can log in before any command touches their volumes. It runs on
+    this host (the one that runs tgtd) and writes nothing to the ledger.
+
+    Exit 0 when every volume has its target, 3 when a LUN file is missing or a
+    target could not be made.
+
+    \b
+    Example:
+      storctl pool targets lun
+      storctl -o json pool targets lun | jq '.[] | select(.status == "made")'
+    """
+    from uuid import UUID
+
+    from cli.output import say
+    from executors.providers.command_run import CommandRun
+    from executors.providers.iscsi.restore import COLUMNS as TARGET_COLUMNS
+    from executors.providers.iscsi.restore import restore
+    from executors.runner import SubprocessRunner
+    from ledger import transfer
+    from ledger.errors import InvalidInput, OperationFailed
+    from ledger.pool import StoragePool
+    from projections.queries import find
+
+    a = app()
+    marks = ", ".join("?" for _ in _NO_LUN)
+    with a.reader() as r:
+        pool = find(r, "pool", ref)
+        if pool["type"] != PoolType.Iscsi.value:
+            raise InvalidInput("pool", ref, f"a {pool['type']} pool has no targets")
+        volumes = [
+            (str(row["uuid"]), str(row["name"]))
+            for row in r.all(
+                "SELECT uuid, name FROM volumes WHERE pool_id = ? AND path IS NOT NULL"
+                f" AND state NOT IN ({marks}) ORDER BY name, uuid",
+                [pool["id"], *_NO_LUN],
+            )
+        ]
+    store = transfer.primary_to(a.ledger.load(StoragePool, UUID(str(pool["id"]))))
+    run = CommandRun(SubprocessRunner(), 600.0, None)
+    found = restore(run, store, volumes)
+    emit(a.output, [f.row() for f in found], TARGET_COLUMNS)
+    bad = [f for f in found if f.status not in ("present", "made")]
+    if bad:
+        raise OperationFailed(
+            "",
+            f"pool {pool['name']}: {len(bad)} of {len(found)} volumes have no target",
+        )
+    made = sum(f.status == "made" for f in found)
+    say(f"targets: pool {pool['name']}: {made} made, {len(found) - made} present")
+
+
 def _show(ref: str) -> None:
     from projections.queries import find
 

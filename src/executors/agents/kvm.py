@@ -7,7 +7,9 @@ objects and of their stores and calls one `StorageProcessor` method of the backe
 `ROUTES` is that table: a command's shape to an `Operation`. The backend is found
 from the command's stores (`PrimaryDataStoreTO.poolType`, `ImageStoreTO.providerName`)
 in the provider registry, and every store of one command must share a driver
-(the directory driver reads an NFS image store and a Filesystem pool alike).
+(the directory driver reads an NFS image store and a Filesystem pool alike), except
+that a backend's driver takes a command that also names directory stores (it reads
+and writes those directories itself).
 
 `handle` never raises: an unknown provider, an operation the driver does not do, a
 timeout, a full disk or a bug is an answer with `result=false` and one line for the
@@ -101,6 +103,12 @@ ROUTES: tuple[Route, ...] = (
         Operation.COPY_TEMPLATE_TO_PRIMARY,
         _shape(TemplateObjectTO, stores=_IMAGE),
         _shape(TemplateObjectTO, stores=_PRIMARY),
+    ),
+    Route(
+        CopyCommand,
+        Operation.CREATE_VOLUME_FROM_TEMPLATE,
+        _shape(TemplateObjectTO, stores=_IMAGE),
+        _shape(VolumeObjectTO, stores=_PRIMARY),
     ),
     Route(
         CopyCommand,
@@ -227,6 +235,11 @@ class KvmAgent:
             raise AgentFailure(f"{_describe(command)} names no data store")
         names = ", ".join(sorted(providers))
         drivers = {provider.driver.name for provider in providers.values()}
+        others = [p for p in providers.values() if p.driver.name != "directory"]
+        if len(drivers) == 2 and len({p.driver.name for p in others}) == 1:
+            # a backend next to a directory store reads and writes that directory
+            # itself (an image store's template into a LUN, a migration)
+            return others[0].driver, names
         if len(drivers) > 1:
             raise AgentFailure(
                 f"{_describe(command)}: providers {names} have different drivers "

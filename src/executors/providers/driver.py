@@ -26,6 +26,10 @@ class Operation(Enum):
 
     DOWNLOAD = "downloadTemplate"  # the SSVM's DownloadCommand into an image store
     COPY_TEMPLATE_TO_PRIMARY = "copyTemplateToPrimaryStorage"
+    #: CloudStack's managed storage (SolidFire): no base image on the pool, the
+    #: template written whole into the volume's own LUN (its KVM agent does this in
+    #: `copyTemplateToPrimaryStorage` when the destination is a managed volume)
+    CREATE_VOLUME_FROM_TEMPLATE = "createVolumeFromTemplate"
     CLONE_VOLUME_FROM_BASE_TEMPLATE = "cloneVolumeFromBaseTemplate"
     COPY_VOLUME_PRIMARY_TO_PRIMARY = "copyVolumeFromPrimaryToPrimary"
     CREATE_VOLUME = "createVolume"

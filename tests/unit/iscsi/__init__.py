@@ -1,0 +1,1 @@
+"""The iscsi provider, without the lab: argv tables and a fake tgtd."""
