@@ -217,9 +217,11 @@ class StoragePool(StorctlAggregate):
 
     def can(self, capability: str) -> bool:
         """What the pool's provider declared it can do (`native_snapshots`,
-        `linked_clones`, ...); a pool added before providers declared them is a
-        directory pool, which clones but keeps no native snapshots."""
-        return bool(self.capabilities.get(capability, capability == "linked_clones"))
+        `linked_clones`, `snapshots`, ...); a pool added before providers declared
+        them is a directory pool, which clones and snapshots (with `qemu-img`)
+        but keeps no native snapshots."""
+        directory = capability in ("linked_clones", "snapshots")
+        return bool(self.capabilities.get(capability, directory))
 
     # ------------------------------------------------------------ status
 

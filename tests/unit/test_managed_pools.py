@@ -54,3 +54,28 @@ def test_a_root_volume_on_a_pool_that_cannot_clone_is_a_full_copy(ledger):
     )
     held = ledger.load(StoragePool, pool.id)
     assert (held.allocated, held.objects) == (root.size, 1)
+
+
+def test_a_snapshot_on_a_pool_that_takes_none_is_refused_with_nothing_written(ledger):
+    import pytest
+
+    from ledger.errors import IllegalTransition
+    from ledger.usecases import snapshots, volumes
+
+    infrastructure.register_host(ledger, ctx(), "sim", "z1", "c1", Hypervisor.Simulator)
+    infrastructure.register_pool(
+        ledger, ctx(), name="lun", zone="z1", path="/sim/lun", capacity=100 * GiB,
+        scope=Scope.ZONE, pool_type=PoolType.Simulator,
+        capabilities={"linked_clones": False, "snapshots": False},
+    )  # fmt: skip
+    created = settle(
+        ledger,
+        volumes.create_volume(
+            ledger, ctx(), name="d", zone="z1", size=GiB, pool_ref="lun"
+        ),
+    )
+    assert created.status is JobStatus.succeeded
+    before = ledger.recorder.max_notification_id()
+    with pytest.raises(IllegalTransition, match="takes no snapshots"):
+        snapshots.snapshot_volume(ledger, ctx(), created.object_id)
+    assert ledger.recorder.max_notification_id() == before

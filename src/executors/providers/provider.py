@@ -50,6 +50,9 @@ class Capabilities:
     needs_staging_cache: bool
     scopes: frozenset[str]
     disk_io: bool = True
+    #: whether a volume on it can be snapshotted at all (natively or by the
+    #: agent's `qemu-img`); a managed LUN cannot
+    snapshots: bool = True
 
     def recorded(self) -> dict[str, bool]:
         """The flags a pool records when it is added (`StoragePool.can`)."""

@@ -76,6 +76,14 @@ def snapshot_volume(
             volume.next("SnapshotRequested")  # refuses with the volume's state
         assert volume.pool_id is not None
         pool = ledger.peek(StoragePool, volume.pool_id)  # read only: paths
+        if not pool.can("snapshots"):
+            raise IllegalTransition(
+                "Volume",
+                str(volume.id),
+                volume.state.name,
+                "SnapshotRequested",
+                why=f"pool {pool.name}'s provider takes no snapshots",
+            )
         snapshot = Snapshot.create(
             Snapshot.Allocated,
             ctx,
