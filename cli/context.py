@@ -23,6 +23,7 @@ class AppContext:
     actor: str | None
     run_async: bool
     _ledger: Ledger | None = field(default=None, repr=False)
+    _engines: list[Any] = field(default_factory=list, repr=False)
 
     @property
     def db(self) -> Database:
@@ -55,14 +56,19 @@ class AppContext:
         from cli.bootstrap import engine
         from cli.progress import ProgressBar
 
-        return engine(
+        made = engine(
             self.ledger,
             hosts=hosts,
             on_progress=ProgressBar.shared().update,
             db=self.db,
         )
+        self._engines.append(made)
+        return made
 
     def close(self) -> None:
+        for made in self._engines:
+            made.close()
+        self._engines.clear()
         if self._ledger is not None:
             self._ledger.close()
             self._ledger = None

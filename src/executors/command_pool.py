@@ -55,7 +55,7 @@ class CommandPool:
     def __init__(self, run: Run, workers: Callable[[], int]) -> None:
         self._run = run
         self._workers = workers
-        self._queues: dict[str, queue.SimpleQueue[Flight]] = {}
+        self._queues: dict[str, queue.SimpleQueue[Flight | None]] = {}
         self._started: dict[str, int] = {}
         self._landed: queue.SimpleQueue[Landed] = queue.SimpleQueue()
         self._lock = threading.Lock()
@@ -85,9 +85,22 @@ class CommandPool:
                     daemon=True,
                 ).start()
 
-    def _work(self, line: queue.SimpleQueue[Flight]) -> None:
+    def close(self) -> None:
+        """Let every idle worker go (one that runs a hung command goes when it
+        returns): a process that drives many engines keeps no threads, nor the
+        connections they reach, past its engines."""
+        with self._lock:
+            for name, line in self._queues.items():
+                for _ in range(self._started.get(name, 0)):
+                    line.put(None)
+            self._queues.clear()
+            self._started.clear()
+
+    def _work(self, line: queue.SimpleQueue[Flight | None]) -> None:
         while True:
             flight = line.get()
+            if flight is None:
+                return
             assert flight.host is not None
             try:
                 answer = self._run(flight.host, flight.command)

@@ -97,6 +97,13 @@ class Engine:
         self._dispatched_to = 0
         self._unrecorded: list[Landed] = []
 
+    def close(self) -> None:
+        """Give back the hosts' idle workers and the lease connection now rather
+        than whenever the collector finds them (the workers keep this engine
+        reachable, and a SQLite file's last connection rewrites its WAL)."""
+        self.dispatcher.pool.close()
+        self.leases.close()
+
     # ------------------------------------------------------------ followers
 
     def _follower(self, name: str) -> Follower:

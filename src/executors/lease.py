@@ -230,7 +230,7 @@ class Leases:
         self._run(give_back)
 
     def holders(self, prefix: str = "") -> list[Holder]:
-        _flush(self.db.url)
+        give_back_idle(self.db.url)
         now = time.time()
 
         def read(cur: Any) -> list[Holder]:
@@ -327,9 +327,10 @@ def _expire(key: tuple[str, str], generation: int) -> None:
             held.leases.release(key[1])
 
 
-def _flush(url: str) -> None:
+def give_back_idle(url: str) -> None:
     """Give back at once the leases this process keeps unused on `url`: an idle
-    lingering lease is no worker (`storctl doctor` asks in the same process)."""
+    lingering lease is no worker (`storctl doctor` asks in the same process), and
+    a caller about to copy the database file wants no write landing after."""
     with _HELD_LOCK:
         for key, held in list(_HELD.items()):
             if key[0] == url and not held.users:
