@@ -38,6 +38,11 @@ def cli() -> None:
 def register(name: str, url: str, fmt: str, zone: str, checksum: str | None) -> None:
     """Register a template; every image store of the zone downloads it.
 
+    The URL is http://, https://, or file:// under a directory that
+    template.url.allowed.roots lists; a host inside the cloud's own networks
+    (loopback, private, link-local) is refused unless
+    secstorage.allowed.internal.sites lists it (CloudStack's rule).
+
     \b
     Example:
       storctl template register tiny --url file:///srv/img/tiny.qcow2 \\
@@ -50,6 +55,10 @@ def register(name: str, url: str, fmt: str, zone: str, checksum: str | None) -> 
             from ledger.errors import InvalidInput
 
             raise InvalidInput("checksum", checksum, "expected a SHA256 hex digest")
+    from executors.providers.url_check import check_resolved
+    from ledger.url_policy import SITES_KEY, split_list
+
+    check_resolved(url, split_list(a.ledger.settings().get(SITES_KEY)))
     job = templates.register_template(
         a.ledger,
         a.ctx(),

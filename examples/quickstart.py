@@ -62,6 +62,8 @@ def main() -> None:
         "1",
     )
     run("store", "add", "sec-1", "--zone", "z1", "--path", str(work / "secondary"))
+    # file:// templates only from a directory the operator allows (never /etc)
+    run("config", "set", "template.url.allowed.roots", str(image.parent))
     run(
         "-o",
         "table",

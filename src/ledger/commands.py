@@ -231,6 +231,10 @@ class DownloadCommand(Command):
     store: ImageStoreTO
     checksum: str | None = None
     wait: int = PRIMARY_STORAGE_DOWNLOAD_WAIT
+    #: what the download may read (`ledger.url_policy`), checked again by the
+    #: agent at fetch time and at every redirect
+    allowedRoots: list[str] = field(default_factory=list)
+    allowedInternalSites: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

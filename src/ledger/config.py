@@ -51,6 +51,16 @@ DEFAULTS: dict[str, tuple[Any, type, str]] = {
     "snapshot.delta.max": (16, int, "deltas before the next full snapshot"),
     "custom.diskoffering.size.min": (1 << 20, int, "smallest volume size in bytes"),
     "storage.cleanup.enabled": (True, bool, "garbage collect unused template copies"),
+    "template.url.allowed.roots": (
+        "",
+        str,
+        "directories file:// template URLs may name, comma separated (none: refused)",
+    ),
+    "secstorage.allowed.internal.sites": (
+        "",
+        str,
+        "internal hosts or networks (CIDR) template URLs may name, comma separated",
+    ),
     "storage.cache.size": (
         50 << 30,
         int,

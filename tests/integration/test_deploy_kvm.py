@@ -64,6 +64,7 @@ class KvmZone:
                     "--overprovision", "1")  # fmt: skip
         self.cli.ok("store", "add", "sec1", "--zone", "z1",
                     "--path", str(self.store_dir))  # fmt: skip
+        self.cli.ok("config", "set", "template.url.allowed.roots", str(tmp_path))
 
     def register(self, name: str, *extra: str) -> dict:
         return self.cli.ok("template", "register", name, "--zone", "z1",

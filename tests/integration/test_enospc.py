@@ -63,6 +63,7 @@ def test_insufficient_space_is_exit_3_and_leaves_nothing(
                   "--path", str(small_pool), "--capacity", "10G",
                   "--overprovision", "1")  # fmt: skip
     cli.ok("store", "add", "sec1", "--zone", "z1", "--path", str(tmp_path / "sec"))
+    cli.ok("config", "set", "template.url.allowed.roots", str(tmp_path / "img"))
     cli.ok("template", "register", "big", "--url", f"file://{image}",
            "--format", "qcow2", "--zone", "z1")  # fmt: skip
     before = pool["disksizeallocated"]

@@ -66,6 +66,7 @@ def kvm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Storctl:
     cli.ok("pool", "add", "p1", "--zone", "z1", "--cluster", "c1",
            "--path", str(tmp_path / "p1"), "--capacity", "10G")  # fmt: skip
     cli.ok("store", "add", "sec1", "--zone", "z1", "--path", str(tmp_path / "sec"))
+    cli.ok("config", "set", "template.url.allowed.roots", str(tmp_path / "img"))
     cli.ok("template", "register", "tiny", "--url", f"file://{image}",
            "--format", "qcow2", "--zone", "z1")  # fmt: skip
     cli.ok("vm", "deploy", "vm0", "--template", "tiny", "--zone", "z1")

@@ -76,6 +76,7 @@ class Zone:
             "--scope", "zone", "--capacity", "20G",
         )  # fmt: skip
         self.ok("store", "add", "sec", "--zone", "z1", "--path", str(tmp_path / "sec"))
+        self.ok("config", "set", "template.url.allowed.roots", str(tmp_path))
         self.template = self.ok("template", "register", "tiny", "--zone", "z1",
                                 "--url", self.image.as_uri(),
                                 "--format", "qcow2")  # fmt: skip

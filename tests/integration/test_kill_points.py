@@ -34,6 +34,7 @@ def kvm_lab(tmp_path: Path) -> Storctl:
     cli.ok("pool", "add", "p1", "--zone", "z1", "--cluster", "c1",
            "--path", str(tmp_path / "p1"), "--capacity", "20G")  # fmt: skip
     cli.ok("store", "add", "sec", "--zone", "z1", "--path", str(tmp_path / "sec"))
+    cli.ok("config", "set", "template.url.allowed.roots", str(image.parent))
     cli.ok("template", "register", "t", "--url", image.as_uri(), "--format", "qcow2",
            "--zone", "z1")  # fmt: skip
     return cli

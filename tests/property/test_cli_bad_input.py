@@ -4,9 +4,9 @@ One SQLite ledger is prepared per module (a simulator zone with a VM, an attache
 detached and two same-named volumes; a KVM zone whose store is a real directory) and
 copied for every example, so each invocation starts from the same state. For every
 generated bad invocation: the exit code is 2 (3 where CLI.md says the operation runs
-and fails: a `file://` URL that names nothing is only found missing by the download),
-there is no traceback, the error is one line, and for exit 2 the event count is what
-it was before.
+and fails: a `file://` URL under an allowed root that names nothing is only found
+missing by the download), there is no traceback, the error is one line, and for
+exit 2 the event count is what it was before.
 
 Click's own usage errors (a `--format` outside its choices, an option without its
 value) print `Usage:` and `Try ...` lines before their one `Error:` line; those two
@@ -26,6 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cli.main import cli
+from executors.lease import give_back_idle
 from ledger.app import Ledger
 from ledger.errors import InvalidInput
 from ledger.store.database import parse_db
@@ -55,6 +56,10 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, i
     cli.ok("volume", "create", "dup", "--zone", "z1", "--size", "1G")
     cli.ok("host", "add", "kvm2", "--zone", "z2", "--cluster", "c2")
     cli.ok("store", "add", "s2", "--zone", "z2", "--path", str(root / "s2"))
+    # file:// reads only under this (absent) directory: the URL policy's own cases
+    cli.ok("config", "set", "template.url.allowed.roots", "/nonexistent")
+    # no lingering lease may be given back (a write) while examples copy the file
+    give_back_idle(parse_db(str(db)).url)
     yield db, _events(db)
     shutil.rmtree(root, ignore_errors=True)
 
@@ -227,6 +232,21 @@ def _urls() -> st.SearchStrategy[Case]:
         st.sampled_from(["ftp://x", "", "x", "gopher://a", "/etc/passwd", "ssh://h/x"]),
         st.text(max_size=20),
     ).filter(lambda u: not u.startswith(("file://", "http://", "https://")))
+    # what the template URL policy refuses before anything connects or is written
+    forbidden = st.sampled_from(
+        [
+            "file:///etc/passwd",
+            "file:///nonexistent/../etc/passwd",
+            "file://otherhost/nonexistent/x.qcow2",
+            "http://127.0.0.1:5432/x.qcow2",
+            "http://localhost/x.qcow2",
+            "http://[::1]/x.qcow2",
+            "http://169.254.169.254/latest/meta-data",
+            "http://10.0.0.1/x.qcow2",
+            "https://user:hunter2@example.org/x.qcow2",
+        ]
+    )
+    bad = st.one_of(bad, forbidden)
     refused = bad.map(
         lambda u: (
             [

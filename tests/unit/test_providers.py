@@ -290,7 +290,14 @@ def test_a_directory_image_store_downloads_serves_and_deletes_a_template(
     install = f"template/tmpl/{TMPL}/{TMPL}.qcow2"
     downloaded = agent.handle(
         DownloadCommand(
-            "c-1", image.as_uri(), "QCOW2", "tiny", "TEMPLATE", install, store
+            "c-1",
+            image.as_uri(),
+            "QCOW2",
+            "tiny",
+            "TEMPLATE",
+            install,
+            store,
+            allowedRoots=[str(tmp_path)],
         )
     )
     assert downloaded.result, downloaded.details

@@ -40,6 +40,7 @@ def kvm(db_url: str, tmp_path: Path) -> tuple[Storctl, Path]:
            "--path", str(tmp_path / "p1"), "--capacity", "10G",
            "--overprovision", "1")  # fmt: skip
     cli.ok("store", "add", "sec1", "--zone", "z1", "--path", str(tmp_path / "sec"))
+    cli.ok("config", "set", "template.url.allowed.roots", str(tmp_path / "img"))
     cli.ok("template", "register", "tiny", "--url", f"file://{image}",
            "--format", "qcow2", "--zone", "z1")  # fmt: skip
     for vm in ("web1", "web2", "web3"):

@@ -130,7 +130,7 @@ def ready_template(app: Ledger) -> Template:
         app,
         ctx(),
         name="tiny",
-        url="file:///img/tiny.qcow2",
+        url="https://images.example.org/tiny.qcow2",
         fmt=ImageFormat.QCOW2,
         zone="z1",
     )
@@ -152,7 +152,7 @@ class TestTemplateRegistration:
             ledger,
             ctx(),
             name="bad",
-            url="file:///img/bad",
+            url="https://images.example.org/bad",
             fmt=ImageFormat.QCOW2,
             zone="z1",
         )

@@ -21,9 +21,15 @@ from ledger.template import Template
 
 
 def download_template(
-    ctx: Ctx, wait: int, copy: DataObjectInStore, template: Template, store: ImageStore
+    ctx: Ctx,
+    wait: int,
+    copy: DataObjectInStore,
+    template: Template,
+    store: ImageStore,
+    allowed: tuple[list[str], list[str]] = ([], []),
 ) -> None:
-    """The SSVM's `DownloadCommand`: the template from its URL to an image store."""
+    """The SSVM's `DownloadCommand`: the template from its URL to an image store;
+    `allowed` are the roots and internal sites it may read (`url_policy`)."""
     copy.request_download(
         ctx,
         DownloadCommand(
@@ -36,6 +42,8 @@ def download_template(
             store=transfer.image_to(store),
             checksum=template.checksum,
             wait=wait,
+            allowedRoots=list(allowed[0]),
+            allowedInternalSites=list(allowed[1]),
         ),
     )
 

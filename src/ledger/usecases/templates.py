@@ -29,6 +29,7 @@ from ledger.inventory import (
 from ledger.job import Job
 from ledger.pool import StoragePool
 from ledger.template import Template
+from ledger.url_policy import ROOTS_KEY, SITES_KEY, check_template_url, split_list
 from ledger.usecases.claims import job_in, save_new
 from ledger.usecases.placement import limits
 from ledger.usecases.snapshots import backed_up
@@ -54,9 +55,14 @@ def register_template(
     zone: str,
     checksum: str | None = None,
 ) -> Job:
-    """Register, and ask every image store of the zone to download it."""
-    if not url.startswith(("file://", "http://", "https://")):
-        raise InvalidInput("url", url, "expected file://, http:// or https://")
+    """Register, and ask every image store of the zone to download it. The URL
+    must be one the cloud may read (`url_policy`: CloudStack's rules)."""
+    settings = ledger.settings()
+    allowed = (
+        split_list(settings.get(ROOTS_KEY)),
+        split_list(settings.get(SITES_KEY)),
+    )
+    check_template_url(url, *allowed)
     zone_agg = ledger.zone(zone)
     if zone_agg is None or not zone_agg.stores:
         raise NotFound("image store", f"in zone {zone}")
@@ -71,7 +77,7 @@ def register_template(
         copy = DataObjectInStore.allocate(
             ctx, DataObjectType.TEMPLATE, template.id, store.id, StoreRole.Image
         )
-        requests.download_template(ctx, wait, copy, template, store)
+        requests.download_template(ctx, wait, copy, template, store, allowed)
         copies.append(copy)
     save_new(ledger, ctx, "template", name, template, job, *copies)
     return job

@@ -7,6 +7,9 @@ pool as `TMPL`, volumes `VOL`. Snapshot side: the volume `VOL` (a linked clone o
 
 from __future__ import annotations
 
+import urllib.parse
+from pathlib import PurePosixPath
+
 from ledger.commands import (
     CopyCommand,
     CreateObjectCommand,
@@ -30,7 +33,14 @@ NEW = "4e4e4e4e-1111-4222-8333-555555555555"
 
 
 def download(source_url: str, store: ImageStoreTO, **kw) -> DownloadCommand:
+    """The download an operator's policy allows: a file's own directory as the
+    allowed root, the test's own HTTP server (on 127.0.0.1) as an allowed site."""
+    parsed = urllib.parse.urlsplit(source_url)
     fields = {"format": "QCOW2", "name": "tmpl", "resourceType": "TEMPLATE"}
+    if parsed.scheme == "file":
+        fields["allowedRoots"] = [str(PurePosixPath(parsed.path).parent)]
+    else:
+        fields["allowedInternalSites"] = ["127.0.0.1"]
     fields |= {"installPath": INSTALL, "store": store} | kw
     return DownloadCommand(commandId="c-dl", url=source_url, **fields)
 

@@ -23,6 +23,7 @@ from executors.paths import contained, pool_root, store_root
 from executors.providers.directory.images import Images, image_format
 from executors.providers.directory.staging import remove, staged, temp_for
 from executors.providers.driver import AgentFailure, os_error_line
+from executors.providers.url_check import open_checked, open_file_checked
 from executors.qemu import ImageInfo
 from ledger.commands import (
     Answer,
@@ -61,7 +62,12 @@ class Templates:
             final.parent.mkdir(parents=True, exist_ok=True)
             try:
                 with staged(final) as tmp:
-                    digest = _check_digest(expected, self.fetch(cmd.url, tmp))
+                    digest = _check_digest(
+                        expected,
+                        self.fetch(
+                            cmd.url, tmp, cmd.allowedRoots, cmd.allowedInternalSites
+                        ),
+                    )
                     info = self.verify_template(tmp, fmt)
             except BaseException:
                 for directory in created:  # innermost first
@@ -79,21 +85,26 @@ class Templates:
             checkSum=f"sha256:{digest}",
         )
 
-    def fetch(self, url: str, dest: Path) -> str:
-        """Copy `url` (file, http, https; no shell, no curl) to `dest`; its sha256."""
+    def fetch(
+        self,
+        url: str,
+        dest: Path,
+        roots: list[str] | None = None,
+        sites: list[str] | None = None,
+    ) -> str:
+        """Copy `url` (file, http, https; no shell, no curl) to `dest`; its sha256.
+        A file must lie under `roots` once its links are followed; a host must
+        not resolve inside the cloud unless `sites` allows it, redirects too."""
         run = self.images.run
         parsed = urllib.parse.urlparse(url)
         source: IO[bytes] | Any
         if parsed.scheme == "file":
-            if parsed.netloc not in ("", "localhost"):
-                raise InvalidInput("url", url, "a file:// url must name a local path")
-            source = open(urllib.parse.unquote(parsed.path), "rb")  # noqa: SIM115
+            source = open_file_checked(url, roots or [])
             total = os.fstat(source.fileno()).st_size
         elif parsed.scheme in ("http", "https"):
             timeout = max(min(run.remaining(), 300.0), 0.001)
             try:
-                # The scheme was checked above, which is what S310 asks for.
-                source = urllib.request.urlopen(url, timeout=timeout)  # noqa: S310
+                source = open_checked(url, sites or [], timeout)
             except urllib.error.URLError as exc:
                 raise AgentFailure(os_error_line(exc)) from exc
             total = int(source.headers.get("Content-Length") or 0)
