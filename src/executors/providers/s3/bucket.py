@@ -176,7 +176,11 @@ class Bucket:
             raise self._failure(f"ListMultipartUploads {key}", exc) from None
 
     def _failure(self, what: str, exc: object) -> AgentFailure:
-        why = _said(exc) if isinstance(exc, ClientError) else exc
+        why: object = exc
+        if isinstance(exc, ClientError):
+            why = _said(exc)
+            if _code(exc) in _REFUSED:
+                why = f"the endpoint refused the credentials ({why})"
         return self.secrets.failure(f"s3://{self.location.bucket}: {what}", why)
 
 
