@@ -34,7 +34,7 @@ from typing import Any
 
 from executors.paths import contained, store_root
 from executors.providers.command_run import CommandRun
-from executors.providers.driver import AgentFailure, Operation
+from executors.providers.driver import AgentFailure, Operation, os_error_line
 from executors.providers.provider import Provider
 from executors.providers.registry import Registry
 from ledger.commands import (
@@ -50,6 +50,7 @@ from ledger.commands import (
     Wire,
     failure_for,
 )
+from ledger.errors import InvalidInput
 
 #: How the agent runs a command (its route, its driver), for each hop.
 Execute = Callable[[Any, CommandRun], Answer]
@@ -86,9 +87,20 @@ def through_cache(
 
 
 def _two_hops(
-    command: CopyCommand, run: CommandRun, providers: Registry, execute: Execute
+    command: CopyCommand, run: CommandRun, providers: Registry, run_hop: Execute
 ) -> Answer:
     assert command.cacheTO is not None
+
+    def execute(hop: Any, run: CommandRun) -> Answer:
+        """The hop's answer: a failure is an answer here too, so the command's
+        says which hop failed (a timeout still ends the whole command)."""
+        try:
+            return run_hop(hop, run)
+        except (AgentFailure, InvalidInput) as exc:
+            return failure_for(hop, str(exc))
+        except OSError as exc:
+            return failure_for(hop, os_error_line(exc))
+
     staged = _provider(providers)
     src, dest = command.srcTO, command.destTO
     into, out_of = staged(dest.dataStore), staged(src.dataStore)

@@ -105,12 +105,6 @@ ROUTES: tuple[Route, ...] = (
     ),
     Route(
         CopyCommand,
-        Operation.COPY_BETWEEN_IMAGE_STORES,
-        _shape(TemplateObjectTO, SnapshotObjectTO, VolumeObjectTO, stores=_IMAGE),
-        _shape(TemplateObjectTO, SnapshotObjectTO, VolumeObjectTO, stores=_IMAGE),
-    ),
-    Route(
-        CopyCommand,
         Operation.CLONE_VOLUME_FROM_BASE_TEMPLATE,
         _shape(TemplateObjectTO, stores=_PRIMARY),
         _shape(VolumeObjectTO, stores=_PRIMARY),
@@ -166,6 +160,14 @@ ROUTES: tuple[Route, ...] = (
         _shape(VolumeObjectTO, stores=_PRIMARY),
     ),
     Route(DeleteCommand, Operation.DELETE_SNAPSHOT, _shape(SnapshotObjectTO)),
+    # last: an object between two image stores that no row above claims (the
+    # staging cache's copy, the hops of a command naming `cacheTO`)
+    Route(
+        CopyCommand,
+        Operation.COPY_BETWEEN_IMAGE_STORES,
+        _shape(TemplateObjectTO, SnapshotObjectTO, VolumeObjectTO, stores=_IMAGE),
+        _shape(TemplateObjectTO, SnapshotObjectTO, VolumeObjectTO, stores=_IMAGE),
+    ),
 )
 
 

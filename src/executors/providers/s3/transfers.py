@@ -175,11 +175,9 @@ class Transfers:
         top = final = contained(root, path)
         layer_fmt = fmt
         for _ in range(_MAX_CHAIN):
-            info = self._fetched(store, path, final, root, layer_fmt)
+            info = self._fetched(store, path, final, root, layer_fmt, what)
             if info.backing_file is None:
                 return top, self.images.checked_source(top, root, fmt, what)
-            if what == "template":
-                raise AgentFailure(f"template has a backing file {info.backing_file!r}")
             if info.backing_format not in ("qcow2", "raw"):
                 raise AgentFailure(
                     f"{what} {top.name}: backing file {info.backing_file!r} "
@@ -196,10 +194,17 @@ class Transfers:
         raise AgentFailure(f"{what} {top.name}: backing chain deeper than {_MAX_CHAIN}")
 
     def _fetched(
-        self, store: ObjectStore, path: str, final: Path, root: Path, fmt: str
+        self,
+        store: ObjectStore,
+        path: str,
+        final: Path,
+        root: Path,
+        fmt: str,
+        what: str,
     ) -> ImageInfo:
         """`final`'s info, downloaded first (staged name, then rename) unless an
-        earlier run left it there complete."""
+        earlier run left it there complete; a template that names a backing file
+        is refused before it gets its name."""
         remove(temp_for(final))  # a killed run's leftover
         if final.is_file():
             return self.images.info(final, fmt)
@@ -209,6 +214,8 @@ class Transfers:
         with parent_dirs(final, root), staged(final) as tmp:
             store.download(path, tmp, self._progress("download", found.size, 0.0))
             info = self.images.info(tmp, fmt)
+            if what == "template" and info.backing_file is not None:
+                raise AgentFailure(f"template has a backing file {info.backing_file!r}")
             if info.data_file is not None:
                 raise AgentFailure(
                     f"{path} has an external data file {info.data_file!r}"
