@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from executors.providers.s3.bucket import TRANSFER
+from executors.providers.swift.container import SEGMENT
 from tests.conftest import Lab
 from tests.integration.conftest import Result, Storctl, ledger_events
 
@@ -60,8 +62,8 @@ class Backend:
         return f"swift://{bucket}/{prefix}?auth={lab['lab-swift']['auth_url']}"
 
 
-S3 = Backend("s3", "lab-s3", 16 * MiB)
-SWIFT = Backend("swift", "lab-swift", 32 * MiB)
+S3 = Backend("s3", "lab-s3", TRANSFER.multipart_chunksize)
+SWIFT = Backend("swift", "lab-swift", SEGMENT)
 
 
 @dataclass

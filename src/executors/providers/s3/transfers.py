@@ -20,7 +20,11 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import os
+import stat
 import tempfile
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,6 +66,8 @@ from ledger.errors import InvalidInput
 
 _MAX_CHAIN = 64  # as the directory driver's checked_source
 _FETCH_SHARE = 0.3  # of a download's progress: fetching; the rest is the upload
+_HASH_SHARE = 0.15  # of a local file's: hashing it; the rest is the upload
+_CHUNK = 4 << 20
 
 
 @dataclass
@@ -86,6 +92,8 @@ class Transfers:
         if found is not None and _measured(found):
             digest = _check_digest(expected, found.metadata[SHA256])
             virtual, physical = int(found.metadata[VIRTUAL_SIZE]), found.size
+        elif (local := _local_file(cmd.url)) is not None:
+            digest, virtual, physical = self._upload_in_place(store, cmd, local, fmt)
         else:
             with tempfile.TemporaryDirectory(prefix="storctl-download-") as tmp:
                 path = Path(tmp) / "template"
@@ -111,6 +119,43 @@ class Transfers:
             downloadPct=100,
             checkSum=f"sha256:{digest}",
         )
+
+    def _upload_in_place(
+        self, store: ObjectStore, cmd: DownloadCommand, local: Path, fmt: str
+    ) -> tuple[str, int, int]:
+        """A `file://` template uploaded from where it is, with no staging copy:
+        hashed and verified there (the directory driver's checks), uploaded, and
+        refused (its object deleted) if the file changed meanwhile."""
+        fd = os.open(local, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            before = os.fstat(fd)
+            if not stat.S_ISREG(before.st_mode):
+                raise AgentFailure(f"{local} is not a regular file")
+            digest = _check_digest(
+                _expected_sha256(cmd.checksum), self._sha256(fd, before.st_size)
+            )
+            templates = Templates(self.images)
+            virtual = templates.verify_template(local, fmt).virtual_size
+            metadata = {VIRTUAL_SIZE: str(virtual), SHA256: digest}
+            progress = self._progress("upload", before.st_size, _HASH_SHARE)
+            store.upload(local, cmd.installPath, metadata, progress)
+            after = (os.fstat(fd), os.stat(local, follow_symlinks=False))
+            if any(_identity(before) != _identity(now) for now in after):
+                store.delete(cmd.installPath)
+                raise AgentFailure(f"{local} changed while it was being uploaded")
+        finally:
+            os.close(fd)
+        return digest, virtual, before.st_size
+
+    def _sha256(self, fd: int, size: int) -> str:
+        digest, offset, run = hashlib.sha256(), 0, self.run
+        while chunk := os.pread(fd, _CHUNK, offset):
+            run.check_deadline(["sha256", str(size)])
+            digest.update(chunk)
+            offset += len(chunk)
+            if run.on_progress is not None and size:
+                run.on_progress(_HASH_SHARE * min(offset / size, 1.0))
+        return digest.hexdigest()
 
     # ------------------------------------------------------- object <-> directory
 
@@ -266,6 +311,24 @@ class Transfers:
                 run.on_progress(start + (1.0 - start) * min(done / total, 1.0))
 
         return report
+
+
+def _local_file(url: str) -> Path | None:
+    """The local path a `file://` URL names; None for any other URL (fetched)."""
+    parsed = urllib.parse.urlparse(url)
+    if parsed.scheme != "file":
+        return None
+    if parsed.netloc not in ("", "localhost") or parsed.query or parsed.fragment:
+        raise InvalidInput("url", url, "a file:// url must name a local path")
+    path = Path(urllib.parse.unquote(parsed.path))
+    if not path.is_absolute():
+        raise InvalidInput("url", url, "not an absolute path")
+    return path
+
+
+def _identity(info: os.stat_result) -> tuple[int, ...]:
+    """What changes when a file is replaced or written (ctime cannot be set)."""
+    return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
 
 
 def _format_of(data: DataTO) -> str:
