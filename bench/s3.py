@@ -42,21 +42,22 @@ def _profile() -> tuple[Path, dict[str, Any]] | None:
     return None
 
 
-def _client(profile: dict[str, Any]) -> Any:
+def _client(profile: dict[str, Any], *, probe: bool = False) -> Any:
+    """boto3's client with its defaults (the baseline); `probe`: one quick try,
+    to tell a lab that is down."""
     import boto3
     from botocore.config import Config
 
+    config = Config(s3={"addressing_style": "path"})
+    if probe:
+        config = config.merge(Config(connect_timeout=2, retries={"max_attempts": 1}))
     return boto3.client(
         "s3",
         endpoint_url=profile["endpoint"],
         aws_access_key_id=profile["access_key"],
         aws_secret_access_key=profile["secret_key"],
         region_name="us-east-1",
-        config=Config(
-            s3={"addressing_style": "path"},
-            connect_timeout=2,
-            retries={"max_attempts": 1},
-        ),
+        config=config,
     )
 
 
@@ -76,14 +77,14 @@ def run(opts: Options) -> list[Figure]:
         print(f"# s3: no [{PROFILE}] profile (make lab): skipped, nothing measured")
         return []
     path, profile = found
-    client = _client(profile)
     bucket = profile["bucket"]
     try:
-        client.head_bucket(Bucket=bucket)
+        _client(profile, probe=True).head_bucket(Bucket=bucket)
     except Exception as exc:
         print(f"# s3: the lab's S3 does not answer ({type(exc).__name__}): skipped")
         return []
     os.environ["STORCTL_CREDENTIALS"] = str(path)
+    client = _client(profile)
 
     from executors.agents.kvm import KvmAgent
     from ledger.commands import DownloadCommand, ImageStoreTO
