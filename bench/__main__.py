@@ -14,7 +14,16 @@ from pathlib import Path
 
 from bench.common import Options, machine, pg_available, python_loop_ms, table
 
-BENCHMARKS = ("append", "replay", "load", "datapath", "allocate", "startup", "iscsi")
+BENCHMARKS = (
+    "append",
+    "replay",
+    "load",
+    "datapath",
+    "allocate",
+    "startup",
+    "iscsi",
+    "s3",
+)
 RESULTS = Path(__file__).with_name("results.json")
 
 

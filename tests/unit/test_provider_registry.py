@@ -174,7 +174,11 @@ def pool_of(kind: str) -> PrimaryDataStoreTO:
 def test_every_operation_has_a_route_and_every_route_one_operation():
     assert {row.operation for row in ROUTES} == set(Operation)
     template = TemplateObjectTO("t", "t", "QCOW2", ImageStoreTO("s", "s", "/s"))
-    assert route(CopyCommand("c", template, template)) is None
+    between = route(CopyCommand("c", template, template))
+    assert between is not None
+    assert between.operation is Operation.COPY_BETWEEN_IMAGE_STORES
+    on_pool = template.replace(dataStore=pool_of("Filesystem"))
+    assert route(CopyCommand("c", on_pool, on_pool)) is None
 
 
 def test_the_agent_hands_the_command_to_its_providers_driver():

@@ -13,17 +13,16 @@ real by its tests against the lab (`tests/integration`).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from executors.agents.kvm import KvmAgent
-from executors.providers import installed
+from executors.providers import installed, registry
 from executors.providers.driver import Operation
 from executors.providers.provider import SCOPES, Location, Provider, Role
-from executors.providers.registry import Registry
 from ledger.commands import (
     CopyCommand,
     CreateObjectCommand,
@@ -50,7 +49,29 @@ COPY = "1f1f1f1f-5a4f-4e3d-8c2b-1a0f9e8d7c6b"
 GOOD: dict[str, Callable[[Path], str]] = {
     "file": lambda tmp: str(tmp),
     "iscsi": lambda tmp: "iscsi://127.0.0.1:3260",
+    "s3": lambda tmp: "s3://storctl-unit/templates?endpoint=http://127.0.0.1:7480",
+    "swift": lambda tmp: (
+        "swift://storctl-unit/templates?auth=http://127.0.0.1:7480/auth/1.0"
+    ),
 }
+#: The installed providers with their `check` (which reaches the backend: tested
+#: against the lab, `tests/integration/test_s3.py`) left out, so this suite runs
+#: offline; a provider that needs credentials is given a name it never resolves.
+OFFLINE = registry.Registry(
+    {n: dataclasses.replace(p, check=None) for n, p in installed().providers.items()}
+)
+
+
+def locate(role: Role, name: str, location: str) -> Location:
+    credentials = "unit" if OFFLINE.providers[name].credentials else None
+    return OFFLINE.locate(role, name, location, credentials=credentials)
+
+
+def foreign(provider: Provider) -> tuple[str, str]:
+    """A location of a scheme `provider` does not take, and what its refusal says."""
+    if "s3" not in provider.schemes:
+        return "s3://bucket/templates", "takes? s3://"
+    return "/srv/templates", "takes? file://"
 
 
 def ids(value: object) -> str:
@@ -63,16 +84,6 @@ def good_location(provider: Provider, tmp_path: Path) -> str:
     scheme = next((s for s in provider.schemes if s in GOOD), None)
     assert scheme is not None, f"add a good location for {provider.schemes} to GOOD"
     return GOOD[scheme](tmp_path)
-
-
-def locate(role: Role, provider: Provider, location: str) -> Location:
-    """`locate` as `pool add` calls it; with credentials named but the backend not
-    reached (`check`) for a provider that needs them: the lab's tests reach it."""
-    if not provider.credentials:
-        return installed().locate(role, provider.name, location)
-    unchecked = replace(provider, check=None)
-    providers = {**installed().providers, provider.name: unchecked}
-    return Registry(providers).locate(role, provider.name, location, credentials="unit")
 
 
 def test_the_built_in_providers_are_registered():
@@ -110,30 +121,33 @@ class TestValidation:
         self, provider, role, tmp_path
     ):
         good = good_location(provider, tmp_path)
-        where = locate(role, provider, good + "/")
+        where = locate(role, provider.name, good + "/")
         assert (where.provider, where.recorded_as) == (
             provider.name,
             provider.recorded_as,
         )
-        assert where.path == locate(role, provider, good).path
+        assert where.path == locate(role, provider.name, good).path
         if "file" in provider.schemes:
             assert where.path == str(tmp_path)
-            as_url = installed().locate(role, provider.name, tmp_path.as_uri())
+            as_url = locate(role, provider.name, tmp_path.as_uri())
             assert as_url.path == str(tmp_path)
 
     @pytest.mark.parametrize(
         ("bad", "says"),
         [
-            ("s3://bucket/templates", "takes s3://"),
+            ("{foreign}", "{refusal}"),
             ("{good}?region=eu", "query string"),
             ("relative/dir", "absolute|does not take file://"),
             ("{good}\n/etc", "control character"),
         ],
     )
     def test_a_bad_location_is_refused(self, provider, role, tmp_path, bad, says):
-        location = bad.format(good=good_location(provider, tmp_path))
-        with pytest.raises(InvalidInput, match=says):
-            installed().locate(role, provider.name, location)
+        other, refusal = foreign(provider)
+        location = bad.format(good=good_location(provider, tmp_path), foreign=other)
+        if "file" not in provider.schemes and says == "absolute":
+            says = "take file://"  # a path is not this provider's at all
+        with pytest.raises(InvalidInput, match=says.format(refusal=refusal)):
+            locate(role, provider.name, location)
 
     def test_a_missing_directory_is_refused_where_disks_are_real(
         self, provider, role, tmp_path
@@ -173,17 +187,19 @@ def zone(db_url, tmp_path):
 
 
 def add_argv(provider: Provider, role: Role, location: str) -> list[str]:
+    named = ["--credentials", "unit"] if provider.credentials else []
     if role is Role.PRIMARY:
         return ["pool", "add", "p", "--zone", "z1", "--cluster", "c1", "--capacity",
-                "1G", "--type", provider.name, "--path", location]  # fmt: skip
+                "1G", "--type", provider.name, "--path", location, *named]  # fmt: skip
     return ["store", "add", "s", "--zone", "z1", "--provider", provider.name,
-            "--path", location]  # fmt: skip
+            "--path", location, *named]  # fmt: skip
 
 
 @pytest.mark.parametrize(("provider", "role"), SERVED, ids=ids)
 def test_the_cli_refuses_each_bad_location_with_one_line_and_writes_nothing(
-    zone, tmp_path, provider, role
+    zone, tmp_path, provider, role, monkeypatch
 ):
+    monkeypatch.setattr(registry, "installed", lambda: OFFLINE)
     good = good_location(provider, tmp_path)
     bad = ["s3://bucket/x", f"{good}?x=1", "relative/dir"]
     if provider.capabilities.disk_io:
@@ -196,22 +212,30 @@ def test_the_cli_refuses_each_bad_location_with_one_line_and_writes_nothing(
         assert location in lines[0]
         assert result.stdout == ""
     assert event_count(zone) == before
-    if provider.credentials:  # added for real by its tests against the lab
-        refused = run(zone, *add_argv(provider, role, good), code=2)
+    if provider.credentials:
+        without = [a for a in add_argv(provider, role, good) if a != "unit"]
+        refused = run(zone, *without[: without.index("--credentials")], code=2)
         assert "needs --credentials" in refused.stderr
         assert event_count(zone) == before
-        return
     added = run(zone, *add_argv(provider, role, good))
-    assert added["path"] == str(tmp_path)
+    assert added["path"] == locate(role, provider.name, good).path
     recorded = added["type"] if role is Role.PRIMARY else added["providername"]
     assert recorded == provider.recorded_as
 
 
-def test_an_s3_store_is_refused_naming_the_installed_providers(zone):
+def test_an_s3_url_given_to_nfs_is_refused_naming_the_provider_that_takes_it(zone):
     before = event_count(zone)
     result = run(zone, "store", "add", "s3", "--zone", "z1", "--path",
                  "s3://bucket/templates", code=2)  # fmt: skip
-    assert "nfs, simulator" in result.stderr
+    assert "provider nfs does not take s3:// locations; s3 does" in result.stderr
+    assert event_count(zone) == before
+
+
+def test_a_url_no_installed_provider_takes_is_refused_naming_them(zone):
+    before = event_count(zone)
+    result = run(zone, "store", "add", "x", "--zone", "z1", "--path",
+                 "gs://bucket/templates", code=2)  # fmt: skip
+    assert "nfs, s3, simulator, swift" in result.stderr
     assert "storctl provider list" in result.stderr
     assert event_count(zone) == before
 

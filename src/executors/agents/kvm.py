@@ -22,6 +22,7 @@ import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from executors.agents import cache_hops
 from executors.providers.command_run import CommandRun
 from executors.providers.driver import AgentFailure, Driver, Operation, os_error_line
 from executors.providers.registry import Registry, installed
@@ -167,6 +168,14 @@ ROUTES: tuple[Route, ...] = (
         _shape(VolumeObjectTO, stores=_PRIMARY),
     ),
     Route(DeleteCommand, Operation.DELETE_SNAPSHOT, _shape(SnapshotObjectTO)),
+    # last: an object between two image stores that no row above claims (the
+    # staging cache's copy, the hops of a command naming `cacheTO`)
+    Route(
+        CopyCommand,
+        Operation.COPY_BETWEEN_IMAGE_STORES,
+        _shape(TemplateObjectTO, SnapshotObjectTO, VolumeObjectTO, stores=_IMAGE),
+        _shape(TemplateObjectTO, SnapshotObjectTO, VolumeObjectTO, stores=_IMAGE),
+    ),
 )
 
 
@@ -215,6 +224,11 @@ class KvmAgent:
         row = route(command)
         if row is None:
             return failure_for(command, f"unsupported command {_describe(command)}")
+        staged = cache_hops.through_cache(
+            command, row.operation, run, self.providers, self._execute
+        )
+        if staged is not None:  # an S3 or Swift store: the staging cache's hops
+            return staged
         driver, names = self._driver_for(command)
         handler = driver.handlers.get(row.operation)
         if handler is None:

@@ -47,6 +47,10 @@ class Operation(Enum):
     COPY_VOLUME_TO_SECONDARY = "copyVolumeFromPrimaryToSecondary"
     COPY_VOLUME_FROM_CACHE = "copyVolumeFromImageCacheToPrimary"
     DELETE_SNAPSHOT = "deleteSnapshot"
+    # The SSVM's copies between an object store and a directory store (its
+    # `copyFromS3ToNfs`, `copyFromNfsToS3`, and Swift's): the staging cache's
+    # copy of a template, and the two hops of a command that names a `cacheTO`.
+    COPY_BETWEEN_IMAGE_STORES = "copyBetweenImageStores"
 
 
 #: `handler(run, command, *objects)`: `run` is the command's `CommandRun`; `objects`

@@ -81,8 +81,8 @@ def open_checked(url: str, sites: Iterable[str], timeout: float) -> Any:
     return opener.open(url, timeout=timeout)
 
 
-def open_file_checked(url: str, roots: Iterable[str]) -> IO[bytes]:
-    """A `file://` template, its real path (symbolic links followed) inside one of
+def checked_file(url: str, roots: Iterable[str]) -> Path:
+    """A `file://` template's real path (symbolic links followed), inside one of
     `roots`: a link planted under an allowed root cannot reach out of it."""
     roots = list(roots)
     parsed = urllib.parse.urlsplit(url)
@@ -91,4 +91,9 @@ def open_file_checked(url: str, roots: Iterable[str]) -> IO[bytes]:
     inside = [Path(os.path.realpath(r)) for r in roots]
     if not any(real == r or real.is_relative_to(r) for r in inside):
         raise InvalidInput("url", url, "leads out of the allowed roots")
-    return open(real, "rb")
+    return real
+
+
+def open_file_checked(url: str, roots: Iterable[str]) -> IO[bytes]:
+    """A `file://` template opened at its checked real path (`checked_file`)."""
+    return open(checked_file(url, roots), "rb")
