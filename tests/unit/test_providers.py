@@ -2,16 +2,20 @@
 
 Each provider declares what it is; its validation refuses the bad locations (an
 unknown scheme, a query string, a relative path, and for providers with disk I/O a
-directory that is not there) and accepts a good one, through `locate` and through
-`storctl pool add` / `store add` (exit 2, one line, no event written); and its
-driver, reached through the KVM agent's table, does the data path: directory
-drivers create, clone, copy and delete a volume with the real `qemu-img`, a driver
-without disk I/O answers and writes nothing.
+directory that is not there; a URL provider's own malformed URLs) and accepts a
+good one, through `locate` and through `storctl pool add` / `store add` (exit 2,
+one line, no event written); and its driver, reached through the KVM agent's
+table, does the data path: directory drivers create, clone, copy and delete a
+volume with the real `qemu-img`, a driver without disk I/O answers and writes
+nothing. A provider whose good location is a backend of the lab (`rbd`: the lab's
+Ceph) is accepted with the lab's credentials, in tests marked `lab`; its data
+path is tested against the lab in its own module (`tests/integration/test_rbd*`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -36,14 +40,47 @@ from tests.unit.test_cli_infra import event_count, run
 
 PROVIDERS = list(installed().providers.values())
 SERVED = [(p, role) for p in PROVIDERS for role in Role if p.serves(role)]
-DIRECTORY_BACKED = [(p, r) for p, r in SERVED if p.capabilities.disk_io]
+DIRECTORY_BACKED = [
+    (p, r) for p, r in SERVED if p.capabilities.disk_io and "file" in p.schemes
+]
 TMPL = "5c6a1d7e-0b7e-4f8e-9d0a-2f3c4b5a6d7e"
 VOL = "9e8d7c6b-5a4f-4e3d-8c2b-1a0f9e8d7c6b"
 COPY = "1f1f1f1f-5a4f-4e3d-8c2b-1a0f9e8d7c6b"
 
-#: A location each scheme's providers must accept, made under `tmp_path`. A provider
-#: with a new scheme adds its entry here, and so passes the same suite.
-GOOD: dict[str, Callable[[Path], str]] = {"file": lambda tmp: str(tmp)}
+
+@dataclass(frozen=True)
+class Good:
+    """A location a scheme's providers must accept, made under `tmp_path`, and
+    what it is recorded as; the credentials its check needs, and whether they
+    reach the lab; the refusals only this scheme has (location, what they say)."""
+
+    location: Callable[[Path], str]
+    canonical: Callable[[Path], str]
+    credentials: str | None = None
+    lab: bool = False
+    refused: tuple[tuple[str, str], ...] = ()
+
+
+CEPH = "rbd://admin@127.0.0.1:3300/storctl"
+
+#: A provider with a new scheme adds its entry here, and so passes the same suite.
+GOOD: dict[str, Good] = {
+    "file": Good(str, str, refused=(("relative/dir", "absolute"),)),
+    "rbd": Good(
+        lambda tmp: CEPH,
+        lambda tmp: CEPH,
+        credentials="lab-ceph",
+        lab=True,
+        refused=(
+            ("relative/dir", "does not take file:// locations; filesystem"),
+            ("rbd://127.0.0.1:3300/storctl", "names no Ceph user"),
+            ("rbd://admin:hunter2@127.0.0.1:3300/storctl", "no password"),
+            ("rbd://admin@127.0.0.1:3300/", "names no pool"),
+            ("rbd://admin@127.0.0.1:99999/storctl", "bad monitor port"),
+            ("rbd://admin@127.0.0.1/a/b", "not one Ceph pool name"),
+        ),
+    ),
+}
 
 
 def ids(value: object) -> str:
@@ -52,10 +89,37 @@ def ids(value: object) -> str:
     return value.value if isinstance(value, Role) else str(value)
 
 
-def good_location(provider: Provider, tmp_path: Path) -> str:
+def good_of(provider: Provider) -> Good:
     scheme = next((s for s in provider.schemes if s in GOOD), None)
     assert scheme is not None, f"add a good location for {provider.schemes} to GOOD"
-    return GOOD[scheme](tmp_path)
+    return GOOD[scheme]
+
+
+def good_location(provider: Provider, tmp_path: Path) -> str:
+    return good_of(provider).location(tmp_path)
+
+
+def reaching(pairs: list[tuple[Provider, Role]]) -> list[object]:
+    """`pairs` as parameters, marked `lab` where the good location is the lab's."""
+    return [
+        pytest.param(p, r, marks=[pytest.mark.lab] if good_of(p).lab else [])
+        for p, r in pairs
+    ]
+
+
+@pytest.fixture
+def reach(request, monkeypatch):
+    """Make a provider's good location reachable: for a lab backend, the lab up
+    and its credentials profile the one storctl reads."""
+
+    def up(provider: Provider) -> Good:
+        good = good_of(provider)
+        if good.lab:
+            lab = request.getfixturevalue("lab_backends")
+            monkeypatch.setenv("STORCTL_CREDENTIALS", str(lab.credentials))
+        return good
+
+    return up
 
 
 def test_the_built_in_providers_are_registered():
@@ -87,29 +151,34 @@ def test_a_provider_declares_what_it_is(provider: Provider):
     assert "\n" not in provider.summary
 
 
+@pytest.mark.parametrize(("provider", "role"), reaching(SERVED), ids=ids)
+def test_a_good_location_is_accepted_in_its_canonical_form(
+    provider, role, tmp_path, reach
+):
+    good = reach(provider)
+    location = good.location(tmp_path)
+    where = installed().locate(
+        role, provider.name, location + "/", credentials=good.credentials
+    )
+    assert (where.provider, where.recorded_as) == (
+        provider.name,
+        provider.recorded_as,
+    )
+    assert where.path == good.canonical(tmp_path)
+    assert where.capabilities == provider.capabilities.recorded()
+    if "file" in provider.schemes:
+        assert where.path == str(tmp_path)
+        as_url = installed().locate(role, provider.name, tmp_path.as_uri())
+        assert as_url.path == str(tmp_path)
+
+
 @pytest.mark.parametrize(("provider", "role"), SERVED, ids=ids)
 class TestValidation:
-    def test_a_good_location_is_accepted_in_its_canonical_form(
-        self, provider, role, tmp_path
-    ):
-        good = good_location(provider, tmp_path)
-        where = installed().locate(role, provider.name, good + "/")
-        assert (where.provider, where.recorded_as) == (
-            provider.name,
-            provider.recorded_as,
-        )
-        assert where.path == installed().locate(role, provider.name, good).path
-        if "file" in provider.schemes:
-            assert where.path == str(tmp_path)
-            as_url = installed().locate(role, provider.name, tmp_path.as_uri())
-            assert as_url.path == str(tmp_path)
-
     @pytest.mark.parametrize(
         ("bad", "says"),
         [
             ("s3://bucket/templates", "takes s3://"),
             ("{good}?region=eu", "query string"),
-            ("relative/dir", "absolute"),
             ("{good}\n/etc", "control character"),
         ],
     )
@@ -118,11 +187,20 @@ class TestValidation:
         with pytest.raises(InvalidInput, match=says):
             installed().locate(role, provider.name, location)
 
+    def test_its_own_bad_locations_are_refused(self, provider, role):
+        for location, says in good_of(provider).refused:
+            with pytest.raises(InvalidInput, match=says):
+                installed().locate(role, provider.name, location)
+
     def test_a_missing_directory_is_refused_where_disks_are_real(
         self, provider, role, tmp_path
     ):
         missing = tmp_path / "not-mounted"
         (tmp_path / "a-file").write_text("")
+        if "file" not in provider.schemes:  # a URL provider takes no directory
+            with pytest.raises(InvalidInput, match="does not take file://"):
+                installed().locate(role, provider.name, str(missing))
+            return
         if not provider.capabilities.disk_io:
             assert installed().locate(role, provider.name, str(missing)).path
             return
@@ -136,7 +214,7 @@ class TestValidation:
 
 def test_an_unknown_provider_or_the_wrong_role_is_refused_naming_the_installed():
     with pytest.raises(InvalidInput, match="provider list") as caught:
-        installed().locate(Role.PRIMARY, "rbd", "/srv/gold")
+        installed().locate(Role.PRIMARY, "sheepdog", "/srv/gold")
     assert "filesystem" in str(caught.value)
     with pytest.raises(InvalidInput, match="serves image stores, not primary"):
         installed().locate(Role.PRIMARY, "nfs", "/srv/gold")
@@ -151,32 +229,37 @@ def zone(db_url, tmp_path):
     return db_url
 
 
-def add_argv(provider: Provider, role: Role, location: str) -> list[str]:
+def add_argv(
+    provider: Provider, role: Role, location: str, credentials: str | None = None
+) -> list[str]:
+    named = ["--credentials", credentials] if credentials else []
     if role is Role.PRIMARY:
         return ["pool", "add", "p", "--zone", "z1", "--cluster", "c1", "--capacity",
-                "1G", "--type", provider.name, "--path", location]  # fmt: skip
+                "1G", "--type", provider.name, "--path", location, *named]  # fmt: skip
     return ["store", "add", "s", "--zone", "z1", "--provider", provider.name,
-            "--path", location]  # fmt: skip
+            "--path", location, *named]  # fmt: skip
 
 
-@pytest.mark.parametrize(("provider", "role"), SERVED, ids=ids)
+@pytest.mark.parametrize(("provider", "role"), reaching(SERVED), ids=ids)
 def test_the_cli_refuses_each_bad_location_with_one_line_and_writes_nothing(
-    zone, tmp_path, provider, role
+    zone, tmp_path, provider, role, reach
 ):
-    good = good_location(provider, tmp_path)
+    kind = reach(provider)
+    good = kind.location(tmp_path)
     bad = ["s3://bucket/x", f"{good}?x=1", "relative/dir"]
     if provider.capabilities.disk_io:
         bad.append(str(tmp_path / "not-mounted"))
     before = event_count(zone)
     for location in bad:
-        result = run(zone, *add_argv(provider, role, location), code=2)
+        argv = add_argv(provider, role, location, kind.credentials)
+        result = run(zone, *argv, code=2)
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1, result.stderr
         assert location in lines[0]
         assert result.stdout == ""
     assert event_count(zone) == before
-    added = run(zone, *add_argv(provider, role, good))
-    assert added["path"] == str(tmp_path)
+    added = run(zone, *add_argv(provider, role, good, kind.credentials))
+    assert added["path"] == kind.canonical(tmp_path)
     recorded = added["type"] if role is Role.PRIMARY else added["providername"]
     assert recorded == provider.recorded_as
 
