@@ -14,7 +14,7 @@ from pathlib import Path
 
 from bench.common import Options, machine, pg_available, python_loop_ms, table
 
-BENCHMARKS = ("append", "replay", "load", "datapath", "allocate", "startup")
+BENCHMARKS = ("append", "replay", "load", "datapath", "allocate", "startup", "rbd")
 RESULTS = Path(__file__).with_name("results.json")
 
 

@@ -209,13 +209,17 @@ class Ceph:
     def remove(self, image: str) -> None:
         """The image and its snapshots (purged first); already gone is done.
         A snapshot that still has clones stops it, in Ceph's words."""
-        for snapshot, protected in self.snapshots(image).items():
-            self.snap_remove(image, snapshot, protected=protected)
-        done = self.rbd(
-            "rm", "rm", "--no-progress", self.cluster.spec(image), ok=(0, 2)
-        )
-        if done.returncode == 2 and not _no_image(done.stderr):
-            raise AgentFailure(f"rbd rm failed: {self.why(done.stderr)}")
+        spec = self.cluster.spec(image)
+        done = self.rbd("rm", "rm", "--no-progress", spec, ok=(0, 2, 16, 39))
+        if done.returncode == 0 or (done.returncode == 2 and _no_image(done.stderr)):
+            return
+        if done.returncode in (16, 39):  # snapshots (39), or a watcher (16) on them
+            for snapshot, protected in self.snapshots(image).items():
+                self.snap_remove(image, snapshot, protected=protected)
+            done = self.rbd("rm", "rm", "--no-progress", spec, ok=(0, 2))
+            if done.returncode == 0 or _no_image(done.stderr):
+                return
+        raise AgentFailure(f"rbd rm failed: {self.why(done.stderr)}")
 
     def quietly(self, step: Callable[[], object]) -> None:
         """`step` after a failure: with its own short wait, its own failure
@@ -246,8 +250,7 @@ class Ceph:
         self.remove(temp)  # a crashed earlier run's leftover
         try:
             fill(self.qemu(temp))
-            made = self.existing(temp)
-            if size is not None and size > made.size:
+            if size is not None and size > self.existing(temp).size:
                 self.resize(temp, size)
             if base_snapshot:
                 self.snap_create(temp, BASE_SNAP)

@@ -27,7 +27,14 @@ from executors.providers.directory.snapshots import (
 from executors.providers.directory.templates import Templates
 from executors.providers.driver import AgentFailure
 from executors.providers.rbd.location import image_name
-from executors.providers.rbd.pools import Pools, between, from_file, on_rbd, to_file
+from executors.providers.rbd.pools import (
+    Pools,
+    between,
+    finished,
+    from_file,
+    on_rbd,
+    to_file,
+)
 from executors.providers.rbd.snapshots import rbd_snapshot
 from executors.providers.rbd.volumes import name_of
 from ledger.commands import (
@@ -49,9 +56,10 @@ def copy_template_to_primary(
     source = template_file(root, src.path or src.uuid)
     fmt = image_format(src.format)
     name = image_name(dest.uuid)
-    if ceph.info(name) is None:
+    made = finished(ceph, name, base_snapshot=True)
+    if made is None:
         Templates(pools.images).verify_template(source, fmt)
-    made = from_file(ceph, name, source, fmt, base_snapshot=True)
+        made = from_file(ceph, name, source, fmt, base_snapshot=True, fresh=True)
     new = dest.replace(
         path=name, format="RAW", size=made.size, physicalSize=ceph.du(name)
     )

@@ -94,10 +94,11 @@ def from_file(
     size: int | None = None,
     *,
     base_snapshot: bool = False,
+    fresh: bool = False,
 ) -> Image:
     """The file `source` (`fmt`, its chain already checked) as the RBD image
-    `image`; a finished image is kept."""
-    found = finished(ceph, image, base_snapshot=base_snapshot)
+    `image`; a finished image is kept (`fresh`: the caller just looked)."""
+    found = None if fresh else finished(ceph, image, base_snapshot=base_snapshot)
     if found is not None:
         return found
     return ceph.write_image(
