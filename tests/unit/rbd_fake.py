@@ -33,6 +33,8 @@ class FakeCeph:
     failing: list[tuple[str, str, str]] = field(default_factory=list)
     #: virtual size of a file qemu-img converts into the cluster
     file_size: int = 64 << 20
+    #: `ceph df` says MAX AVAIL 0
+    full: bool = False
 
     def fail(self, tool: str, verb: str, stderr: str) -> None:
         self.failing.append((tool, verb, stderr))
@@ -48,7 +50,8 @@ class FakeCeph:
         if tool == "rbd":
             return self.rbd(words)
         if tool == "ceph":
-            stats = {"stored": 100, "bytes_used": 4096, "max_avail": 1 << 30}
+            avail = 0 if self.full else 1 << 30
+            stats = {"stored": 100, "bytes_used": 4096, "max_avail": avail}
             pools = [{"name": self.pool, "stats": stats}]
             return Completed(0, json.dumps({"pools": pools}), "")
         if tool == "qemu-img":
@@ -195,7 +198,7 @@ def words_of(argv: list[str]) -> list[str]:
             skip = False
         elif arg in ("-c", "--id", "--keyring", "-m", "--connect-timeout"):
             skip = True
-        elif not arg.startswith("--client_mount_timeout"):
+        elif not arg.startswith(("--client_mount_timeout", "--rados_osd_op_timeout")):
             out.append(arg)
     return out
 

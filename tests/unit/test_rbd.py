@@ -87,7 +87,7 @@ def test_rbd_and_ceph_argv_name_the_urls_monitor_and_no_secret():
     assert CLUSTER.rbd("info", "--format", "json", CLUSTER.spec("v1")) == [
         "rbd", "-c", CONF, "--id", "admin", "--keyring", KEYRING,
         "-m", "127.0.0.1:3300", "--client_mount_timeout=7",
-        "info", "--format", "json", "storctl/v1",
+        "--rados_osd_op_timeout=60", "info", "--format", "json", "storctl/v1",
     ]  # fmt: skip
     assert CLUSTER.ceph("df", "--format", "json") == [
         "ceph", "-c", CONF, "--id", "admin", "--keyring", KEYRING,
@@ -102,7 +102,7 @@ def test_qemus_rbd_filename_escapes_what_its_parser_splits_on():
     odd = Cluster(parse("rbd://admin@[::1]:3300/storctl"), "/k:ey\\ring", CONF, 5)
     assert odd.qemu("v1", "s1") == (
         "rbd:storctl/v1@s1:conf=/etc/lab/ceph.conf:id=admin:keyring=/k\\:ey\\\\ring"
-        ":mon_host=[\\:\\:1]\\:3300:client_mount_timeout=5"
+        ":mon_host=[\\:\\:1]\\:3300:client_mount_timeout=5:rados_osd_op_timeout=60"
     )
     assert odd.shown("v1", "s1") == "rbd:storctl/v1@s1"
 

@@ -157,7 +157,7 @@ def test_a_root_is_an_rbd_clone_grown_to_its_size(agent, ceph, pool):
     assert verbs(ceph).count("rbd clone") == 1
 
 
-def test_a_clone_whose_resize_fails_is_removed_and_a_missing_base_is_cephswords_of(
+def test_a_clone_whose_resize_fails_is_removed_and_a_missing_base_is_cephs_words(
     agent, ceph, pool
 ):
     ceph.images[TMPL] = Img(64 * MiB, snaps={BASE: True})
@@ -207,6 +207,18 @@ def test_resize_attach_and_stats(agent, ceph, pool):
     assert missing.details == "image storctl/absent not found"
     stats = agent.handle(GetStorageStatsCommand("c-4", pool))
     assert (stats.usedBytes, stats.capacityBytes) == (4096, 4096 + (1 << 30))
+
+
+def test_a_write_ceph_held_on_a_full_pool_is_insufficient_space(agent, ceph, pool):
+    ceph.full = True
+    ceph.fail("rbd", "create", "rbd: create error: (110) Connection timed out\n")
+    answer = agent.handle(CreateObjectCommand("c-1", volume(pool)))
+    assert answer.details == (
+        "insufficient space: rbd create failed: create error: (110) Connection "
+        "timed out (pool storctl is full)"
+    )
+    create = next(argv for argv in ceph.calls if "create" in argv)
+    assert "--rados_osd_op_timeout=60" in create
 
 
 def test_a_timeout_names_the_step_never_the_keyring(ceph, pool):

@@ -71,8 +71,25 @@ class Ceph:
         except CommandTimedOut:
             raise CommandTimedOut(what.split(), self.run.wait) from None
         if done.returncode not in ok:
-            raise AgentFailure(f"{what} failed: {self.why(done.stderr)}")
+            why = f"{what} failed: {self.why(done.stderr)}"
+            if _op_timed_out(done.stderr) and self._full():
+                why = f"insufficient space: {why} (pool {self.cluster.pool} is full)"
+            raise AgentFailure(why)
         return done
+
+    def _full(self) -> bool:
+        """Whether `ceph df` says the pool can take no more (MAX AVAIL 0); asked
+        only to explain an operation that timed out."""
+        argv = self.cluster.ceph("df", "--format", "json")
+        try:
+            done = self.run.runner.run(argv, timeout=30.0)
+            rows = json.loads(done.stdout)["pools"]
+            stats = next(r["stats"] for r in rows if r["name"] == self.cluster.pool)
+            return int(stats["max_avail"]) == 0
+        except (CommandTimedOut, OSError, ValueError, KeyError, TypeError):
+            return False
+        except StopIteration:
+            return False
 
     def why(self, stderr: str) -> str:
         return failure_line(stderr, shown=self.shown)
@@ -260,6 +277,12 @@ class Ceph:
             self.remove_quietly(temp)
             raise
         return self.existing(image)
+
+
+def _op_timed_out(stderr: str) -> bool:
+    """An operation gave up (ETIMEDOUT) once connected: Ceph held it, as it holds
+    writes to a full pool."""
+    return "Connection timed out" in stderr and "couldn't connect" not in stderr
 
 
 def _no_image(stderr: str) -> bool:

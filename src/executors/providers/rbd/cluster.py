@@ -6,8 +6,10 @@ monitor list for each RBD pool. Here a `Cluster` holds the same facts as files:
 the pool's URL gives the user, the monitor and the pool; the credentials it names
 give a keyring file (`keyring = "/path"`) or the cephx key itself (`key = "AQ..."`,
 written to a private 0600 keyring for the command's duration and removed after),
-and optionally a `conf` file and a `connect_timeout` in seconds. The monitor of the
-URL always wins over the conf's (`-m`), so a pool is where its URL says.
+and optionally a `conf` file, a `connect_timeout` (seconds to reach a monitor,
+default 10) and an `op_timeout` (seconds one OSD operation may wait, default 60).
+The monitor of the URL always wins over the conf's (`-m`), so a pool is where its
+URL says.
 
 Everything here is pure but `connect` (which resolves and writes the keyring):
 the argv builders never take a secret, only paths; and every line shown to an
@@ -37,6 +39,10 @@ QEMU_IMG = "qemu-img"
 #: Seconds a client waits for a monitor before giving up (Ceph's own default is
 #: 300: a pool whose monitor is gone would hold every command five minutes).
 CONNECT_TIMEOUT = 10
+#: Seconds one OSD operation may wait. Ceph holds writes to a full pool until
+#: space comes back (a copy would hang its whole wait, hours); with this, the
+#: write fails with ETIMEDOUT and the command answers.
+OP_TIMEOUT = 60
 NO_CONF = "/dev/null"  # no conf file: the URL's monitor and the keyring suffice
 _KEY = re.compile(r"[A-Za-z0-9+/]{20,}={0,2}")
 _CEPHX_KEY = re.compile(r"AQ[A-Za-z0-9+/]{30,}={0,2}")
@@ -53,6 +59,7 @@ class Cluster:
     keyring: str
     conf: str = NO_CONF
     connect_timeout: int = CONNECT_TIMEOUT
+    op_timeout: int = OP_TIMEOUT
 
     @property
     def pool(self) -> str:
@@ -65,7 +72,8 @@ class Cluster:
     def rbd(self, *args: str) -> list[str]:
         """`rbd` on this cluster; JSON output is the caller's `--format json`."""
         return [RBD, *self._connection(),
-                f"--client_mount_timeout={self.connect_timeout}", *args]  # fmt: skip
+                f"--client_mount_timeout={self.connect_timeout}",
+                f"--rados_osd_op_timeout={self.op_timeout}", *args]  # fmt: skip
 
     def ceph(self, *args: str) -> list[str]:
         return [CEPH, *self._connection(),
@@ -87,6 +95,7 @@ class Cluster:
             "keyring": self.keyring,
             "mon_host": self.location.mon_host,
             "client_mount_timeout": str(self.connect_timeout),
+            "rados_osd_op_timeout": str(self.op_timeout),
         }
         tail = "".join(f":{k}={_escape(v)}" for k, v in options.items())
         return f"rbd:{self.spec(image, snapshot)}{tail}"
@@ -156,11 +165,14 @@ def cluster_for(
     """`Cluster` from resolved credentials; a `key` lives in a private keyring
     file only while the block runs."""
     conf = str(credentials.get("conf") or NO_CONF)
-    timeout = _timeout(credentials.get("connect_timeout"), name)
+    timeouts = (
+        _timeout(credentials.get("connect_timeout"), "connect_timeout", name),
+        _timeout(credentials.get("op_timeout"), "op_timeout", name),
+    )
     keyring = credentials.get("keyring")
     key = credentials.get("key")
     if keyring:
-        yield Cluster(location, str(keyring), conf, timeout)
+        yield Cluster(location, str(keyring), conf, *timeouts)
         return
     if not key:
         raise InvalidInput(
@@ -174,20 +186,20 @@ def cluster_for(
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
         with os.fdopen(os.open(path, flags, 0o600), "w") as out:
             out.write(f"[client.{location.user}]\n\tkey = {key}\n")
-        yield Cluster(location, str(path), conf, timeout)
+        yield Cluster(location, str(path), conf, *timeouts)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _timeout(value: object, name: str) -> int:
+def _timeout(value: object, key: str, name: str) -> int:
     if value is None or value == "":
-        return CONNECT_TIMEOUT
+        return CONNECT_TIMEOUT if key == "connect_timeout" else OP_TIMEOUT
     try:
         seconds = int(str(value))
     except ValueError:
         seconds = 0
     if not 0 < seconds <= 3600:
-        raise InvalidInput("credentials", name, "connect_timeout: 1 to 3600 seconds")
+        raise InvalidInput("credentials", name, f"{key}: 1 to 3600 seconds")
     return seconds
 
 
