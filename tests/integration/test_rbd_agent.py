@@ -33,6 +33,7 @@ from ledger.commands import (
     VolumeObjectTO,
 )
 from tests.integration.test_rbd import BASE, URL, Ceph, qemu_io
+from tests.unit.rbd_fake import words_of
 
 pytestmark = [
     pytest.mark.qemu,
@@ -57,11 +58,7 @@ class Counting(SubprocessRunner):
 
 
 def _rbd_verb(argv: list[str]) -> str:
-    rest = (
-        argv[argv.index("--client_mount_timeout=10") + 1 :]
-        if argv[0] == "rbd"
-        else argv
-    )
+    rest = words_of(argv)
     return f"{argv[0]} {' '.join(rest[:2]) if rest[0] == 'snap' else rest[0]}"
 
 
