@@ -284,6 +284,25 @@ def test_revert_rolls_back_on_primary_else_writes_the_backup_back_guarded(
     assert ceph.images[VOL].snaps == {}
 
 
+def test_a_revert_that_cannot_go_back_keeps_its_guard_for_the_repeat(
+    agent, ceph, pool, store, tmp_path
+):
+    ceph.images[VOL] = Img(32 * MiB)
+    (tmp_path / "sec" / "b.qcow2").write_bytes(b"qcow2")
+    command = RevertSnapshotCommand("c-1", snapshot_on(pool, store, "b.qcow2"))
+    ceph.fail("qemu-img", "convert", "qemu-img: error while writing at byte 0\n")
+    ceph.fail(
+        "rbd", "snap rollback", "rbd: rollback failed: (110) Connection timed out\n"
+    )
+    assert not agent.handle(command).result
+    assert "storctl-revert-guard" in ceph.images[VOL].snaps, "the old data is kept"
+    ran = len(ceph.calls)
+    assert agent.handle(command).result
+    rollbacks = [a[-1] for a in ceph.calls[ran:] if "rollback" in a]
+    assert rollbacks == [f"storctl/{VOL}@storctl-revert-guard"], "back first"
+    assert ceph.images[VOL].snaps == {}
+
+
 def test_deleting_a_backup_removes_the_rbd_snapshot_too(
     agent, ceph, pool, store, tmp_path
 ):

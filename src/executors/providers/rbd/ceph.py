@@ -11,7 +11,6 @@ answers success; a failure removes what it made.
 
 from __future__ import annotations
 
-import contextlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -238,16 +237,19 @@ class Ceph:
                 return
         raise AgentFailure(f"rbd rm failed: {self.why(done.stderr)}")
 
-    def quietly(self, step: Callable[[], object]) -> None:
+    def quietly(self, step: Callable[[], object]) -> bool:
         """`step` after a failure: with its own short wait, its own failure
-        swallowed (the first failure is the one to answer with)."""
+        swallowed (the first failure is the one to answer with); whether it
+        succeeded."""
         saved = self.run
         self.run = CommandRun(saved.runner, CLEANUP_WAIT, None)
         try:
-            with contextlib.suppress(AgentFailure, CommandTimedOut, OSError):
-                step()
+            step()
+        except (AgentFailure, CommandTimedOut, OSError):
+            return False
         finally:
             self.run = saved
+        return True
 
     def remove_quietly(self, image: str) -> None:
         self.quietly(lambda: self.remove(image))

@@ -134,10 +134,12 @@ def _write_back(pools: Pools, ceph: Ceph, image: str, backup: Path) -> None:
             ceph.resize(image, size, shrink=True)
         ceph.convert(str(backup), "qcow2", ceph.qemu(image), "raw", existing=True)
     except BaseException:
-        ceph.quietly(lambda: ceph.rollback(image, GUARD))
+        # The guard goes only once the volume is back on it; else a repeat
+        # finds it and rolls back first.
+        if ceph.quietly(lambda: ceph.rollback(image, GUARD)):
+            ceph.quietly(lambda: ceph.snap_remove(image, GUARD, protected=False))
         raise
-    finally:
-        ceph.quietly(lambda: ceph.snap_remove(image, GUARD, protected=False))
+    ceph.quietly(lambda: ceph.snap_remove(image, GUARD, protected=False))
 
 
 def delete_snapshot(
@@ -145,18 +147,9 @@ def delete_snapshot(
 ) -> Answer:
     """`deleteSnapshot`: the RBD snapshot first (a backup outliving it still
     reverts), then the backup file when the command names one."""
-    if is_rbd(snapshot.dataStore):
-        ceph: Ceph | None = pools.on(snapshot.dataStore)
-        image, snap = rbd_snapshot(snapshot)
-    elif on_rbd(volume_of(snapshot)):
-        ceph = pools.on(volume_of(snapshot).dataStore)
-        image, snap = (
-            name_of(volume_of(snapshot)),
-            image_name(snapshot.uuid, "snapshot"),
-        )
-    else:
-        ceph = None
-    if ceph is not None:
+    on_primary = _on_primary(pools, snapshot)
+    if on_primary is not None:
+        ceph, image, snap = on_primary
         snaps = ceph.snapshots(image)
         if snap in snaps:
             ceph.snap_remove(image, snap, protected=snaps[snap])
@@ -167,3 +160,20 @@ def delete_snapshot(
             raise AgentFailure(f"snapshot path {target} is a directory")
         remove_with_dir(target, root)
     return Answer(commandId=cmd.commandId, result=True)
+
+
+def _on_primary(
+    pools: Pools, snapshot: SnapshotObjectTO
+) -> tuple[Ceph, str, str] | None:
+    """Where the RBD snapshot of `snapshot` is (the command names it on primary,
+    or names its backup with the volume on an RBD pool); None off RBD."""
+    if is_rbd(snapshot.dataStore):
+        return (pools.on(snapshot.dataStore), *rbd_snapshot(snapshot))
+    volume = volume_of(snapshot)
+    if not on_rbd(volume):
+        return None
+    return (
+        pools.on(volume.dataStore),
+        name_of(volume),
+        image_name(snapshot.uuid, "snapshot"),
+    )
