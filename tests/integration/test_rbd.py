@@ -209,6 +209,11 @@ def test_a_data_volume_is_created_attached_grown_and_removed(zone: Zone):
     assert grown["size"] == 128 * MiB
     assert ceph.info(image)["size"] == 128 * MiB
     cli.ok("volume", "detach", "data1")
+    ceph.write(image, 0x3C)
+    made = cli.ok("template", "create", "t3", "--from-volume", "data1")
+    assert made["isready"] is True
+    on_store = zone.root / "sec" / "template" / "tmpl" / made["id"]
+    assert reads("qcow2", str(on_store / f"{made['id']}.qcow2"), 0x3C)
     assert cli.ok("volume", "delete", "data1")["state"] == "Destroy"
     assert image in ceph.images(), "a destroyed volume is recoverable"
     assert cli.ok("volume", "expunge", "data1")["state"] == "Expunged"
@@ -295,6 +300,34 @@ def test_migration_from_rbd_to_a_filesystem_pool_and_back(zone: Zone):
     returned = cli.ok("volume", "migrate", root["id"], "--pool", "ceph")
     assert "parent" not in ceph.info(returned["path"])
     assert ceph.reads(returned["path"], 0xAB)
+
+
+def test_a_migration_no_host_reaches_both_ends_of_is_staged_both_ways(zone: Zone):
+    """The rbd pool in cluster c1, a filesystem pool in c2 whose only host is
+    kvm2: the volume goes pool -> image store -> pool, each leg on a host that
+    reaches its two stores, and back."""
+    cli, ceph = zone.cli, zone.ceph
+    (zone.root / "far").mkdir()
+    cli.ok("host", "add", "kvm2", "--zone", "z1", "--cluster", "c2")
+    cli.ok("pool", "add", "near", "--zone", "z1", "--cluster", "c1", "--provider",
+           "rbd", "--url", URL, "--credentials", "lab-ceph", "--capacity", "5G",
+           "--tags", "near")  # fmt: skip
+    cli.ok("pool", "add", "far", "--zone", "z1", "--cluster", "c2", "--path",
+           str(zone.root / "far"), "--capacity", "5G", "--tags", "near")  # fmt: skip
+    made = cli.ok("volume", "create", "d1", "--zone", "z1", "--size", "32M",
+                  "--pool", "near")  # fmt: skip
+    ceph.write(made["path"], 0x6E)
+    moved = cli.ok("volume", "migrate", "d1", "--pool", "far")
+    assert (moved["state"], moved["storage"]) == ("Ready", "far")
+    assert reads("qcow2", str(zone.file(moved)), 0x6E)
+    assert made["path"] not in ceph.images()
+    back = cli.ok("volume", "migrate", "d1", "--pool", "near")
+    assert (back["state"], back["storage"]) == ("Ready", "near")
+    assert ceph.reads(back["path"], 0x6E)
+    legs = [e["event"] for e in cli.ok("history", "volume", "d1")
+            if e["event"] in ("StagedCopyRequested", "CopyRequested")]  # fmt: skip
+    assert legs == ["CopyRequested", "StagedCopyRequested"] * 2
+    assert list((zone.root / "sec").rglob("volumes/*")) == []
 
 
 # ------------------------------------------------------------------ faults
