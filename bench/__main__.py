@@ -23,6 +23,7 @@ BENCHMARKS = (
     "startup",
     "iscsi",
     "s3",
+    "rbd",
 )
 RESULTS = Path(__file__).with_name("results.json")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,7 @@ from ledger.commands import (
     CreateObjectCommand,
     ImageStoreTO,
     PrimaryDataStoreTO,
+    SnapshotObjectTO,
     TemplateObjectTO,
     VolumeObjectTO,
 )
@@ -107,26 +109,34 @@ def test_a_third_party_provider_is_listed_and_takes_its_own_urls(plugins, tmp_pa
 
 
 def test_a_broken_entry_point_is_reported_not_a_crash(plugins, tmp_path):
-    install(plugins, "broken", {"rbd": "PROVIDER"}, "raise ImportError('no librbd')\n")
+    install(
+        plugins,
+        "broken",
+        {"sheepdog": "PROVIDER"},
+        "raise ImportError('no libsheepdog')\n",
+    )
     install(plugins, "impostor", {"nfs": "PROVIDER"},
             PLUGIN.format(name="nfs", recorded="NFS2"))  # fmt: skip
     install(plugins, "wrong", {"wrong": "VERSION"}, "VERSION = '1.0'\n")
     db = str(tmp_path / "ledger.db")
     rows = run(db, "provider", "list")
     errors = {(row["name"], row["error"]) for row in rows}
-    assert ("rbd", "ImportError: no librbd") in errors
+    assert ("sheepdog", "ImportError: no libsheepdog") in errors
     assert ("nfs", None) in errors  # the built-in one keeps its name
     assert ("nfs", "provider name nfs is taken") in errors
     assert any("not a storctl Provider" in (e or "") for n, e in errors if n == "wrong")
-    assert run(db, "provider", "show", "rbd")["error"] == "ImportError: no librbd"
+    assert (
+        run(db, "provider", "show", "sheepdog")["error"]
+        == "ImportError: no libsheepdog"
+    )
 
     run(db, "host", "add", "kvm-01", "--zone", "z1", "--cluster", "c1")
     (tmp_path / "gold").mkdir()
     before = event_count(db)
     refused = run(db, "pool", "add", "p", "--zone", "z1", "--cluster", "c1",
-                  "--capacity", "1G", "--type", "rbd", "--path", "/x",
+                  "--capacity", "1G", "--type", "sheepdog", "--path", "/x",
                   code=2)  # fmt: skip
-    broken = "provider rbd is installed but broken: ImportError: no librbd"
+    broken = "provider sheepdog is installed but broken: ImportError: no libsheepdog"
     assert broken in refused.stderr
     assert event_count(db) == before
     pool = run(db, "pool", "add", "p", "--zone", "z1", "--cluster", "c1",
@@ -245,3 +255,73 @@ def _no_tools() -> RecordedRunner:
         raise AssertionError(f"ran {argv}")
 
     return RecordedRunner(refuse)
+
+
+# ------------------------------------------------------------ two drivers, one command
+
+
+def _answering(name: str):
+    def handle(run, command, *objects):
+        return Answer(command.commandId, result=True, details=f"done by {name}")
+
+    return dict.fromkeys(Operation, handle)
+
+
+def _mixed_registry() -> registry.Registry:
+    """`dir` and `nas` share the driver named "directory"; `rados` and `zfs`
+    have drivers of their own."""
+    directory = TableDriver("directory", _answering("directory"))
+    nas = _provider("nas", "NFS", roles=(Role.IMAGE,))
+    return registry.Registry(
+        {
+            "dir": replace(_provider("dir", "Filesystem"), driver=directory),
+            "nas": replace(nas, driver=directory),
+            "rados": _provider("rados", "RBD", _answering("rados")),
+            "zfs": _provider("zfs", "ZFS", _answering("zfs")),
+        }
+    )
+
+
+def _volume(kind: str, path: str | None = None) -> VolumeObjectTO:
+    return VolumeObjectTO(kind, kind, "DATADISK", 1, pool_of(kind), path=path)
+
+
+@pytest.mark.parametrize(
+    ("command", "done_by"),
+    [
+        # the directory driver and one other: the other, whichever way
+        (CopyCommand("c", _volume("RBD", "v"), _volume("Filesystem")), "rados"),
+        (CopyCommand("c", _volume("Filesystem", "v"), _volume("RBD")), "rados"),
+        (
+            CopyCommand(
+                "c",
+                _volume("RBD", "v"),
+                VolumeObjectTO("w", "w", "DATADISK", 1, ImageStoreTO("s", "s", "/s")),
+            ),
+            "rados",
+        ),
+        # two others: the destination's
+        (CopyCommand("c", _volume("RBD", "v"), _volume("ZFS")), "zfs"),
+        (CopyCommand("c", _volume("ZFS", "v"), _volume("RBD")), "rados"),
+        # one driver: that one
+        (
+            CopyCommand("c", _volume("Filesystem", "v"), _volume("Filesystem")),
+            "directory",
+        ),
+    ],
+)
+def test_a_command_of_two_drivers_goes_to_the_one_that_is_not_the_directorys(
+    command, done_by
+):
+    answer = KvmAgent(_no_tools(), _mixed_registry()).handle(command)
+    assert (answer.result, answer.details) == (True, f"done by {done_by}")
+
+
+def test_two_other_drivers_and_a_directory_destination_are_refused():
+    """Neither of two other drivers writes the destination: no driver reads all."""
+    snapshot = SnapshotObjectTO("s", "s", _volume("ZFS", "v"), pool_of("RBD"))
+    command = CopyCommand("c", snapshot, _volume("Filesystem"))
+    answer = KvmAgent(_no_tools(), _mixed_registry()).handle(command)
+    assert answer.result is False
+    assert "providers dir, rados, zfs have different drivers" in answer.details
+    assert "none reads both" in answer.details

@@ -49,6 +49,7 @@ COPY = "1f1f1f1f-5a4f-4e3d-8c2b-1a0f9e8d7c6b"
 GOOD: dict[str, Callable[[Path], str]] = {
     "file": lambda tmp: str(tmp),
     "iscsi": lambda tmp: "iscsi://127.0.0.1:3260",
+    "rbd": lambda tmp: "rbd://admin@127.0.0.1:3300/storctl",
     "s3": lambda tmp: "s3://storctl-unit/templates?endpoint=http://127.0.0.1:7480",
     "swift": lambda tmp: (
         "swift://storctl-unit/templates?auth=http://127.0.0.1:7480/auth/1.0"
@@ -169,9 +170,31 @@ class TestValidation:
                 installed().locate(role, provider.name, str(location))
 
 
+#: The refusals only one scheme has: (location, what the refusal says).
+OWN_REFUSALS: dict[str, tuple[tuple[str, str], ...]] = {
+    "rbd": (
+        ("rbd://127.0.0.1:3300/storctl", "names no Ceph user"),
+        ("rbd://admin:hunter2@127.0.0.1:3300/storctl", "no password"),
+        ("rbd://admin@127.0.0.1:3300/", "names no pool"),
+        ("rbd://admin@127.0.0.1:99999/storctl", "bad monitor port"),
+        ("rbd://admin@127.0.0.1/a/b", "not one Ceph pool name"),
+    ),
+}
+
+
+@pytest.mark.parametrize("scheme", sorted(OWN_REFUSALS))
+def test_a_url_providers_own_bad_locations_are_refused(scheme: str) -> None:
+    (provider,) = [p for p in PROVIDERS if scheme in p.schemes]
+    role = next(iter(provider.roles))
+    for location, says in OWN_REFUSALS[scheme]:
+        with pytest.raises(InvalidInput, match=says) as caught:
+            locate(role, provider.name, location)
+        assert "hunter2" not in str(caught.value)
+
+
 def test_an_unknown_provider_or_the_wrong_role_is_refused_naming_the_installed():
     with pytest.raises(InvalidInput, match="provider list") as caught:
-        installed().locate(Role.PRIMARY, "rbd", "/srv/gold")
+        installed().locate(Role.PRIMARY, "sheepdog", "/srv/gold")
     assert "filesystem" in str(caught.value)
     with pytest.raises(InvalidInput, match="serves image stores, not primary"):
         installed().locate(Role.PRIMARY, "nfs", "/srv/gold")

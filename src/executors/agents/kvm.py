@@ -6,10 +6,17 @@ CloudStack's KVM agent hands every storage command to
 objects and of their stores and calls one `StorageProcessor` method of the backend.
 `ROUTES` is that table: a command's shape to an `Operation`. The backend is found
 from the command's stores (`PrimaryDataStoreTO.poolType`, `ImageStoreTO.providerName`)
-in the provider registry, and every store of one command must share a driver
-(the directory driver reads an NFS image store and a Filesystem pool alike), except
-that a backend's driver takes a command that also names directory stores (it reads
-and writes those directories itself).
+in the provider registry. Which driver takes a command whose stores belong to
+providers with different drivers is decided in one place, `_driver_for`:
+
+- one driver for every store: that one (the directory driver reads an NFS image
+  store and a Filesystem pool alike);
+- the directory driver and one other: the other, which reads and writes
+  directories itself (the rbd driver backs an RBD snapshot up to an NFS store and
+  migrates a volume between an RBD pool and a Filesystem pool);
+- two drivers other than the directory driver: the destination's (a copy's
+  `destTO`, the object a create or delete names), if it is one of them;
+  else the command is refused, since no driver reads both.
 
 `handle` never raises: an unknown provider, an operation the driver does not do, a
 timeout, a full disk or a bug is an answer with `result=false` and one line for the
@@ -234,13 +241,14 @@ class KvmAgent:
         if handler is None:
             return failure_for(
                 command,
-                f"unsupported command {_describe(command)}: provider {names} "
+                f"unsupported command {_describe(command)}: {names} "
                 f"does not do {row.operation.value}",
             )
         return handler(run, command, *_objects(command))
 
     def _driver_for(self, command: Command) -> tuple[Driver, str]:
-        """The one driver every store of `command` belongs to, and their providers."""
+        """The driver that takes `command` (the rule is the module's docstring),
+        and who it is for the refusals: `provider NAME`, or the providers."""
         providers = {
             provider.name: provider
             for provider in map(self.providers.for_store, _stores(command))
@@ -248,18 +256,37 @@ class KvmAgent:
         if not providers:
             raise AgentFailure(f"{_describe(command)} names no data store")
         names = ", ".join(sorted(providers))
-        drivers = {provider.driver.name for provider in providers.values()}
-        others = [p for p in providers.values() if p.driver.name != "directory"]
-        if len(drivers) == 2 and len({p.driver.name for p in others}) == 1:
-            # a backend next to a directory store reads and writes that directory
-            # itself (an image store's template into a LUN, a migration)
-            return others[0].driver, names
-        if len(drivers) > 1:
-            raise AgentFailure(
-                f"{_describe(command)}: providers {names} have different drivers "
-                f"({', '.join(sorted(drivers))}) and none reads both"
-            )
-        return next(iter(providers.values())).driver, names
+        drivers = {p.driver.name: p.driver for p in providers.values()}
+        if len(drivers) == 1:
+            return next(iter(drivers.values())), f"provider {names}"
+        mixed = f"providers {names} have different drivers"
+        others = {n: d for n, d in drivers.items() if n != DIRECTORY_DRIVER}
+        if len(others) == 1:
+            (driver,) = others.values()
+            owners = sorted(p.name for p in providers.values() if p.driver is driver)
+            return driver, f"{mixed} and {', '.join(owners)}'s"
+        target = _destination(command)
+        if target is not None:
+            chosen = self.providers.for_store(target)
+            if chosen.driver.name in others:
+                return chosen.driver, f"{mixed} and the destination's, {chosen.name},"
+        raise AgentFailure(
+            f"{_describe(command)}: {mixed} ({', '.join(sorted(drivers))}) "
+            "and none reads both"
+        )
+
+
+#: The driver of mounted directories, which any other driver may stand in for.
+DIRECTORY_DRIVER = "directory"
+
+
+def _destination(command: Command) -> PrimaryDataStoreTO | ImageStoreTO | None:
+    """The store a command writes: a copy's destination, the object it names."""
+    if isinstance(command, CopyCommand):
+        return command.destTO.dataStore
+    if isinstance(command, CreateObjectCommand | DeleteCommand):
+        return command.data.dataStore
+    return None
 
 
 def _objects(command: Command) -> tuple[DataTO, ...]:

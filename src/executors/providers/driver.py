@@ -63,8 +63,10 @@ class Driver(Protocol):
     """What the KVM agent needs of a provider's driver.
 
     - `name`: several providers may share one driver (the four directory providers
-      all run on the directory driver); a command whose stores belong to providers
-      with different drivers is refused, since no single driver reads both.
+      all run on the directory driver). A command whose stores belong to providers
+      with different drivers goes to the one that is not the directory driver
+      (which then reads and writes directories itself), or, of two such, to the
+      destination's; the KVM agent's `_driver_for` is the rule.
     - `handlers`: each operation it does, and the function that does it. A handler
       raises `AgentFailure` or `InvalidInput` with the operator's one line, or
       returns the answer; the agent turns anything raised into `result=false`.
