@@ -158,6 +158,7 @@ def zone(ceph: Ceph, tmp_path: Path) -> Iterator[Zone]:
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(image), "64M"],
                    check=True)  # fmt: skip
     assert "wrote" in qemu_io("qcow2", str(image), "write -P 0xab 0 64k")
+    cli.ok("config", "set", "template.url.allowed.roots", str(tmp_path))
     cli.ok("template", "register", "tiny", "--zone", "z1", "--url", image.as_uri(),
            "--format", "qcow2")  # fmt: skip
     try:
