@@ -27,6 +27,9 @@ T = ["tgtadm", "-C", "17", "--lld", "iscsi"]
         (tgtadm.new_lun_argv(17, 9, "/l/a.lun"),
          [*T, "--op", "new", "--mode", "logicalunit", "--tid", "9", "--lun", "1",
           "-b", "/l/a.lun", "--bstype", "rdwr"]),
+        (tgtadm.new_lun_argv(17, 9, "/l/a.lun", direct=True),
+         [*T, "--op", "new", "--mode", "logicalunit", "--tid", "9", "--lun", "1",
+          "-b", "/l/a.lun", "--bstype", "rdwr", "--bsoflags", "direct"]),
         (tgtadm.thin_argv(17, 9),
          [*T, "--op", "update", "--mode", "logicalunit", "--tid", "9", "--lun", "1",
           "--params", "thin_provisioning=1"]),
@@ -236,3 +239,15 @@ def test_the_chap_secret_is_made_once_0600_and_never_shown(tmp_path):
     with pytest.raises(InvalidInput, match="damaged") as caught:
         lun.password(create=False)
     assert password not in str(caught.value)
+
+
+def test_a_lun_file_is_opened_direct_only_where_its_file_system_takes_it(tmp_path):
+    from executors.providers.iscsi.targets import takes_direct
+
+    lun = tmp_path / "a.lun"
+    assert not takes_direct(str(lun))  # no file: no flag, tgtd would refuse anyway
+    lun.write_bytes(b"\0" * 4096)
+    assert takes_direct(str(lun))  # ext4 under the tests' tmp_path takes O_DIRECT
+    link = tmp_path / "b.lun"
+    link.symlink_to(lun)
+    assert not takes_direct(str(link))  # never through a link

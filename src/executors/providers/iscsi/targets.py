@@ -12,6 +12,7 @@ so no half-made target stays behind.
 from __future__ import annotations
 
 import contextlib
+import os
 from dataclasses import dataclass
 
 from executors.providers.command_run import CommandRun
@@ -157,7 +158,8 @@ class Targets:
         raise AgentFailure(f"no free tid found for {lun.iqn} near {lun.first_tid}")
 
     def _add_lun(self, tid: int, path: str) -> None:
-        self.tgt.call(tgtadm.new_lun_argv(self.port, tid, path))
+        argv = tgtadm.new_lun_argv(self.port, tid, path, direct=takes_direct(path))
+        self.tgt.call(argv)
         self.tgt.call(tgtadm.thin_argv(self.port, tid))
 
     def _cleanup(self, tid: int | None, lun: Lun) -> None:
@@ -191,3 +193,17 @@ def _bound(target: Target, lun: Lun) -> bool:
 
 def _whole(target: Target, lun: Lun, path: str) -> bool:
     return target.luns.get(tgtadm.LUN) == path and _bound(target, lun)
+
+
+def takes_direct(path: str) -> bool:
+    """Whether the LUN file can be opened with O_DIRECT (tmpfs, for one, refuses
+    it, and tgtd would then refuse the LUN): opened and closed, nothing written."""
+    flag = getattr(os, "O_DIRECT", 0)
+    if not flag:
+        return False
+    try:
+        fd = os.open(path, os.O_RDONLY | flag | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return False
+    os.close(fd)
+    return True

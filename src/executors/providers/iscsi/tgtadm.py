@@ -79,8 +79,18 @@ def delete_target_argv(port: int, tid: int) -> list[str]:
     return [*_base(port, "delete", "target"), "--tid", _tid(tid), "--force"]
 
 
-def new_lun_argv(port: int, tid: int, backing: str) -> list[str]:
-    """The LUN backed by a file, through tgtd's read/write backing store."""
+def new_lun_argv(
+    port: int, tid: int, backing: str, *, direct: bool = False
+) -> list[str]:
+    """The LUN backed by a file, through tgtd's read/write backing store.
+
+    `direct`: tgtd opens the file with O_DIRECT (`--bsoflags direct`), so a LUN
+    being filled does not first dirty the host's page cache and then flush it all
+    at the initiator's SYNCHRONIZE CACHE: 1 GiB into a new LUN took 0.8-1.2 s
+    instead of 1.2-2.6 s here (`bench/iscsi.py`). Only where the file system
+    takes O_DIRECT (not tmpfs): `targets` probes it.
+    """
+    flags = ["--bsoflags", "direct"] if direct else []
     return [
         *_base(port, "new", "logicalunit"),
         "--tid",
@@ -91,6 +101,7 @@ def new_lun_argv(port: int, tid: int, backing: str) -> list[str]:
         _word(backing, "backing file"),
         "--bstype",
         "rdwr",
+        *flags,
     ]
 
 
