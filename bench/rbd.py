@@ -42,7 +42,8 @@ from bench.common import Figure, Options, median
 
 GiB = 1 << 30
 MiB = 1 << 20
-URL = "rbd://admin@127.0.0.1:3300/storctl"
+MON = f"127.0.0.1:{3300 + int(os.environ.get('STORCTL_LAB_PORT_OFFSET') or 0)}"
+URL = f"rbd://admin@{MON}/storctl"
 CREDENTIALS = "lab-ceph"
 
 
@@ -89,7 +90,7 @@ class Pool:
         creds = resolve(CREDENTIALS)
         self.base = ["rbd", "-c", str(creds.get("conf", "/dev/null")), "--id",
                      "admin", "--keyring", str(creds["keyring"]), "-m",
-                     "127.0.0.1:3300"]  # fmt: skip
+                     MON]  # fmt: skip
         self.made: set[str] = set()
 
     def rbd(self, *args: str, check: bool = True) -> int:

@@ -28,6 +28,7 @@ from lab_common import (
     LabError,
     debug,
     lab_dir,
+    port_offset,
     port_open,
     read_credentials,
     run,
@@ -37,7 +38,7 @@ from lab_common import (
 )
 
 PACKAGES = ["ceph-mon", "ceph-mgr", "ceph-osd", "ceph-common", "radosgw"]
-MON_V2, MON_V1, RGW_PORT = 3300, 6789, 7480
+MON_V2, MON_V1, RGW_PORT = (p + port_offset() for p in (3300, 6789, 7480))
 POOL, BUCKET = "storctl", "storctl-lab"
 RGW_UID, SWIFT_SUBUSER = "storctl", "storctl:swift"
 #: the OSD's sparse bluestore file (bytes); the disk must really hold what is written

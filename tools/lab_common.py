@@ -32,6 +32,16 @@ class LabError(Exception):
     """One line for the operator; never carries a secret."""
 
 
+def port_offset() -> int:
+    """`$STORCTL_LAB_PORT_OFFSET` added to every port the lab listens on, so a
+    second lab (another `STORCTL_LAB_DIR`) runs beside the first, e.g. for fault
+    tests that stop daemons while other work uses the first."""
+    raw = os.environ.get("STORCTL_LAB_PORT_OFFSET") or "0"
+    if not raw.isdigit() or int(raw) > 2000:
+        raise LabError(f"STORCTL_LAB_PORT_OFFSET must be 0..2000, not {raw!r}")
+    return int(raw)
+
+
 def lab_dir() -> Path:
     return Path(os.environ.get("STORCTL_LAB_DIR") or ROOT / "var" / "lab").resolve()
 

@@ -18,6 +18,7 @@ from lab_common import (
     Daemon,
     LabError,
     lab_dir,
+    port_offset,
     port_open,
     read_credentials,
     run,
@@ -26,7 +27,7 @@ from lab_common import (
 )
 
 PACKAGES = ["tgt"]
-CONTROL_PORT, PORTAL_PORT = 17, 3260
+CONTROL_PORT, PORTAL_PORT = 17 + port_offset(), 3260 + port_offset()
 
 
 def home() -> Path:

@@ -19,6 +19,7 @@ the `ceph` fixture removes whatever of them is left in the pool afterwards.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -40,7 +41,9 @@ pytestmark = [
 ]
 
 MiB = 1 << 20
-URL = "rbd://admin@127.0.0.1:3300/storctl"
+#: the lab's monitor (`STORCTL_LAB_PORT_OFFSET`: a second lab beside the first)
+MON = f"127.0.0.1:{3300 + int(os.environ.get('STORCTL_LAB_PORT_OFFSET') or 0)}"
+URL = f"rbd://admin@{MON}/storctl"
 BASE = "cloudstack-base-snap"
 
 
@@ -372,7 +375,7 @@ def test_pool_add_refuses_what_ceph_refuses_in_one_line(zone: Zone, tmp_path):
     )
     cases = [
         (f"rbd://admin@127.0.0.1:{closed_port()}/storctl", {}, "timed out"),
-        ("rbd://admin@127.0.0.1:3300/no-such-pool", {}, "No such file or directory"),
+        (f"rbd://admin@{MON}/no-such-pool", {}, "No such file or directory"),
         (URL, {"STORCTL_CRED_LAB_CEPH_KEYRING": str(bad_keyring)}, "Permission denied"),
     ]
     for url, env, says in cases:
