@@ -1,0 +1,183 @@
+"""Faults are answers: a backend daemon stopped in the middle of a copy.
+
+Each test starts a copy through the CLI, waits (with a deadline) until the agent's
+`qemu-img convert` is writing into the backend, then stops the daemon the copy
+needs — the Ceph OSD, radosgw or tgtd, by the PID the lab recorded — and asserts
+what an operator must see:
+
+- the CLI exits 3 with one line carrying the backend's own words, and the failed
+  answer is recorded (`result=false`, the same words) on the command's job;
+- the object is back in CloudStack's state (the volume `Allocated`, the copy's
+  `template_spool_ref`/`template_store_ref` row failed or gone, no `Copying` left);
+- nothing half-made is left on the backend once the daemon is back (no image, LUN
+  or object of the failed copy), and `reconcile` finds the pool clean;
+- the next operation after the daemon returns succeeds.
+
+They stop daemons of whichever lab `STORCTL_LAB_DIR`/`STORCTL_LAB_PORT_OFFSET`
+name (the one `make test` brings up, or a second lab beside it: see README.md),
+and start them again (`tools/lab.py up`) whatever happens.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import LAB_SCRIPT, Lab
+from tests.integration.conftest import Storctl, finish, ledger_events, wait_for
+from tests.integration.test_rbd import URL as RBD_URL
+from tests.integration.test_rbd import Ceph, qemu_io
+
+MiB = 1 << 20
+#: seconds a Ceph client waits for an OSD before its write fails (ETIMEDOUT):
+#: short, so a stopped OSD is an answer within the test, not a wait of minutes
+OP_TIMEOUT = "5"
+
+
+def lab_pids() -> dict[str, int | None]:
+    out = subprocess.run(
+        [sys.executable, str(LAB_SCRIPT), "status", "--json"],
+        capture_output=True, text=True, check=True, timeout=60,
+    ).stdout  # fmt: skip
+    return {
+        name: info["pid"]
+        for daemons in json.loads(out)["backends"].values()
+        for name, info in daemons.items()
+    }
+
+
+def lab_up(backend: str) -> None:
+    done = subprocess.run(
+        [sys.executable, str(LAB_SCRIPT), "up", backend],
+        capture_output=True, text=True, check=False, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+
+
+def stop(daemon: str) -> None:
+    """The daemon stopped the way an operator's `kill` stops it."""
+    pid = lab_pids()[daemon]
+    assert pid, f"{daemon} is not running"
+    os.kill(pid, signal.SIGTERM)
+    wait_for(lambda: not Path(f"/proc/{pid}").exists() or _zombie(pid), 60,
+             f"{daemon} to stop")  # fmt: skip
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] in "ZX"
+    except (OSError, IndexError):
+        return True
+
+
+def writers(marker: str) -> list[int]:
+    """PIDs of `qemu-img convert` processes whose argv names `marker`."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv and argv[0].endswith(b"qemu-img") and b"convert" in argv:
+            if any(marker.encode() in a for a in argv):
+                found.append(int(proc.name))
+    return found
+
+
+def template_file(path: Path, size: int, written: int) -> Path:
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(path), str(size)],
+                   check=True)  # fmt: skip
+    out = qemu_io("qcow2", str(path), f"write -P 0x5c 0 {written}")
+    assert "wrote" in out, out
+    return path
+
+
+def answers_saying(cli: Storctl, words: str) -> list[dict[str, Any]]:
+    """The journal's answers whose details carry `words` (a failed answer's)."""
+    return cli.db_rows(
+        "SELECT event, details FROM event_journal WHERE event LIKE '%Answered'"
+        " AND details LIKE ? ORDER BY position",
+        [f"%{words}%"],
+    )
+
+
+# ------------------------------------------------------------------ rbd: the OSD
+
+
+@pytest.fixture
+def ceph_zone(lab_backends: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("STORCTL_CREDENTIALS", str(lab_backends.credentials))
+    c = lab_backends["lab-ceph"]
+    ceph = Ceph(c["conf"], c["keyring"], c["pool"])
+    (tmp_path / "sec").mkdir()
+    cli = Storctl(
+        str(tmp_path / "ledger.db"),
+        env={"STORCTL_CRED_LAB_CEPH_OP_TIMEOUT": OP_TIMEOUT},
+        subprocess=True,
+    )
+    cli.ok("host", "add", "kvm1", "--zone", "z1", "--cluster", "c1")
+    cli.ok("pool", "add", "ceph", "--zone", "z1", "--scope", "zone", "--provider",
+           "rbd", "--url", RBD_URL, "--credentials", "lab-ceph", "--capacity",
+           "20G")  # fmt: skip
+    cli.ok("store", "add", "sec", "--zone", "z1", "--path", str(tmp_path / "sec"))
+    cli.ok("config", "set", "template.url.allowed.roots", str(tmp_path))
+    image = template_file(tmp_path / "big.qcow2", 1024 * MiB, 512 * MiB)
+    cli.ok("template", "register", "big", "--zone", "z1", "--url", image.as_uri(),
+           "--format", "qcow2")  # fmt: skip
+    try:
+        yield cli, ceph
+    finally:
+        lab_up("ceph")
+        ours = {e.originator_id for e in ledger_events(cli.db)}
+        ceph.remove({n for n in ceph.images() if n.removesuffix(".part") in ours})
+
+
+def test_the_osd_stopped_mid_copy_is_a_recorded_answer_and_leaves_nothing(
+    ceph_zone: tuple[Storctl, Ceph],
+):
+    cli, ceph = ceph_zone
+    template = cli.ok("template", "show", "big")
+    before = ceph.images()
+    deploy = cli.popen("vm", "deploy", "web1", "--template", "big", "--zone", "z1")
+    try:
+        wait_for(lambda: writers(f"rbd:{ceph.pool}/{template['id']}"), 60,
+                 "qemu-img writing the template into RBD")  # fmt: skip
+        stop("ceph-osd.0")
+        result = finish(deploy, timeout=240)
+    finally:
+        if deploy.poll() is None:
+            deploy.kill()
+        lab_up("ceph")
+    assert result.code == 3, result
+    err = result.err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert "Connection timed out" in err, err  # librados' words, through qemu-img
+    answered = answers_saying(cli, "Connection timed out")
+    assert [a["event"] for a in answered] == ["CopyAnswered"], answered
+    # CloudStack's states after a failed copy: the ROOT volume Allocated again,
+    # the pool's template copy failed back to Allocated with the reason
+    assert cli.volume("ROOT-web1")["state"] == "Allocated"
+    [ref] = cli.db_rows("SELECT * FROM template_spool_ref", [])
+    assert (ref["state"], ref["download_state"]) == ("Allocated", "DOWNLOAD_ERROR")
+    assert "Connection timed out" in ref["error_str"]
+    wait_for(lambda: ceph.rbd("ls", ceph.pool, check=False).returncode == 0, 120,
+             "the pool to answer again")  # fmt: skip
+    # the OSD was gone when the agent tried to remove its half-made image: the
+    # `.part` is all that is left, and the next copy replaces it
+    assert ceph.images() - before <= {f"{template['id']}.part"}
+
+    again = cli.run("vm", "deploy", "web2", "--template", "big", "--zone", "z1")
+    assert again.code == 0, again
+    root = cli.volume("ROOT-web2")
+    assert root["state"] == "Ready"
+    assert ceph.images() - before == {template["id"], root["path"]}
