@@ -112,7 +112,9 @@ def snapshot_rows(r: Any, pool_id: str) -> list[dict[str, Any]]:
     )
 
 
-def snapshots_on_primary(a: AppContext, rows: list[dict[str, Any]]) -> list[Claim]:
+def snapshots_on_primary(
+    a: AppContext, pool_id: str, rows: list[dict[str, Any]]
+) -> list[Claim]:
     """A claim for each snapshot its aggregate says is on primary (its
     `primary_path`): a native RBD snapshot, or a directory pool's snapshot file
     not yet backed up. Settled once created; in flight while being made,
@@ -120,10 +122,13 @@ def snapshots_on_primary(a: AppContext, rows: list[dict[str, Any]]) -> list[Clai
     from ledger.snapshot import Snapshot
 
     claims: list[Claim] = []
+    found = a.ledger.peek_many(UUID(str(row["uuid"])) for row in rows)
     for row in rows:
-        snapshot = a.ledger.load(Snapshot, UUID(str(row["uuid"])))
-        if snapshot.primary_path is None:
+        snapshot = found.get(UUID(str(row["uuid"])))
+        if not isinstance(snapshot, Snapshot) or snapshot.primary_path is None:
             continue
+        if snapshot.primary_pool_id not in (None, pool_id):
+            continue  # taken on another pool, before the volume moved here
         claims.append(
             Claim(
                 kind="snapshot",
@@ -180,7 +185,7 @@ def cli(ref: str) -> None:
         raise InvalidInput(
             "pool", ref, f"its provider {provider.name} cannot list what it holds"
         )
-    claims += snapshots_on_primary(a, snapshots)
+    claims += snapshots_on_primary(a, str(pool["id"]), snapshots)
     credentials = resolve(store.credentials) if store.credentials else {}
     inventory = provider.inventory(store, credentials, SubprocessRunner())
     findings = compare(inventory, claims, busy)

@@ -23,6 +23,9 @@ class Snapshot(Commandable):
     #: directory pool) while it is there; None once a backup removed it. A class
     #: default too, so an aggregate snapshot taken before it existed loads.
     primary_path: str | None = None
+    #: the pool `primary_path` is on (the take command's store): the volume may
+    #: have moved to another pool since
+    primary_pool_id: str | None = None
 
     class Event(StorctlAggregate.Event):
         TOPIC = "storctl.Snapshot.Event"
@@ -58,6 +61,7 @@ class Snapshot(Commandable):
                 aggregate.path = self.path
                 if self.ON_PRIMARY and self.answer.get("result"):
                     aggregate.primary_path = self.path
+                    aggregate.primary_pool_id = _store_of(aggregate.last_command)
             if self.physical_size is not None:
                 aggregate.physical_size = self.physical_size
 
@@ -188,3 +192,11 @@ class Snapshot(Commandable):
             path=data.path if data else None,
             physical_size=getattr(data, "physicalSize", None) if data else None,
         )
+
+
+def _store_of(command: dict[str, Any] | None) -> str | None:
+    """The uuid of the store a command's object is on (its `data.dataStore`)."""
+    data = (command or {}).get("data")
+    store = data.get("dataStore") if isinstance(data, dict) else None
+    uuid = store.get("uuid") if isinstance(store, dict) else None
+    return str(uuid) if uuid else None

@@ -513,6 +513,18 @@ def test_reconcile_names_an_extra_image_and_a_removed_one(
     assert (clean.code, clean.json) == (0, []), clean
     assert cli.run("doctor").code == 0
 
+    # a volume with a native snapshot moved to a directory pool: the snapshot's
+    # place on primary is the RBD pool's, not claimed on the new pool
+    (tmp_path / "fs").mkdir()
+    cli.ok("pool", "add", "fs", "--zone", "z1", "--cluster", "c1", "--path",
+           str(tmp_path / "fs"), "--capacity", "1G")  # fmt: skip
+    cli.ok("volume", "create", "d3", "--zone", "z1", "--size", "8M", "--pool", "mine")
+    cli.ok("snapshot", "create", "d3", "--name", "s3")
+    assert cli.ok("volume", "migrate", "d3", "--pool", "fs")["storage"] == "fs"
+    for pool in ("fs", "mine"):
+        moved = cli.run("reconcile", pool)
+        assert (moved.code, moved.json) == (0, []), moved
+
     ceph.rbd("create", "--size", "4M", f"{ceph.pool}/extra")
     ceph.rbd("rm", "--no-progress", f"{ceph.pool}/{d2['path']}")
     drift = cli.run("reconcile", "mine")

@@ -12,18 +12,24 @@ import uuid
 import pytest
 
 from ledger.aggregate import Ctx
-from ledger.commands import CreateObjectAnswer, CreateObjectCommand, SnapshotObjectTO
+from ledger.commands import (
+    CreateObjectAnswer,
+    CreateObjectCommand,
+    PrimaryDataStoreTO,
+    SnapshotObjectTO,
+)
 from ledger.snapshot import Snapshot
 from ledger.values import SnapshotState
 
 CTX = Ctx(actor="alice", job_id="job-1", causation_id="req-1")
+POOL = PrimaryDataStoreTO(str(uuid.uuid4()), "ceph", "RBD", "rbd://admin@mon/rbd")
 
 
 def taken(*, ok: bool = True) -> Snapshot:
     snapshot = Snapshot.allocate(
         CTX, name="nightly", volume_id=uuid.uuid4(), prev_snapshot_id=None, size=1
     )
-    data = SnapshotObjectTO(str(snapshot.id), "nightly", None, None)
+    data = SnapshotObjectTO(str(snapshot.id), "nightly", None, POOL)
     command = CreateObjectCommand(commandId="take-1", data=data)
     snapshot.request_create(CTX, command)
     answer = CreateObjectAnswer(
@@ -41,6 +47,7 @@ def test_taken_on_primary_records_where() -> None:
     assert snapshot.state is SnapshotState.CreatedOnPrimary
     assert snapshot.primary_path == f"vol@{snapshot.id}"
     assert snapshot.path == snapshot.primary_path
+    assert snapshot.primary_pool_id == POOL.uuid  # the volume may move later
 
 
 def test_a_failed_take_records_nothing_on_primary() -> None:
