@@ -389,3 +389,31 @@ def test_compare_names_every_object_once_by_the_rules(
     want += [("missing", p) for p, s in claimed.items() if s and p not in present]
     assert problems(found) == sorted(want)
     assert len({(f.problem, f.path) for f in found}) == len(found)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    temps=st.sets(names),
+    claimed=st.dictionaries(names, st.booleans()),
+    busy=st.sets(names),
+)
+def test_a_staged_write_is_a_leftover_only_when_nothing_makes_it(
+    temps: set[str], claimed: dict[str, bool], busy: set[str]
+) -> None:
+    """`.NAME.part` of a name in flight (an operation's, or a claim not settled)
+    is left alone; of any other name, it is one leftover, owned by the claim of
+    that name if there is one."""
+    inventory = Inventory(noun="thing")
+    for name in temps:
+        inventory.add(Found(f".{name}.part", "thing", temp_of=name))
+    claims = [
+        Claim("volume", f"id-{p}", p, p, "Ready" if s else "Creating", settled=s)
+        for p, s in claimed.items()
+    ]
+    found = compare(inventory, claims, busy)
+    making = busy | {p for p, s in claimed.items() if not s}
+    left = [f for f in found if f.problem == "leftover"]
+    assert sorted(f.path for f in left) == sorted(f".{n}.part" for n in temps - making)
+    for f in left:
+        owner = f.path[1 : -len(".part")]
+        assert f.object_id == (f"id-{owner}" if owner in claimed else None)
