@@ -19,6 +19,13 @@ class Snapshot(Commandable):
     TOPIC = "storctl.Snapshot"
     SPEC = SNAPSHOT
     KIND = "Snapshot"
+    #: where the snapshot is on its volume's pool (`vol@snap` on RBD, a file on a
+    #: directory pool) while it is there; None once a backup removed it. A class
+    #: default too, so an aggregate snapshot taken before it existed loads.
+    primary_path: str | None = None
+    #: the pool `primary_path` is on (the take command's store): the volume may
+    #: have moved to another pool since
+    primary_pool_id: str | None = None
 
     class Event(StorctlAggregate.Event):
         TOPIC = "storctl.Snapshot.Event"
@@ -40,7 +47,11 @@ class Snapshot(Commandable):
         TOPIC = "storctl.Snapshot.DestroyRequested"
 
     class CreateAnswered(Answered, Event):
+        """The snapshot taken on primary answered; its path there is kept apart
+        (`primary_path`), since a backup's answer replaces `path`."""
+
         TOPIC = "storctl.Snapshot.CreateAnswered"
+        ON_PRIMARY = True  # a class attribute, not a field: which answer this is
         path: str | None
         physical_size: int | None
 
@@ -48,21 +59,35 @@ class Snapshot(Commandable):
             super().apply(aggregate)
             if self.path is not None:
                 aggregate.path = self.path
+                if self.ON_PRIMARY and self.answer.get("result"):
+                    aggregate.primary_path = self.path
+                    aggregate.primary_pool_id = _store_of(aggregate.last_command)
             if self.physical_size is not None:
                 aggregate.physical_size = self.physical_size
 
     class BackupAnswered(CreateAnswered):
         TOPIC = "storctl.Snapshot.BackupAnswered"
+        ON_PRIMARY = False
 
     class BackupSettled(CreateAnswered):
-        """The backup's copy answered (the copy carried the command)."""
+        """The backup's copy answered (the copy carried the command).
+
+        `kept_on_primary`: the pool keeps the snapshot after a backup (a native
+        RBD snapshot, as CloudStack keeps it); otherwise a successful backup
+        removed it from primary (`removeAfterCopy`), and `primary_path` goes.
+        Events recorded before the field existed read False: the directory
+        pools' case, the only one there was."""
 
         TOPIC = "storctl.Snapshot.BackupSettled"
+        ON_PRIMARY = False
         depth: int  # 0: a full backup; n: the n-th delta after one
+        kept_on_primary: bool = False
 
         def apply(self, aggregate: Any) -> None:
             super().apply(aggregate)
             aggregate.depth = self.depth
+            if self.answer.get("result") and not self.kept_on_primary:
+                aggregate.primary_path = None
 
     class DestroySettled(Answered, Event):
         TOPIC = "storctl.Snapshot.DestroySettled"
@@ -130,6 +155,7 @@ class Snapshot(Commandable):
         path: str | None = None,
         physical_size: int | None = None,
         depth: int = 0,
+        kept_on_primary: bool = False,
     ) -> None:
         self.settle(
             self.BackupSettled,
@@ -139,6 +165,7 @@ class Snapshot(Commandable):
             path=path,
             physical_size=physical_size,
             depth=depth,
+            kept_on_primary=kept_on_primary,
         )
 
     def finish_destroy(self, ctx: Ctx, *, ok: bool, details: str = "") -> None:
@@ -165,3 +192,11 @@ class Snapshot(Commandable):
             path=data.path if data else None,
             physical_size=getattr(data, "physicalSize", None) if data else None,
         )
+
+
+def _store_of(command: dict[str, Any] | None) -> str | None:
+    """The uuid of the store a command's object is on (its `data.dataStore`)."""
+    data = (command or {}).get("data")
+    store = data.get("dataStore") if isinstance(data, dict) else None
+    uuid = store.get("uuid") if isinstance(store, dict) else None
+    return str(uuid) if uuid else None

@@ -394,3 +394,41 @@ def test_pool_add_reaches_tgtd_and_refuses_what_does_not_answer(
     none = cli.run("pool", "targets", "lun")
     assert none.code == 0
     assert none.json == []
+
+
+def test_reconcile_names_an_extra_lun_and_a_removed_one(zone: Zone) -> None:
+    """`storctl reconcile` on an iSCSI pool: clean after a deploy and a data
+    volume (exit 0, nothing listed); then a LUN file with a target that no volume
+    claims, made by hand with tgtadm, and a data volume's LUN file removed: exit
+    3, exactly those two named, and no CHAP secret in what it printed."""
+    import uuid
+
+    zone.ok("vm", "deploy", "web1", "--template", "tiny", "--zone", "z1")
+    zone.ok("volume", "create", "data1", "--zone", "z1", "--size", "32M",
+            "--pool", "lun")  # fmt: skip
+    data = zone.cli.volume("data1")
+    clean = zone.run("reconcile", "lun")
+    assert (clean.code, clean.json) == (0, []), clean
+    assert zone.run("doctor").code == 0
+
+    stray = str(uuid.uuid4())
+    iqn = f"iqn.2010-01.org.apache.cloudstack.storctl:{zone.pool['id']}.{stray}"
+    extra = zone.folder() / f"{stray}.lun"
+    with extra.open("wb") as out:
+        out.truncate(4 * MiB)
+    port = str(zone.port)
+    tid = str(max([t.tid for t in zone.targets().values()] + [20_000]) + 1)
+    qemu("tgtadm", "-C", port, "--lld", "iscsi", "--op", "new", "--mode", "target",
+         "--tid", tid, "-T", iqn)  # fmt: skip
+    qemu("tgtadm", "-C", port, "--lld", "iscsi", "--op", "new", "--mode",
+         "logicalunit", "--tid", tid, "--lun", "1", "-b", str(extra))  # fmt: skip
+    zone.lun_file(data).unlink()
+
+    drift = zone.run("reconcile", "lun")
+    assert drift.code == 3, drift
+    assert len(drift.err.strip().splitlines()) == 1, drift
+    got = sorted((f["problem"], f["path"], f["objectid"]) for f in drift.json)
+    assert got == sorted([("orphan", iqn, None), ("missing", data["path"], data["id"])])
+    orphan = next(f for f in drift.json if f["problem"] == "orphan")
+    assert orphan["found"] == f"LUN file of {4 * MiB} bytes, target tid {tid}"
+    zone.assert_no_secret_recorded()

@@ -23,6 +23,7 @@ import os
 import shutil
 import socket
 import subprocess
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -463,3 +464,76 @@ def test_the_key_never_reaches_the_ledger_nor_the_output(zone: Zone, monkeypatch
     for output in cli.outputs:
         assert key not in output
     assert not list(Path("/tmp").glob("storctl-ceph-*/keyring")), "keyring left"
+
+
+@pytest.fixture
+def own_pool(ceph: Ceph) -> Iterator[Ceph]:
+    """A Ceph pool of the test's own (the lab's `storctl` pool is shared with
+    other tests, whose images would be orphans here), removed afterwards."""
+    name = f"storctl-recon-{uuid.uuid4().hex[:8]}"
+    tool = ["ceph", "-c", ceph.conf, "--id", "admin", "--keyring", ceph.keyring]
+    subprocess.run([*tool, "osd", "pool", "create", name, "8", "8", "replicated"],
+                   capture_output=True, check=True, timeout=120)  # fmt: skip
+    try:
+        ceph.rbd("pool", "init", name)
+        yield Ceph(ceph.conf, ceph.keyring, name)
+    finally:
+        subprocess.run([*tool, "osd", "pool", "delete", name, name,
+                        "--yes-i-really-really-mean-it"],
+                       capture_output=True, check=True, timeout=120)  # fmt: skip
+
+
+def test_reconcile_names_an_extra_image_and_a_removed_one(
+    own_pool: Ceph, tmp_path: Path
+) -> None:
+    """`storctl reconcile` on an RBD pool: clean after a deploy (template image
+    with its protected base snapshot, a ROOT clone), two data volumes and a
+    native snapshot kept on primary (claimed, not an orphan): exit 0, nothing
+    listed. Then an image made with `rbd create` and a volume's image removed
+    with `rbd rm`: exit 3, exactly those two named."""
+    ceph = own_pool
+    (tmp_path / "sec").mkdir()
+    cli = Recording(str(tmp_path / "ledger.db"))
+    cli.ok("host", "add", "kvm1", "--zone", "z1", "--cluster", "c1")
+    cli.ok("pool", "add", "mine", "--zone", "z1", "--scope", "zone",
+           "--provider", "rbd", "--url", f"rbd://admin@127.0.0.1:3300/{ceph.pool}",
+           "--credentials", "lab-ceph", "--capacity", "20G")  # fmt: skip
+    cli.ok("store", "add", "sec", "--zone", "z1", "--path", str(tmp_path / "sec"))
+    image = tmp_path / "tiny.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(image), "16M"],
+                   check=True)  # fmt: skip
+    cli.ok("config", "set", "template.url.allowed.roots", str(tmp_path))
+    cli.ok("template", "register", "tiny", "--zone", "z1", "--url", image.as_uri(),
+           "--format", "qcow2")  # fmt: skip
+    cli.ok("vm", "deploy", "web1", "--template", "tiny", "--zone", "z1")
+    cli.ok("volume", "create", "d1", "--zone", "z1", "--size", "8M", "--pool", "mine")
+    cli.ok("volume", "create", "d2", "--zone", "z1", "--size", "8M", "--pool", "mine")
+    snap = cli.ok("snapshot", "create", "d1", "--name", "s1")
+    d1, d2 = cli.ok("volume", "show", "d1"), cli.ok("volume", "show", "d2")
+    assert snap["id"] in ceph.snaps(d1["path"]), "kept on primary"
+
+    clean = cli.run("reconcile", "mine")
+    assert (clean.code, clean.json) == (0, []), clean
+    assert cli.run("doctor").code == 0
+
+    # a volume with a native snapshot moved to a directory pool: the snapshot's
+    # place on primary is the RBD pool's, not claimed on the new pool
+    (tmp_path / "fs").mkdir()
+    cli.ok("pool", "add", "fs", "--zone", "z1", "--cluster", "c1", "--path",
+           str(tmp_path / "fs"), "--capacity", "1G")  # fmt: skip
+    cli.ok("volume", "create", "d3", "--zone", "z1", "--size", "8M", "--pool", "mine")
+    cli.ok("snapshot", "create", "d3", "--name", "s3")
+    assert cli.ok("volume", "migrate", "d3", "--pool", "fs")["storage"] == "fs"
+    for pool in ("fs", "mine"):
+        moved = cli.run("reconcile", pool)
+        assert (moved.code, moved.json) == (0, []), moved
+
+    ceph.rbd("create", "--size", "4M", f"{ceph.pool}/extra")
+    ceph.rbd("rm", "--no-progress", f"{ceph.pool}/{d2['path']}")
+    drift = cli.run("reconcile", "mine")
+    assert drift.code == 3, drift
+    assert len(drift.err.strip().splitlines()) == 1, drift
+    got = sorted((f["problem"], f["path"], f["objectid"]) for f in drift.json)
+    assert got == sorted([("orphan", "extra", None), ("missing", d2["path"], d2["id"])])
+    orphan = next(f for f in drift.json if f["problem"] == "orphan")
+    assert orphan["found"] == f"an image of {4 * MiB} bytes"

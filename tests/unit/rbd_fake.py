@@ -66,6 +66,8 @@ class FakeCeph:
             return self.snap(args[0], args[1:])
         specs = [a for a in args if a.startswith(f"{self.pool}/")]
         names = [s.split("/", 1)[1] for s in specs]
+        if verb == "ls" and "-l" in args:
+            return ok(json.dumps(self.long_listing()))
         if verb == "ls":
             return ok(json.dumps(sorted(self.images)))
         if verb == "info":
@@ -184,6 +186,23 @@ class FakeCeph:
                 Path(dest).write_bytes(b"qcow2")
             return ok("    (100.00/100%)\r")
         raise AssertionError(f"unexpected qemu-img {argv}")
+
+    def long_listing(self) -> list[dict[str, object]]:
+        """`rbd ls -l --format json`: each image, then each of its snapshots
+        (as Pacific prints them, the clone's parent on both)."""
+        rows: list[dict[str, object]] = []
+        for name, img in sorted(self.images.items()):
+            row: dict[str, object] = {"image": name, "id": f"id-{name}",
+                                      "size": img.size, "format": 2}  # fmt: skip
+            if img.parent:
+                row["parent"] = {"pool": self.pool, "pool_namespace": "",
+                                 "image": img.parent[0],
+                                 "snapshot": img.parent[1]}  # fmt: skip
+            rows.append(row)
+            for i, (snap, protected) in enumerate(sorted(img.snaps.items())):
+                rows.append({**row, "snapshot": snap, "snapshot_id": i + 1,
+                             "protected": str(protected).lower()})  # fmt: skip
+        return rows
 
 
 def ok(stdout: str = "") -> Completed:

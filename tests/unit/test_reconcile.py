@@ -98,3 +98,30 @@ def test_in_flight_files_are_not_orphans(tmp_path: Path) -> None:
     findings = Scanner().scan(tmp_path, claims, in_flight=["vol-2"])
     assert [(f.problem, f.path) for f in findings] == [("orphan", "link")]
     assert files_under(tmp_path) == [".vol-2.part", "link", "vol-1"]
+
+
+def test_a_backed_up_snapshot_left_primary_and_a_simulator_pool_is_refused(
+    kvm: tuple[Storctl, Path],
+) -> None:
+    """On a directory pool a backup removes the snapshot from primary (its
+    `primary_path` goes): the pool reconciles clean. A pool whose provider cannot
+    list what it holds (the simulator) is refused: exit 2, one line."""
+    cli, pool = kvm
+    cli.ok("vm", "stop", "web1")
+    snap = cli.ok("snapshot", "create", "ROOT-web1", "--name", "s1")
+    assert snap["state"] == "BackedUp"
+    assert not (pool / "snapshots").exists() or not any(
+        (pool / "snapshots").rglob("*.qcow2")
+    )
+    clean = cli.run("reconcile", "p1")
+    assert (clean.code, clean.json) == (0, []), clean
+
+    cli.ok("host", "add", "sim1", "--zone", "z2", "--cluster", "c2",
+           "--hypervisor", "simulator")  # fmt: skip
+    cli.ok("pool", "add", "sim", "--zone", "z2", "--cluster", "c2",
+           "--path", "/sim/p1", "--capacity", "10G", "--type", "simulator")  # fmt: skip
+    refused = cli.run("reconcile", "sim")
+    assert refused.code == 2, refused
+    assert refused.err.strip().splitlines() == [
+        "storctl: invalid pool 'sim': its provider simulator cannot list what it holds"
+    ]

@@ -16,6 +16,7 @@ from enum import Enum
 from typing import Any
 
 from executors.providers.driver import Driver
+from executors.providers.inventory import Lister
 
 
 class Role(Enum):
@@ -97,6 +98,10 @@ class Provider:
     - `check`: given the canonical location and the resolved credentials, reach
       the backend and refuse (`InvalidInput`) what does not answer or refuses the
       credentials, before anything is written. None: nothing to reach.
+    - `inventory`: list what one pool holds on the backend (`Lister`: the pool,
+      its resolved credentials and the runner), for `storctl reconcile` to set
+      against the ledger; None: the backend cannot be listed (the simulator),
+      and reconcile refuses its pools with exit 2.
     """
 
     name: str
@@ -109,6 +114,7 @@ class Provider:
     summary: str
     credentials: bool = False
     check: Callable[[str, Mapping[str, Any]], None] | None = None
+    inventory: Lister | None = None
 
     def serves(self, role: Role) -> bool:
         return role in self.roles

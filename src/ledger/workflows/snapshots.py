@@ -76,6 +76,7 @@ def snapshot_backed_up(
         path=copy.install_path,
         physical_size=copy.physical_size,
         depth=depth,
+        kept_on_primary=_kept_on_primary(ledger, volume),
     )
     volume.finish_snapshot(
         ctx, snapshot.id, ok=done, details="" if done else details(event)
@@ -83,6 +84,15 @@ def snapshot_backed_up(
     result = {"snapshotid": str(snapshot.id), "depth": depth}
     failed = "backup to secondary failed: "
     return out + settle(pending_job(ledger, event), ctx, event, result, failed)
+
+
+def _kept_on_primary(ledger: Ledger, volume: Volume) -> bool:
+    """Whether the volume's pool keeps a snapshot on primary after its backup:
+    one that snapshots natively does (the RBD driver keeps it whatever
+    `removeAfterCopy` says, as CloudStack does); the agent's copies do not."""
+    if volume.pool_id is None:
+        return False
+    return ledger.peek(StoragePool, volume.pool_id).can("native_snapshots")
 
 
 def snapshot_backup_destroyed(

@@ -15,6 +15,7 @@ from typing import Any
 from executors.providers.command_run import CommandRun
 from executors.providers.directory import stats
 from executors.providers.directory.images import Images
+from executors.providers.directory.inventory import list_pool
 from executors.providers.directory.snapshot_copies import SnapshotCopies
 from executors.providers.directory.snapshots import Snapshots
 from executors.providers.directory.templates import Templates
@@ -99,4 +100,5 @@ def primary_pool(name: str, recorded_as: str, summary: str) -> Provider:
         ),
         driver=DRIVER,
         summary=summary,
+        inventory=list_pool,
     )

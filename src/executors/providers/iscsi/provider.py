@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from executors.providers.iscsi.driver import DRIVER
+from executors.providers.iscsi.inventory import list_pool
 from executors.providers.iscsi.location import check, validate
 from executors.providers.iscsi.volumes import RECORDED_AS
 from executors.providers.provider import Capabilities, Provider, Role
@@ -25,4 +26,5 @@ PROVIDER = Provider(
     "(CloudStack's managed storage, as SolidFire does it).",
     credentials=True,
     check=check,
+    inventory=list_pool,
 )

@@ -16,6 +16,7 @@ from typing import Any
 from executors.providers.provider import Capabilities, Provider, Role
 from executors.providers.rbd.cluster import cluster_for, failure_line
 from executors.providers.rbd.driver import DRIVER
+from executors.providers.rbd.inventory import list_pool
 from executors.providers.rbd.location import SCHEME, parse, validate
 from executors.providers.rbd.pools import POOL_TYPE
 from executors.runner import CommandTimedOut, Runner, SubprocessRunner
@@ -63,4 +64,5 @@ PROVIDER = Provider(
     summary="Primary pool on a Ceph RBD pool (CloudStack's RBD pool type).",
     credentials=True,
     check=check,
+    inventory=list_pool,
 )
