@@ -12,12 +12,22 @@ from typing import Any
 
 from executors.providers import block_copies
 from executors.providers.command_run import CommandRun
+from executors.providers.directory.driver import DRIVER as DIRECTORY
 from executors.providers.driver import Handler, Operation, TableDriver
 from executors.providers.iscsi import stats
 from executors.providers.iscsi.copies import Copies
-from executors.providers.iscsi.volumes import Volumes
+from executors.providers.iscsi.snapshots import Snapshots
+from executors.providers.iscsi.volumes import Volumes, is_iscsi
+from executors.providers.rbd.driver import acted_on
 from executors.providers.rbd.pools import on_rbd
-from ledger.commands import Answer, Command, CopyCommand, VolumeObjectTO
+from ledger.commands import (
+    Answer,
+    Command,
+    CopyCommand,
+    DeleteCommand,
+    SnapshotObjectTO,
+    VolumeObjectTO,
+)
 
 
 def _on(method: Callable[..., Answer]) -> Handler:
@@ -32,6 +42,29 @@ def _copying(method: Callable[..., Answer]) -> Handler:
         return method(Copies(Volumes(run)), command, *objects)
 
     return handle
+
+
+def _snapshots(operation: Operation, method: Callable[..., Answer]) -> Handler:
+    """`method` of `Snapshots` when the command acts on an iSCSI pool; the
+    directory driver's handler when all it touches are directories (a template
+    or a volume on a directory pool made from an iSCSI volume's backup)."""
+    directory = DIRECTORY.handlers.get(operation)
+
+    def handle(run: CommandRun, command: Command, *objects: Any) -> Answer:
+        if directory is not None and not any(map(is_iscsi, acted_on(command))):
+            return directory(run, command, *objects)
+        return method(Snapshots(Volumes(run)), command, *objects)
+
+    return handle
+
+
+def _delete_snapshot(
+    run: CommandRun, command: DeleteCommand, snapshot: SnapshotObjectTO
+) -> Answer:
+    """Nothing of a snapshot stays on the pool; its backup goes as a file."""
+    if is_iscsi(snapshot.dataStore):
+        return Answer(commandId=command.commandId, result=True)
+    return DIRECTORY.handlers[Operation.DELETE_SNAPSHOT](run, command, snapshot)
 
 
 def _copy_volume(
@@ -51,6 +84,25 @@ DRIVER = TableDriver(
         Operation.COPY_VOLUME_PRIMARY_TO_PRIMARY: _copy_volume,
         Operation.COPY_VOLUME_TO_SECONDARY: _copying(Copies.stage_volume),
         Operation.COPY_VOLUME_FROM_CACHE: _copying(Copies.unstage_volume),
+        Operation.CREATE_SNAPSHOT: _snapshots(
+            Operation.CREATE_SNAPSHOT, Snapshots.create_snapshot
+        ),
+        Operation.BACKUP_SNAPSHOT: _snapshots(
+            Operation.BACKUP_SNAPSHOT, Snapshots.backup_snapshot
+        ),
+        Operation.REVERT_SNAPSHOT: _snapshots(
+            Operation.REVERT_SNAPSHOT, Snapshots.revert_snapshot
+        ),
+        Operation.DELETE_SNAPSHOT: _delete_snapshot,
+        Operation.CREATE_VOLUME_FROM_SNAPSHOT: _snapshots(
+            Operation.CREATE_VOLUME_FROM_SNAPSHOT, Snapshots.volume_from_snapshot
+        ),
+        Operation.CREATE_TEMPLATE_FROM_VOLUME: _snapshots(
+            Operation.CREATE_TEMPLATE_FROM_VOLUME, Snapshots.template_from_volume
+        ),
+        Operation.CREATE_TEMPLATE_FROM_SNAPSHOT: _snapshots(
+            Operation.CREATE_TEMPLATE_FROM_SNAPSHOT, Snapshots.template_from_volume
+        ),
         Operation.DELETE: _on(Volumes.delete),
         Operation.ATTACH: _on(Volumes.attach),
         Operation.DETACH: _on(Volumes.attach),

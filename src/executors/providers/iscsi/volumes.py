@@ -178,6 +178,24 @@ class Volumes:
             os.replace(lun.part, lun.file)
             pool.targets.refresh(lun, made)
 
+    def replace(self, pool: Pool, lun: Lun, size: int, write: Write) -> None:
+        """The LUN's content replaced whole (a revert): `write` fills a new sparse
+        file through the volume's target, which becomes the LUN file once flushed.
+        A failure removes the new file and puts the target back on the old one,
+        untouched."""
+        try:
+            _sparse(lun.part, _blocks(size))
+            made = pool.targets.ensure(lun, backing=str(lun.part))
+            write(pool.spec(lun))
+            os.replace(lun.part, lun.file)
+            pool.targets.refresh(lun, made)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                lun.part.unlink()
+            with contextlib.suppress(Exception):
+                pool.targets.ensure(lun)
+            raise
+
     def copied(self, cmd: CopyCommand, lun: Lun, dest: VolumeObjectTO) -> Answer:
         size = lun.file.stat().st_size
         new = dest.replace(path=lun.iqn, size=size, format="RAW")
