@@ -288,6 +288,70 @@ def test_volumes_migrate_between_an_iscsi_pool_and_a_directory_pool(zone: Zone) 
     zone.assert_no_secret_recorded()
 
 
+def backing_of(path: Path) -> str | None:
+    done = qemu("qemu-img", "info", "--output=json", str(path))
+    return json.loads(done.stdout).get("backing-filename")
+
+
+def test_snapshots_are_the_lun_copied_to_the_image_store_and_restore_it(
+    zone: Zone,
+) -> None:
+    """CloudStack's managed storage on KVM: a snapshot is the LUN's content read
+    through the host into the image store (full, then a delta of it); revert
+    writes a backup back into the LUN; a volume and a template are made from
+    backups; the data is checked at each step."""
+    zone.ok("volume", "create", "d1", "--zone", "z1", "--size", "64M",
+            "--pool", "lun")  # fmt: skip
+    data = zone.cli.volume("d1")
+    zone.qemu_io(data, "write -P 0xa1 0 1M")
+    zone.qemu_io(data, "write -P 0xa2 63M 1M")
+    s1 = zone.ok("snapshot", "create", "d1", "--name", "s1")
+    assert s1["state"] == "BackedUp"
+    store = zone.fs_dir.parent / "sec"
+    backup1 = store / "snapshots" / data["id"] / f"{s1['id']}.qcow2"
+    assert backing_of(backup1) is None, "the first backup is full"
+    qemu("qemu-io", "-r", "-f", "qcow2", "-c", "read -P 0xa1 0 1M",
+         "-c", "read -P 0xa2 63M 1M", str(backup1))  # fmt: skip
+
+    zone.qemu_io(data, "write -P 0xb1 0 1M")
+    s2 = zone.ok("snapshot", "create", "d1", "--name", "s2")
+    backup2 = backup1.with_name(f"{s2['id']}.qcow2")
+    assert backing_of(backup2) == backup1.name, "the second is a delta of the first"
+    assert backup2.stat().st_size < backup1.stat().st_size
+    qemu("qemu-io", "-r", "-f", "qcow2", "-c", "read -P 0xb1 0 1M",
+         "-c", "read -P 0xa2 63M 1M", str(backup2))  # fmt: skip
+    assert list(store.rglob(".*")) == [], "no staged or full leftovers"
+
+    zone.qemu_io(data, "write -P 0xc1 0 1M")
+    zone.qemu_io(data, "write -P 0xc2 63M 1M")
+    zone.ok("snapshot", "revert", "s1")
+    zone.qemu_io(data, "read -P 0xa1 0 1M")
+    zone.qemu_io(data, "read -P 0xa2 63M 1M")
+    assert data["path"] in zone.targets(), "the target stays, on the new file"
+    assert not list(zone.folder().glob(".*.part"))
+    zone.ok("snapshot", "revert", "s2")  # a delta: its chain read whole
+    zone.qemu_io(data, "read -P 0xb1 0 1M")
+    zone.qemu_io(data, "read -P 0xa2 63M 1M")
+
+    restored = zone.ok("volume", "create", "r1", "--from-snapshot", "s2",
+                       "--pool", "lun")  # fmt: skip
+    assert (restored["state"], restored["storage"]) == ("Ready", "lun")
+    zone.qemu_io(restored, "read -P 0xb1 0 1M")
+    zone.qemu_io(restored, "read -P 0xa2 63M 1M")
+
+    made = zone.ok("template", "create", "t2", "--from-snapshot", "s2")
+    assert made["isready"] is True
+    zone.ok("vm", "deploy", "web2", "--template", "t2", "--zone", "z1")
+    root = zone.cli.volume("ROOT-web2")
+    assert root["storage"] == "lun"
+    zone.qemu_io(root, "read -P 0xb1 0 1M")
+    zone.qemu_io(root, "read -P 0xa2 63M 1M")
+
+    zone.ok("snapshot", "delete", "s2")
+    assert not backup2.exists()
+    zone.assert_no_secret_recorded()
+
+
 def test_targets_come_back_after_a_tgtd_restart(zone: Zone) -> None:
     zone.ok("vm", "deploy", "web1", "--template", "tiny", "--zone", "z1")
     zone.ok("volume", "create", "data1", "--zone", "z1", "--size", "32M",

@@ -138,6 +138,35 @@ def test_qemu_img_reaches_a_lun_with_the_secret_in_a_file():
         images.lun_to_lun_argv(SPEC, SPEC)
 
 
+RBD = "rbd:storctl/v:conf=/etc/ceph.conf:id=admin:keyring=/k"
+
+
+def test_a_lun_is_filled_from_and_drained_into_rbd_in_one_convert():
+    """Between the two block backends, qemu-img reads one and writes the other:
+    the rbd filename names files (conf, keyring), never a key."""
+    assert images.fill_from_argv(RBD, "raw", SPEC) == [
+        "qemu-img", "convert", "-p", "-n", "--target-is-zero", "-W", "-m", "16",
+        "-t", "writeback", "-f", "raw", RBD,
+        "--object", "secret,id=chap,file=/l/p/v.chap",
+        "--target-image-opts", LUN_OPTS,
+    ]  # fmt: skip
+    assert images.drain_to_argv(SPEC, RBD, "raw") == [
+        "qemu-img", "convert", "-p", "-W", "-m", "16",
+        "--object", "secret,id=chap,file=/l/p/v.chap",
+        "--image-opts", LUN_OPTS, "-O", "raw", RBD,
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "name", ["relative.raw", "-O", "nbd://h/x", "iscsi://u%p@h/iqn/1", "/a\x00b", ""]
+)
+def test_a_source_or_destination_is_a_path_or_an_rbd_filename_only(name):
+    with pytest.raises(ValueError, match="unsafe image name"):
+        images.fill_from_argv(name, "raw", SPEC)
+    with pytest.raises(ValueError, match="unsafe image name"):
+        images.drain_to_argv(SPEC, name, "raw")
+
+
 def test_qemu_options_double_a_comma_and_refuse_a_control_character():
     odd = images.LunSpec("h:1", "iqn.x", "u", Path("/a,b/v.chap"))
     assert odd.secret() == ["--object", "secret,id=chap,file=/a,,b/v.chap"]

@@ -14,7 +14,8 @@ the volume's CHAP secret, which never leaves the executor's host.
   (every host of the scope logs in to the same portal).
 
 The provider is `provider.PROVIDER` (the entry point `iscsi`); `driver` is its
-table, `volumes` the operations, `targets` and `tgtadm` tgtd, `images` qemu-img
-over iSCSI, `layout` the names, `location` the location and its profile,
-`restore` the targets of a whole pool (`storctl pool targets`).
+table, `volumes` the operations, `copies` the migrations (onto, off, staged),
+`targets` and `tgtadm` tgtd, `images` qemu-img over iSCSI, `layout` the names,
+`location` the location and its profile, `restore` the targets of a whole pool
+(`storctl pool targets`).
 """

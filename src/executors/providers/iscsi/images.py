@@ -71,6 +71,13 @@ def file_opts(path: Path, fmt: str) -> str:
 
 def fill_argv(source: Path, src_fmt: str, lun: LunSpec) -> list[str]:
     """A local image written whole into a LUN just made (sparse, so all zeros)."""
+    return fill_from_argv(_path(source), src_fmt, lun)
+
+
+def fill_from_argv(source: str, src_fmt: str, lun: LunSpec) -> list[str]:
+    """`source`, a local path or another backend's qemu filename (`rbd:POOL/IMAGE
+    :conf=..`, which names files, never a key), written whole into a LUN just
+    made: one convert from backend to backend, no copy on the host between."""
     return [
         qemu.QEMU_IMG,
         "convert",
@@ -84,7 +91,7 @@ def fill_argv(source: Path, src_fmt: str, lun: LunSpec) -> list[str]:
         "writeback",
         "-f",
         _driver(src_fmt),
-        _path(source),
+        _endpoint(source),
         *lun.secret(),
         "--target-image-opts",
         lun.opts(),
@@ -116,8 +123,15 @@ def lun_to_lun_argv(source: LunSpec, dest: LunSpec) -> list[str]:
     ]
 
 
-def drain_argv(lun: LunSpec, dest: Path) -> list[str]:
-    """A LUN's data as a new standalone qcow2 file (a migration off the pool)."""
+def drain_argv(lun: LunSpec, dest: Path, fmt: str = "qcow2") -> list[str]:
+    """A LUN's data as a new standalone file (a migration off the pool, a
+    snapshot's backup on an image store)."""
+    return drain_to_argv(lun, _path(dest), fmt)
+
+
+def drain_to_argv(lun: LunSpec, dest: str, fmt: str) -> list[str]:
+    """A LUN's data written whole into `dest`, a local path or another backend's
+    qemu filename (`rbd:...`, created by qemu-img as a raw image)."""
     return [
         qemu.QEMU_IMG,
         "convert",
@@ -129,8 +143,8 @@ def drain_argv(lun: LunSpec, dest: Path) -> list[str]:
         "--image-opts",
         lun.opts(),
         "-O",
-        "qcow2",
-        _path(dest),
+        _driver(fmt),
+        _endpoint(dest),
     ]
 
 
@@ -166,3 +180,11 @@ def _path(path: Path) -> str:
     if not text.startswith("/"):
         raise ValueError(f"not an absolute image path {text!r}")
     return text
+
+
+def _endpoint(name: str) -> str:
+    """An absolute path or an rbd filename: nothing qemu-img would read as an
+    option or another protocol."""
+    if "\x00" in name or not (name.startswith("/") or name.startswith("rbd:")):
+        raise ValueError(f"unsafe image name {name[:80]!r}")
+    return name

@@ -19,7 +19,6 @@ PROVIDER = Provider(
         native_snapshots=False,
         needs_staging_cache=False,
         scopes=frozenset({"zone", "cluster"}),
-        snapshots=False,
     ),
     driver=DRIVER,
     summary="Managed primary pool: a LUN, target and CHAP secret per volume on tgtd "

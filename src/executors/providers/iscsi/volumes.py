@@ -21,14 +21,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from executors.paths import contained, pool_root, store_root
+from executors.paths import contained, store_root
 from executors.providers.command_run import CommandRun
 from executors.providers.directory.images import Images, image_format
-from executors.providers.directory.staging import staged
 from executors.providers.directory.templates import Templates
 from executors.providers.driver import AgentFailure
 from executors.providers.iscsi import images
@@ -54,6 +53,11 @@ from ledger.commands import (
     VolumeObjectTO,
 )
 from ledger.errors import InvalidInput
+
+#: What fills a LUN given the LUN's spec (a qemu-img convert into it).
+Write = Callable[[images.LunSpec], object]
+#: Called once a LUN is to be filled: the source's virtual size, and its `Write`.
+Source = Callable[[], tuple[int, Write]]
 
 RECORDED_AS = "Iscsi"  # the pool type of an iSCSI pool (`PoolType.Iscsi`)
 _BLOCK = 512
@@ -130,67 +134,69 @@ class Volumes:
             fmt = image_format(src.format)
             info = Templates(Images(self.run)).verify_template(source, fmt)
             size = _blocks(max(dest.size, info.virtual_size))
-            self._fill(pool, lun, size, images.fill_argv(source, fmt, pool.spec(lun)))
+            argv = images.fill_argv(source, fmt, pool.spec(lun))
+            self._fill(pool, lun, size, lambda _: self.run.qemu(argv, progress=True))
         else:
             pool.targets.ensure(lun)
-        return self._copied(cmd, lun, dest)
+        return self.copied(cmd, lun, dest)
 
     # ---------------------------------------------------------------- copy
 
-    def copy_volume(
-        self, cmd: CopyCommand, src: VolumeObjectTO, dest: VolumeObjectTO
+    def copy_into(
+        self, cmd: CopyCommand, dest: VolumeObjectTO, source: Source
     ) -> Answer:
-        """`copyVolumeFromPrimaryToPrimary` (a migration) onto, off or between
-        iSCSI pools: the other side a directory pool, read or written here."""
-        if is_iscsi(dest.dataStore):
-            pool = self.pool(dest.dataStore)
-            lun = pool.lun(dest.uuid)
-            if not lun.file.exists():
-                size, argv = self._source_of(src, pool.spec(lun))
-                self._fill(pool, lun, _blocks(max(size, dest.size)), argv)
-            else:
-                pool.targets.ensure(lun)
-            return self._copied(cmd, lun, dest)
-        source = self.pool(src.dataStore)
-        src_lun = self._existing(source, src)
-        final = contained(pool_root(dest.dataStore), dest.uuid)
-        files = Images(self.run)
-        info = files.finished(final, "qcow2")
-        if info is None:
-            with staged(final) as tmp:
-                self.run.qemu(
-                    images.drain_argv(source.spec(src_lun), tmp), progress=True
-                )
-                info = files.info(tmp, "qcow2")
-        new = dest.replace(path=dest.uuid, size=info.virtual_size, format="QCOW2")
-        return CopyCmdAnswer(commandId=cmd.commandId, result=True, newData=new)
+        """The volume's LUN filled from `source` (called only when the LUN is not
+        there yet: a repeat finds the finished file and makes its target whole)."""
+        pool = self.pool(dest.dataStore)
+        lun = pool.lun(dest.uuid)
+        if not lun.file.exists():
+            size, write = source()
+            self._fill(pool, lun, _blocks(max(size, dest.size)), write)
+        else:
+            pool.targets.ensure(lun)
+        return self.copied(cmd, lun, dest)
 
-    def _source_of(
-        self, src: VolumeObjectTO, dest: images.LunSpec
-    ) -> tuple[int, list[str]]:
-        """The virtual size of a volume to copy into a LUN, and the argv that does."""
-        if is_iscsi(src.dataStore):
-            source = self.pool(src.dataStore)
-            src_lun = self._existing(source, src)
-            argv = images.lun_to_lun_argv(source.spec(src_lun), dest)
-            return src_lun.file.stat().st_size, argv
-        root = pool_root(src.dataStore)
-        path = contained(root, src.path or src.uuid)
-        fmt = image_format(src.format)
-        info = Images(self.run).checked_source(path, root, fmt, "volume")
-        return info.virtual_size, images.fill_argv(path, fmt, dest)
+    def file_source(self, path: Path, root: Path, fmt: str, what: str) -> Source:
+        """A local image (its backing chain checked to stay inside `root`) as
+        what fills a LUN."""
 
-    def _fill(self, pool: Pool, lun: Lun, size: int, argv: list[str]) -> None:
-        """`argv` writes into the LUN through a target on a new sparse file, which
+        def source() -> tuple[int, Write]:
+            info = Images(self.run).checked_source(path, root, fmt, what)
+            return info.virtual_size, lambda lun: self.run.qemu(
+                images.fill_argv(path, fmt, lun), progress=True
+            )
+
+        return source
+
+    def _fill(self, pool: Pool, lun: Lun, size: int, write: Write) -> None:
+        """`write` fills the LUN through a target on a new sparse file, which
         becomes the LUN file only once the write is complete and flushed."""
         with _making(pool, lun):
             _sparse(lun.part, size)
             made = pool.targets.ensure(lun, backing=str(lun.part))
-            self.run.qemu(argv, progress=True)
+            write(pool.spec(lun))
             os.replace(lun.part, lun.file)
             pool.targets.refresh(lun, made)
 
-    def _copied(self, cmd: CopyCommand, lun: Lun, dest: VolumeObjectTO) -> Answer:
+    def replace(self, pool: Pool, lun: Lun, size: int, write: Write) -> None:
+        """The LUN's content replaced whole (a revert): `write` fills a new sparse
+        file through the volume's target, which becomes the LUN file once flushed.
+        A failure removes the new file and puts the target back on the old one,
+        untouched."""
+        try:
+            _sparse(lun.part, _blocks(size))
+            made = pool.targets.ensure(lun, backing=str(lun.part))
+            write(pool.spec(lun))
+            os.replace(lun.part, lun.file)
+            pool.targets.refresh(lun, made)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                lun.part.unlink()
+            with contextlib.suppress(Exception):
+                pool.targets.ensure(lun)
+            raise
+
+    def copied(self, cmd: CopyCommand, lun: Lun, dest: VolumeObjectTO) -> Answer:
         size = lun.file.stat().st_size
         new = dest.replace(path=lun.iqn, size=size, format="RAW")
         return CopyCmdAnswer(commandId=cmd.commandId, result=True, newData=new)
@@ -214,7 +220,7 @@ class Volumes:
         """The LUN file grown (sparse), LUN 1 re-added so tgtd reads the new size;
         a failure puts the old size back."""
         pool = self.pool(cmd.volume.dataStore)
-        lun = self._existing(pool, cmd.volume)
+        lun = self.existing(pool, cmd.volume)
         have = lun.file.stat().st_size
         size = _blocks(cmd.newSize)
         if size < have and not cmd.shrinkOk:
@@ -235,12 +241,12 @@ class Volumes:
         """Attach/detach without libvirt: the target made whole and logged in to
         with the volume's CHAP secret (`qemu-img info` over iSCSI)."""
         pool = self.pool(cmd.disk.data.dataStore)
-        lun = self._existing(pool, cmd.disk.data)
+        lun = self.existing(pool, cmd.disk.data)
         self.run.qemu(images.info_argv(pool.spec(lun)))
         answer = AttachAnswer if isinstance(cmd, AttachCommand) else DettachAnswer
         return answer(commandId=cmd.commandId, result=True, disk=cmd.disk)
 
-    def _existing(self, pool: Pool, volume: VolumeObjectTO) -> Lun:
+    def existing(self, pool: Pool, volume: VolumeObjectTO) -> Lun:
         """The volume's LUN, its file there and its target whole (made again if
         tgtd lost it)."""
         lun = pool.lun(volume.uuid)

@@ -17,9 +17,11 @@ import contextlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from executors.providers import block_copies
 from executors.providers.command_run import CommandRun
 from executors.providers.directory.driver import DRIVER as DIRECTORY
 from executors.providers.driver import Handler, Operation, TableDriver
+from executors.providers.iscsi.volumes import is_iscsi
 from executors.providers.rbd import copies, snapshots, volumes
 from executors.providers.rbd.pools import Pools, is_rbd
 from ledger.commands import (
@@ -35,6 +37,7 @@ from ledger.commands import (
     ResizeVolumeCommand,
     RevertSnapshotCommand,
     SnapshotObjectTO,
+    VolumeObjectTO,
 )
 
 
@@ -76,11 +79,21 @@ def _on(operation: Operation, function: Callable[..., Answer]) -> Handler:
     return handle
 
 
+def _copy_volume(
+    pools: Pools, cmd: CopyCommand, src: VolumeObjectTO, dest: VolumeObjectTO
+) -> Answer:
+    """A migration onto the pool from an iSCSI pool is one convert between the
+    backends (`block_copies`); from a directory or RBD, `volumes`."""
+    if is_iscsi(src.dataStore):
+        return block_copies.iscsi_to_rbd(pools, cmd, src, dest)
+    return volumes.copy_volume_to_primary(pools, cmd, src, dest)
+
+
 #: What each operation runs on an RBD pool (the modules say how).
 FUNCTIONS: dict[Operation, Callable[..., Answer]] = {
     Operation.COPY_TEMPLATE_TO_PRIMARY: copies.copy_template_to_primary,
     Operation.CLONE_VOLUME_FROM_BASE_TEMPLATE: volumes.clone_from_base_template,
-    Operation.COPY_VOLUME_PRIMARY_TO_PRIMARY: volumes.copy_volume_to_primary,
+    Operation.COPY_VOLUME_PRIMARY_TO_PRIMARY: _copy_volume,
     Operation.CREATE_VOLUME: volumes.create_volume,
     Operation.DELETE: volumes.delete,
     Operation.ATTACH: volumes.check_disk,
