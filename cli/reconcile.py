@@ -24,6 +24,10 @@ from executors.reconcile import COLUMNS, Claim, compare
 from ledger.errors import InvalidInput, OperationFailed
 from ledger.fsm import VOLUME
 
+#: CloudStack's state of an object with nothing on the backend and no copy under
+#: way (never made, or its copy failed: `OperationFailed` leads back to it), so
+#: it claims nothing and what a failed copy left (a `.part`) is a leftover
+IDLE = "Allocated"
 #: volume states whose file must be on the pool (and is checked)
 SETTLED = frozenset({"Ready", "Destroy"})
 #: snapshot states in which a snapshot kept on primary must be there
@@ -40,6 +44,8 @@ def claims_of(r: Any, pool_id: str) -> tuple[list[Claim], list[str]]:
         " WHERE s.pool_id = ? AND s.state <> 'Destroyed'",
         [pool_id],
     ):
+        if row["state"] == IDLE:
+            continue  # nothing written, nothing being written: a `.part` is left over
         path = row["install_path"] or row["template_id"]
         if row["state"] == "Ready" and row["install_path"]:
             bases[row["template_id"]] = row["install_path"]
@@ -58,6 +64,8 @@ def claims_of(r: Any, pool_id: str) -> tuple[list[Claim], list[str]]:
         " WHERE pool_id = ? AND state <> 'Expunged'",
         [pool_id],
     ):
+        if row["state"] == IDLE:
+            continue
         settled = row["state"] in SETTLED and bool(row["path"])
         claims.append(
             Claim(

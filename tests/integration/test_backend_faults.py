@@ -25,17 +25,18 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import LAB_SCRIPT, Lab
-from tests.integration.conftest import Storctl, finish, ledger_events, wait_for
-from tests.integration.test_rbd import URL as RBD_URL
-from tests.integration.test_rbd import Ceph, qemu_io
+from tests.conftest import LAB_SCRIPT
+from tests.integration import test_rbd
+from tests.integration.conftest import Storctl, finish, wait_for
+from tests.integration.test_rbd import MON, Ceph, qemu_io
 
+#: the fixtures of the RBD tests: the lab's cluster, a Ceph pool of the test's own
+ceph, own_pool = test_rbd.ceph, test_rbd.own_pool
 MiB = 1 << 20
 #: seconds a Ceph client waits for an OSD before its write fails (ETIMEDOUT):
 #: short, so a stopped OSD is an answer within the test, not a wait of minutes
@@ -88,9 +89,9 @@ def writers(marker: str) -> list[int]:
             argv = (proc / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if argv and argv[0].endswith(b"qemu-img") and b"convert" in argv:
-            if any(marker.encode() in a for a in argv):
-                found.append(int(proc.name))
+        writing = argv and argv[0].endswith(b"qemu-img") and b"convert" in argv
+        if writing and any(marker.encode() in a for a in argv):
+            found.append(int(proc.name))
     return found
 
 
@@ -115,10 +116,10 @@ def answers_saying(cli: Storctl, words: str) -> list[dict[str, Any]]:
 
 
 @pytest.fixture
-def ceph_zone(lab_backends: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("STORCTL_CREDENTIALS", str(lab_backends.credentials))
-    c = lab_backends["lab-ceph"]
-    ceph = Ceph(c["conf"], c["keyring"], c["pool"])
+def ceph_zone(own_pool: Ceph, tmp_path: Path):
+    """A zone whose RBD pool is a Ceph pool of the test's own (reconcile sees
+    only what this test made) and a 1 GiB template with 256 MiB of data."""
+    ceph = own_pool
     (tmp_path / "sec").mkdir()
     cli = Storctl(
         str(tmp_path / "ledger.db"),
@@ -127,19 +128,17 @@ def ceph_zone(lab_backends: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     )
     cli.ok("host", "add", "kvm1", "--zone", "z1", "--cluster", "c1")
     cli.ok("pool", "add", "ceph", "--zone", "z1", "--scope", "zone", "--provider",
-           "rbd", "--url", RBD_URL, "--credentials", "lab-ceph", "--capacity",
-           "20G")  # fmt: skip
+           "rbd", "--url", f"rbd://admin@{MON}/{ceph.pool}", "--credentials",
+           "lab-ceph", "--capacity", "20G")  # fmt: skip
     cli.ok("store", "add", "sec", "--zone", "z1", "--path", str(tmp_path / "sec"))
     cli.ok("config", "set", "template.url.allowed.roots", str(tmp_path))
-    image = template_file(tmp_path / "big.qcow2", 1024 * MiB, 512 * MiB)
+    image = template_file(tmp_path / "big.qcow2", 1024 * MiB, 256 * MiB)
     cli.ok("template", "register", "big", "--zone", "z1", "--url", image.as_uri(),
            "--format", "qcow2")  # fmt: skip
     try:
         yield cli, ceph
     finally:
-        lab_up("ceph")
-        ours = {e.originator_id for e in ledger_events(cli.db)}
-        ceph.remove({n for n in ceph.images() if n.removesuffix(".part") in ours})
+        lab_up("ceph")  # own_pool removes the pool, with what is in it
 
 
 def test_the_osd_stopped_mid_copy_is_a_recorded_answer_and_leaves_nothing(
@@ -173,11 +172,18 @@ def test_the_osd_stopped_mid_copy_is_a_recorded_answer_and_leaves_nothing(
     wait_for(lambda: ceph.rbd("ls", ceph.pool, check=False).returncode == 0, 120,
              "the pool to answer again")  # fmt: skip
     # the OSD was gone when the agent tried to remove its half-made image: the
-    # `.part` is all that is left, and the next copy replaces it
-    assert ceph.images() - before <= {f"{template['id']}.part"}
+    # `.part` is all that is left, reconcile names it, and the next copy replaces it
+    part = f"{template['id']}.part"
+    assert ceph.images() - before <= {part}
+    if ceph.images() - before:
+        found = cli.run("reconcile", "ceph")
+        assert found.code == 3, found
+        assert [(f["problem"], f["path"]) for f in found.json] == [("leftover", part)]
 
     again = cli.run("vm", "deploy", "web2", "--template", "big", "--zone", "z1")
     assert again.code == 0, again
     root = cli.volume("ROOT-web2")
     assert root["state"] == "Ready"
     assert ceph.images() - before == {template["id"], root["path"]}
+    clean = cli.run("reconcile", "ceph")
+    assert (clean.code, clean.json) == (0, []), clean

@@ -28,6 +28,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Lab
+from tests.integration.test_rbd import MON
 
 from .conftest import Storctl, ledger_events
 
@@ -140,7 +141,7 @@ class Zone:
             return self.cli.ok("pool", "add", name, *where, "--path",
                                str(self.root / name))  # fmt: skip
         if name.startswith("rbd"):
-            url = f"rbd://admin@127.0.0.1:3300/{self.backends.pools[name]}"
+            url = f"rbd://admin@{MON}/{self.backends.pools[name]}"
             return self.cli.ok("pool", "add", name, *where, "--provider", "rbd",
                                "--url", url, "--credentials", "lab-ceph")  # fmt: skip
         return self.cli.ok("pool", "add", name, *where, "--provider", "iscsi",

@@ -496,7 +496,7 @@ def test_reconcile_names_an_extra_image_and_a_removed_one(
     cli = Recording(str(tmp_path / "ledger.db"))
     cli.ok("host", "add", "kvm1", "--zone", "z1", "--cluster", "c1")
     cli.ok("pool", "add", "mine", "--zone", "z1", "--scope", "zone",
-           "--provider", "rbd", "--url", f"rbd://admin@127.0.0.1:3300/{ceph.pool}",
+           "--provider", "rbd", "--url", f"rbd://admin@{MON}/{ceph.pool}",
            "--credentials", "lab-ceph", "--capacity", "20G")  # fmt: skip
     cli.ok("store", "add", "sec", "--zone", "z1", "--path", str(tmp_path / "sec"))
     image = tmp_path / "tiny.qcow2"
