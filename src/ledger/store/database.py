@@ -56,6 +56,7 @@ def parse_db(url: str | None) -> Database:
         "PERSISTENCE_MODULE": "eventsourcing.sqlite",
         "SQLITE_DBNAME": str(path),
         "SQLITE_LOCK_TIMEOUT": "30",
+        "PROCESS_RECORDER_TOPIC": "ledger.store.sealing:SealingSQLiteRecorder",
     }
     return Database(url=url, kind="sqlite", env=env, path=path)
 
@@ -75,6 +76,7 @@ def _postgres(url: str) -> Database:
         "POSTGRES_LOCK_TIMEOUT": "10",
         "POSTGRES_POOL_SIZE": "4",
         "POSTGRES_MAX_OVERFLOW": "4",
+        "PROCESS_RECORDER_TOPIC": "ledger.store.sealing:SealingPostgresRecorder",
     }
     if schema:
         if not schema.replace("_", "").isalnum():
