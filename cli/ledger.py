@@ -18,7 +18,12 @@ from ledger.errors import InvalidInput, Tampered
 
 @click.group("ledger")
 def cli() -> None:
-    """The event log itself: its hash chain."""
+    """The event log itself: its hash chain.
+
+    \b
+    Example:
+      storctl ledger verify
+    """
 
 
 @cli.command("verify")
@@ -38,7 +43,7 @@ def verify(head: str | None) -> None:
       storctl ledger verify --head 3f9a...e1
     """
     from ledger.hashchain import Break
-    from ledger.store.sealing import holds_head, walk
+    from ledger.store.chain_reads import holds_head, walk
 
     anchor = None
     if head is not None:

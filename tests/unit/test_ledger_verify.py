@@ -12,8 +12,8 @@ from click.testing import CliRunner
 from cli.main import cli
 from ledger.aggregate import Ctx
 from ledger.hashchain import Break, Walked
+from ledger.store.chain_reads import walk
 from ledger.store.database import parse_db, pg_connect_args
-from ledger.store.sealing import walk
 from ledger.usecases import infrastructure
 from ledger.values import Hypervisor
 from tests.conftest import open_ledger
@@ -68,17 +68,19 @@ def test_an_untouched_ledger_verifies_with_its_count_and_head(db_url):
     history_more.close()
     assert verify(db_url, "--head", shown["head"])[0] == 0
     code, _, err = verify(db_url, "--head", "00" * 32)
-    assert code == 3 and "is not in the chain" in err
+    assert code == 3
+    assert "is not in the chain" in err
 
 
 def test_a_bad_head_is_refused_with_exit_2(db_url):
     history(db_url)
     code, _, err = verify(db_url, "--head", "xyz")
-    assert code == 2 and "64 hex digits" in err
+    assert code == 2
+    assert "64 hex digits" in err
 
 
 @pytest.mark.parametrize(
-    "tamper, named, words",
+    ("tamper", "named", "words"),
     [
         (lambda f, ps: f.edit(ps[3]), 3, "edited"),
         (lambda f, ps: f.delete(ps[2]), 2, "deleted"),
@@ -102,7 +104,8 @@ def test_each_hand_edit_is_named_at_its_first_event(db_url, tamper, named, words
     assert lines[0].startswith(f"storctl: ledger tampered: notification {expected} ")
     assert words in lines[0]
     result = walked(db_url)
-    assert isinstance(result, Break) and result.notification_id == expected
+    assert isinstance(result, Break)
+    assert result.notification_id == expected
 
 
 def test_an_edit_names_the_object_and_version(db_url):
@@ -129,7 +132,8 @@ def test_a_ledger_from_before_the_chain_is_sealed_on_first_open(db_url):
         with sqlite3.connect(db.path) as conn:
             conn.execute("DROP TABLE stored_events_hashes")
     result = walked(db_url)
-    assert isinstance(result, Walked) and result.count == count
+    assert isinstance(result, Walked)
+    assert result.count == count
 
 
 @pytest.mark.postgres

@@ -95,7 +95,13 @@ def prepare(db: Database) -> None:
         import psycopg
 
         with psycopg.connect(**pg_connect_args(db), autocommit=True) as conn:
-            conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{db.schema}"')
+            # Looked up first: CREATE SCHEMA IF NOT EXISTS asks for the right to
+            # create before it looks, which `admin roles`' roles do not have.
+            found = conn.execute(
+                "SELECT 1 FROM pg_namespace WHERE nspname = %s", (db.schema,)
+            ).fetchone()
+            if found is None:
+                conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{db.schema}"')
 
 
 @contextmanager
