@@ -69,7 +69,8 @@ def test_the_auditor_reads_and_every_write_is_refused_by_the_server(roles):
     db = parse_db(auditor)
     for sql in (
         f'INSERT INTO "{s}".storctl_events'
-        " (originator_id, originator_version, topic, state) VALUES (gen_random_uuid(), 1, 't', 'x')",
+        " (originator_id, originator_version, topic, state)"
+        " VALUES (gen_random_uuid(), 1, 't', 'x')",
         f"INSERT INTO \"{s}\".storctl_events_hashes VALUES (999, 'x', 1, '', '', '')",
         f"UPDATE \"{s}\".storctl_events SET topic = 'x'",
         f'DELETE FROM "{s}".storctl_events',
