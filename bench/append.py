@@ -81,9 +81,8 @@ def lifecycles(
     from cli.bootstrap import engine as build_engine
     from ledger.aggregate import Ctx
     from ledger.job import Job
-    from ledger.values import GiB, Hypervisor, ImageFormat, JobStatus, PoolType, Scope
-
     from ledger.store.database import parse_db
+    from ledger.values import GiB, Hypervisor, ImageFormat, JobStatus, PoolType, Scope
 
     env = {}
     if unsealed:
