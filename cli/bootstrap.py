@@ -50,7 +50,9 @@ def open_ledger(
     prepare(db)
     # eventsourcing names PostgreSQL tables after the application
     name = cls.name.lower()
-    ledger_tables = [f"{name}_{t}" for t in ("events", "snapshots", "tracking")]
+    ledger_tables = [
+        f"{name}_{t}" for t in ("events", "snapshots", "tracking", "events_hashes")
+    ]
     if tables_exist(db, *ledger_tables, "event_journal"):
         ledger = cls(
             env={**db.env, "CREATE_TABLE": "n", **env}, candidates=TableCandidates

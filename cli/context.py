@@ -38,7 +38,10 @@ class AppContext:
         return self._ledger
 
     def ctx(self) -> Ctx:
-        return Ctx.new(self.actor)
+        """The request context: the actor is who the store says appends (see
+        `Ledger._stamp`); `--actor` only adds the name it is done on behalf of."""
+        principal = getattr(self.ledger.recorder, "principal", None)
+        return Ctx.new(self.actor or principal)
 
     def catch_up(self) -> None:
         """Bring the projected tables up to the head before reading them."""

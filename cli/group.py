@@ -94,6 +94,26 @@ class StorctlGroup(click.Group):
             return super().invoke(ctx)
         except StorctlError as exc:
             raise ExitError(str(exc), exc.exit_code) from exc
+        except Exception as exc:
+            refused = _refused_by_server(exc)
+            if refused is None:
+                raise
+            raise ExitError(refused, 2) from exc
+
+
+def _refused_by_server(exc: BaseException) -> str | None:
+    """PostgreSQL's refusal of a write the role may not make (`admin roles`'
+    auditor appending, anyone updating a stored event): one line, exit 2; the
+    transaction rolled back, so nothing was written."""
+    import psycopg
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, psycopg.errors.InsufficientPrivilege):
+            first = str(seen).splitlines()[0] if str(seen) else "permission denied"
+            return f"the database refused: {first}"
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 @click.group(cls=StorctlGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -44,6 +44,8 @@ NOUNS: dict[str, tuple[str, str]] = {
     "why": ("cli.why", "Why a volume's pool was chosen, or why none was."),
     "doctor": ("cli.doctor", "Objects stuck in a transitional state, and the fix."),
     "reconcile": ("cli.reconcile", "Files on a pool against the ledger."),
+    "ledger": ("cli.ledger", "The event log itself: verify its hash chain."),
+    "admin": ("cli.admin", "PostgreSQL roles for operators and auditors."),
 }
 
 # What click renders above the command list at its usual width (78 columns: any

@@ -80,7 +80,7 @@ class Dispatcher:
         if self.hosts is None and mine in self.others:
             return None
         ctx = Ctx(
-            actor=event.actor,
+            actor=getattr(event, "onbehalfof", None) or event.actor,
             job_id=event.job_id,
             causation_id=f"{event.originator_id}/{event.originator_version}",
         )

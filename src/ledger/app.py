@@ -74,6 +74,22 @@ def _collected(objs: Iterable[Any], tracking: Tracking | None) -> ProcessingEven
     return processing
 
 
+def _stamp(events: Iterable[Any], principal: str | None) -> None:
+    """Who did it is not a claim: each event's `actor` becomes who the store
+    says appends it (the recorder's `principal`: PostgreSQL's `session_user`,
+    the OS user on SQLite), and a different name the caller gave (`--actor`, or
+    the actor a follow-up inherits) is kept beside it as `onbehalfof`. Stamped
+    here, the one door every save goes through, just before encoding."""
+    if principal is None:
+        return
+    for event in events:
+        claimed = getattr(event, "actor", None)
+        if claimed is None or claimed == principal:
+            continue
+        object.__setattr__(event, "actor", principal)
+        object.__setattr__(event, "onbehalfof", claimed)
+
+
 KIND_NAMES: dict[type[Aggregate], str] = {
     Host: "host",
     StoragePool: "pool",
@@ -163,6 +179,7 @@ class Ledger(Application[UUID]):
         )
 
     def _record(self, processing_event: ProcessingEvent[UUID]) -> Any:
+        _stamp(processing_event.events, getattr(self.recorder, "principal", None))
         recordings = super()._record(processing_event)
         self._cache_repository().saved(processing_event.aggregates.values())
         return recordings

@@ -7,8 +7,9 @@ StorctlError
 │   ├── IllegalTransition(kind, id, state, trigger)
 │   ├── CapacityExceeded(pool, reason)
 │   └── Conflict                  version clash after retries
-└── OperationFailed               exit 3: the job settled as failed (answer recorded)
-    └── NoSuitablePool(volume_id)     the allocator's why is in the ledger
+├── OperationFailed               exit 3: the job settled as failed (answer recorded)
+│   └── NoSuitablePool(volume_id)     the allocator's why is in the ledger
+└── Tampered                      exit 3: the stored history breaks its hash chain
 ```
 
 Each exception keeps its facts as attributes and builds its one line from them, so a
@@ -125,3 +126,15 @@ class NoSuitablePool(OperationFailed):
 
     def __init__(self, job_id: str, volume_id: str, details: str) -> None:
         StorctlError.__init__(self, job_id=job_id, volume_id=volume_id, details=details)
+
+
+class Tampered(StorctlError):
+    """`ledger verify` found the first event that breaks the hash chain."""
+
+    exit_code = 3
+
+    def __init__(self, line: str) -> None:
+        super().__init__(line=line)
+
+    def message(self) -> str:
+        return f"ledger tampered: {self.facts['line']}"

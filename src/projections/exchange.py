@@ -3,7 +3,13 @@
 One line per stored event: `position`, `originator_id`, `originator_version`,
 `topic`, `timestamp`, and `state`, the event's stored JSON (the library's
 transcoding, with its `{"_type_": ..., "_data_": ...}` markers, so the bytes come
-back identical). CloudStack has no twin; its nearest is a database dump.
+back identical), and the hashes recorded when it was appended (`content_hash`,
+`stream_hash`, `log_hash`, hex; `ledger.hashchain`). CloudStack has no twin; its
+nearest is a database dump.
+
+An import recomputes every hash: each line's content, each object's stream from
+its first version, and, for a whole log (its first line chained to the genesis),
+every log link; a file whose chain breaks is refused like any bad line.
 
 An import is all or nothing: every line is checked first (JSON, fields, a topic
 today's code knows, a state that decodes, positions increasing, each object's
@@ -15,7 +21,7 @@ command is sent again) and the projections are caught up.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -25,11 +31,23 @@ from eventsourcing.persistence import StoredEvent
 from eventsourcing.utils import resolve_topic
 
 from ledger.errors import InvalidInput, Refused
+from ledger.hashchain import GENESIS, Sealed, content_hash, link
+from ledger.store.chain_reads import sealed_rows
 from projections.db import iso
 from projections.projector import catch_up, decoder
 from projections.replay import copy_events, notifications
 
-FIELDS = ("position", "originator_id", "originator_version", "topic", "state")
+FIELDS = (
+    "position",
+    "originator_id",
+    "originator_version",
+    "topic",
+    "state",
+    "content_hash",
+    "stream_hash",
+    "log_hash",
+)
+HASHES = ("content_hash", "stream_hash", "log_hash")
 
 
 class BadLine(Refused):
@@ -79,7 +97,9 @@ def export_lines(
             for note, event in everything
             if note.originator_version <= picked.get(str(note.originator_id), 0)
         ]
+    recorded = _recorded(ledger)
     for note, event in selected:
+        seal = recorded(note.id)
         yield json.dumps(
             {
                 "position": note.id,
@@ -88,10 +108,69 @@ def export_lines(
                 "topic": note.topic,
                 "timestamp": iso(event.timestamp),
                 "state": json.loads(note.state),
+                "content_hash": seal.content.hex() if seal else None,
+                "stream_hash": seal.stream.hex() if seal else None,
+                "log_hash": seal.log.hex() if seal else None,
             },
             ensure_ascii=False,
             separators=(",", ":"),
         )
+
+
+def _recorded(ledger: Application[Any]) -> Callable[[int], Sealed | None]:
+    """The recorded hashes by position, for positions asked in increasing order
+    (one pass over the hash table)."""
+    rows = (
+        sealed_rows(ledger.recorder)
+        if hasattr(ledger.recorder, "hashes_table_name")
+        else iter(())
+    )
+    current: list[Sealed | None] = [next(rows, None)]
+
+    def at(position: int) -> Sealed | None:
+        while current[0] is not None and current[0].notification_id < position:
+            current[0] = next(rows, None)
+        seal = current[0]
+        return seal if seal is not None and seal.notification_id == position else None
+
+    return at
+
+
+class _ChainCheck:
+    """The file's hashes recomputed line by line (see the module's docstring)."""
+
+    def __init__(self) -> None:
+        self.streams: dict[str, bytes] = {}
+        self.log: bytes | None = None
+        self.whole: bool | None = None
+
+    def why_not(
+        self, oid: UUID, version: int, topic: str, state: bytes, record: dict[str, Any]
+    ) -> str | None:
+        try:
+            given = {k: bytes.fromhex(str(record[k])) for k in HASHES}
+        except ValueError:
+            return "a hash is not hex"
+        content = content_hash(oid, version, topic, state)
+        if content != given["content_hash"]:
+            return "hash chain breaks: content_hash does not match the event"
+        key = oid.hex
+        if link(self.streams.get(key, GENESIS), content) != given["stream_hash"]:
+            return (
+                "hash chain breaks: stream_hash does not follow the object's"
+                " previous event"
+            )
+        self.streams[key] = given["stream_hash"]
+        if self.whole is None:
+            self.whole = link(GENESIS, content) == given["log_hash"]
+        elif (
+            self.whole
+            and self.log is not None
+            and link(self.log, content) != given["log_hash"]
+        ):
+            return "hash chain breaks: log_hash does not follow the previous line"
+        self.log = given["log_hash"]
+        return None
 
 
 def parse_lines(
@@ -101,6 +180,7 @@ def parse_lines(
     events: list[StoredEvent] = []
     last_position = 0
     versions: dict[UUID, int] = {}
+    chain = _ChainCheck()
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
@@ -141,6 +221,9 @@ def parse_lines(
         if version != expected:
             raise bad(f"object {oid} version {version}, expected {expected}")
         event = StoredEvent(oid, version, topic, _encode_state(record["state"]))
+        broken = chain.why_not(oid, version, topic, event.state, record)
+        if broken is not None:
+            raise bad(broken)
         try:
             decoded: Any = ledger.mapper.to_domain_event(event)
             iso(decoded.timestamp)

@@ -325,12 +325,15 @@ def list_events(
         ("object_id = ?", object_id),
         ("job_id = ?", job),
         ("event = ?", event),
-        ("actor = ?", actor),
         ("timestamp >= ?", since),
         ("timestamp <= ?", until),
     )
     where = [clause for clause, value in filters if value is not None]
-    params = [value for _, value in filters if value is not None]
+    params: list[Any] = [value for _, value in filters if value is not None]
+    if actor is not None:
+        # who appended, or the name it was appended on behalf of (`--actor`)
+        where.append("(actor = ? OR details LIKE ?)")
+        params += [actor, f'%"onbehalfof":{json.dumps(actor)}%']
     sql = "SELECT * FROM event_journal"
     if where:
         sql += " WHERE " + " AND ".join(where)

@@ -25,6 +25,7 @@ from eventsourcing.postgres import PostgresApplicationRecorder
 
 from ledger.errors import InvalidInput
 from ledger.store.reader import Note, selector
+from ledger.store.sealing import CopySealer
 from projections import log_copy
 from projections.db import Db
 from projections.projector import Progress, decoder, fraction_of
@@ -116,8 +117,10 @@ def copy_events(
     with _copy_transaction(view, recorder, source, alone) as (db, insert, finish):
         view.drop_indexes(db)  # built once at the end, as a rebuild does
         head = 0
+        seal = CopySealer(recorder)
         while chunk := list(islice(events, CHUNK)):
             positions = insert(chunk)
+            seal(db.cursor, positions, chunk)
             apply_items(db, zip(positions, map(decode, chunk), strict=True))
             head = positions[-1]
         finish()

@@ -110,12 +110,15 @@ def rows(
         ("object_id = ?", object_id),
         ("job_id = ?", job),
         ("LOWER(event) = LOWER(?)", event),
-        ("actor = ?", actor),
         ("timestamp >= ?", time_bound(since, "--since")),
         ("timestamp <= ?", time_bound(until, "--until")),
     ]
     where = [clause for clause, value in filters if value is not None]
     params = [value for _, value in filters if value is not None]
+    if actor is not None:
+        # who appended, or the name it was appended on behalf of (`--actor`)
+        where.append("(actor = ? OR details LIKE ?)")
+        params += [actor, f'%"onbehalfof":{json.dumps(actor)}%']
     if jobs is not None:
         if not jobs:
             return []

@@ -127,11 +127,24 @@ class TestExportImport:
             "topic",
             "timestamp",
             "state",
+            "content_hash",
+            "stream_hash",
+            "log_hash",
         }
         source = tmp_path / "incident.jsonl"
         source.write_text(exported)
         target = str(tmp_path / "copy.db")
         assert run(target, "import", str(source))["events"] == len(lines)
+        assert run(target, "ledger", "verify")["events"] == len(lines)
+        # a file whose chain breaks is refused, nothing written
+        forged = [json.loads(line) for line in lines]
+        forged[3]["state"]["actor"] = "mallory"
+        bad = tmp_path / "forged.jsonl"
+        bad.write_text("\n".join(json.dumps(r) for r in forged))
+        other = str(tmp_path / "other.db")
+        refused = run(other, "import", str(bad), code=2)
+        assert "line 4: hash chain breaks: content_hash" in refused.stderr
+        assert not Path(other).exists() or run(other, "ledger", "verify")["events"] == 0
         live = [
             (v["id"], v["name"], v["state"]) for v in run(session, "volume", "list")
         ]

@@ -56,6 +56,7 @@ def parse_db(url: str | None) -> Database:
         "PERSISTENCE_MODULE": "eventsourcing.sqlite",
         "SQLITE_DBNAME": str(path),
         "SQLITE_LOCK_TIMEOUT": "30",
+        "PROCESS_RECORDER_TOPIC": "ledger.store.sealing:SealingSQLiteRecorder",
     }
     return Database(url=url, kind="sqlite", env=env, path=path)
 
@@ -75,6 +76,7 @@ def _postgres(url: str) -> Database:
         "POSTGRES_LOCK_TIMEOUT": "10",
         "POSTGRES_POOL_SIZE": "4",
         "POSTGRES_MAX_OVERFLOW": "4",
+        "PROCESS_RECORDER_TOPIC": "ledger.store.sealing:SealingPostgresRecorder",
     }
     if schema:
         if not schema.replace("_", "").isalnum():
@@ -93,7 +95,13 @@ def prepare(db: Database) -> None:
         import psycopg
 
         with psycopg.connect(**pg_connect_args(db), autocommit=True) as conn:
-            conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{db.schema}"')
+            # Looked up first: CREATE SCHEMA IF NOT EXISTS asks for the right to
+            # create before it looks, which `admin roles`' roles do not have.
+            found = conn.execute(
+                "SELECT 1 FROM pg_namespace WHERE nspname = %s", (db.schema,)
+            ).fetchone()
+            if found is None:
+                conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{db.schema}"')
 
 
 @contextmanager

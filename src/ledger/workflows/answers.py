@@ -17,9 +17,10 @@ Decided = list[Aggregate | None]
 
 
 def context_of(event: Any) -> Ctx:
-    """The follow-up keeps the actor and job, and names the event that caused it."""
+    """The follow-up keeps the actor (the name it was appended on behalf of, if
+    any) and job, and names the event that caused it."""
     return Ctx(
-        actor=event.actor,
+        actor=getattr(event, "onbehalfof", None) or event.actor,
         job_id=event.job_id,
         causation_id=f"{event.originator_id}/{event.originator_version}",
     )

@@ -1,0 +1,334 @@
+"""The hash chain where the events are stored: recorders that seal every append.
+
+The library's process recorders, with one more step inside their insert
+transaction: the hashes of the new events (`ledger.hashchain`) go into a side table,
+`<events table>_hashes`, keyed by position. The chain head is read after the events
+are inserted, in the same transaction, so it is serialized by the lock the insert
+already holds: SQLite's write lock, PostgreSQL's `LOCK TABLE ... IN EXCLUSIVE MODE`
+that the library takes for its positions. A side table rather than columns: the
+library's own statements (`INSERT ... VALUES (?,?,?,?)`, `SELECT *`) stay untouched.
+
+Who appended: on SQLite the OS user, written by the recorder; on PostgreSQL the
+column defaults to `session_user`, which the roles of `admin roles` cannot set
+(column privileges), and a trigger refuses UPDATE, DELETE and TRUNCATE of the events
+and their hashes to everyone (only the tables' owner can disable it).
+
+Migration: a ledger written before the chain gets its hashes on the first open by
+this code, when the hash table is created empty: every event already stored is
+sealed then, in position order, in one transaction. A hash table that exists is
+never filled in again, so a hash removed later stays missing (`ledger verify`
+reports it).
+"""
+
+from __future__ import annotations
+
+import getpass
+from collections.abc import Sequence
+from typing import Any
+
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.postgres import PostgresProcessRecorder
+from eventsourcing.sqlite import SQLiteCursor, SQLiteProcessRecorder
+from psycopg.sql import SQL, Composed, Identifier
+
+from ledger.hashchain import (
+    GENESIS,
+    Chainer,
+    Sealed,
+    object_key,
+)
+
+#: rows read per query when walking or sealing a whole log
+PAGE = 5000
+
+
+def os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry in some containers
+        return "unknown"
+
+
+def _continued(events: Sequence[StoredEvent]) -> dict[str, int]:
+    """object -> the version before its first event here (for those not new)."""
+    first: dict[str, int] = {}
+    for e in events:
+        key = object_key(e.originator_id)
+        if key not in first:
+            first[key] = e.originator_version
+    return {k: v - 1 for k, v in first.items() if v > 1}
+
+
+def _seal_all(
+    chainer: Chainer, ids: Sequence[int], events: Sequence[StoredEvent]
+) -> list[Sealed]:
+    return [
+        chainer.seal(n, e.originator_id, e.originator_version, e.topic, e.state)
+        for n, e in zip(ids, events, strict=True)
+    ]
+
+
+class SealingSQLiteRecorder(SQLiteProcessRecorder):
+    """SQLite's process recorder, sealing every append."""
+
+    def __init__(self, datastore: Any, *, events_table_name: str = "stored_events"):
+        self.hashes_table_name = f"{events_table_name}_hashes"
+        super().__init__(datastore, events_table_name=events_table_name)
+        h = self.hashes_table_name
+        self.insert_hashes_statement = (
+            f"INSERT INTO {h} (notification_id, originator_id, originator_version,"
+            " content, stream, log, db_user) VALUES (?,?,?,?,?,?,?)"
+        )
+        self.principal = os_user()
+
+    def construct_create_table_statements(self) -> list[str]:
+        return [
+            *super().construct_create_table_statements(),
+            f"CREATE TABLE IF NOT EXISTS {self.hashes_table_name} ("
+            "notification_id INTEGER PRIMARY KEY, originator_id TEXT NOT NULL, "
+            "originator_version INTEGER NOT NULL, content BLOB NOT NULL, "
+            "stream BLOB NOT NULL, log BLOB NOT NULL, db_user TEXT, "
+            "UNIQUE (originator_id, originator_version))",
+        ]
+
+    def create_table(self) -> None:
+        super().create_table()
+        with self.datastore.transaction(commit=True) as c:
+            c.execute(f"DELETE FROM {self.hashes_table_name} WHERE 0")  # write lock
+            c.execute(f"SELECT 1 FROM {self.hashes_table_name} LIMIT 1")
+            if c.fetchone() is None:
+                self._seal_existing(c)
+
+    def _seal_existing(self, c: SQLiteCursor) -> None:
+        chainer, after = Chainer(GENESIS, {}), 0
+        while True:
+            c.execute(
+                "SELECT rowid, originator_id, originator_version, topic, state"
+                f" FROM {self.events_table_name} WHERE rowid > ? ORDER BY rowid"
+                " LIMIT ?",
+                (after, PAGE),
+            )
+            rows = c.fetchall()
+            if not rows:
+                return
+            self._write(c, [chainer.seal(*tuple(r)) for r in rows])
+            after = rows[-1][0]
+
+    def _insert_events(
+        self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        ids = super()._insert_events(c, stored_events, **kwargs)
+        if not stored_events or ids is None:
+            return ids
+        h = self.hashes_table_name
+        c.execute(f"SELECT log FROM {h} ORDER BY notification_id DESC LIMIT 1")
+        row = c.fetchone()
+        heads: dict[str, bytes] = {}
+        for key, version in _continued(stored_events).items():
+            c.execute(
+                f"SELECT stream FROM {h}"
+                " WHERE originator_id = ? AND originator_version = ?",
+                (key, version),
+            )
+            found = c.fetchone()
+            if found is not None:
+                heads[key] = found[0]
+        chainer = Chainer(row[0] if row else GENESIS, heads)
+        self._write(c, _seal_all(chainer, ids, stored_events))
+        return ids
+
+    def _write(self, c: SQLiteCursor, sealed: Sequence[Sealed]) -> None:
+        c.executemany(
+            self.insert_hashes_statement,
+            [
+                (
+                    s.notification_id,
+                    s.originator_id,
+                    s.originator_version,
+                    s.content,
+                    s.stream,
+                    s.log,
+                    self.principal,
+                )
+                for s in sealed
+            ],
+        )
+
+
+def _guard_function(schema: str) -> Composed:
+    return SQL(
+        "CREATE OR REPLACE FUNCTION {0}.storctl_history_is_append_only()"
+        " RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+        " RAISE EXCEPTION 'stored history is append-only: % on % refused',"
+        " TG_OP, TG_TABLE_NAME USING ERRCODE = 'insufficient_privilege';"
+        " END $$"
+    ).format(Identifier(schema))
+
+
+def _guard_triggers(schema: str, table: str) -> list[Composed]:
+    target = SQL("{0}.{1}").format(Identifier(schema), Identifier(table))
+    function = SQL("{0}.storctl_history_is_append_only()").format(Identifier(schema))
+    return [
+        SQL(
+            "CREATE OR REPLACE TRIGGER storctl_append_only BEFORE UPDATE OR DELETE"
+            " ON {0} FOR EACH ROW EXECUTE FUNCTION {1}"
+        ).format(target, function),
+        SQL(
+            "CREATE OR REPLACE TRIGGER storctl_no_truncate BEFORE TRUNCATE"
+            " ON {0} FOR EACH STATEMENT EXECUTE FUNCTION {1}"
+        ).format(target, function),
+    ]
+
+
+class SealingPostgresRecorder(PostgresProcessRecorder):
+    """PostgreSQL's process recorder, sealing every append under the table lock
+    the library takes for positions."""
+
+    def __init__(self, datastore: Any, **kwargs: Any) -> None:
+        super().__init__(datastore, **kwargs)
+        self.hashes_table_name = f"{self.events_table_name}_hashes"
+        schema = Identifier(self.datastore.schema)
+        h = SQL("{0}.{1}").format(schema, Identifier(self.hashes_table_name))
+        self.hashes_table = h
+        self.sql_create_statements.append(
+            SQL(
+                "CREATE TABLE IF NOT EXISTS {0} (notification_id bigint PRIMARY KEY,"
+                " originator_id text NOT NULL, originator_version bigint NOT NULL,"
+                " content bytea NOT NULL, stream bytea NOT NULL, log bytea NOT NULL,"
+                " db_user text NOT NULL DEFAULT session_user,"
+                " UNIQUE (originator_id, originator_version))"
+            ).format(h)
+        )
+        self.sql_create_statements.append(_guard_function(self.datastore.schema))
+        for table in (self.events_table_name, self.hashes_table_name):
+            self.sql_create_statements.extend(
+                _guard_triggers(self.datastore.schema, table)
+            )
+        self.heads_statement = SQL(
+            "(SELECT NULL::text AS originator_id, log AS hash FROM {0}"
+            " ORDER BY notification_id DESC LIMIT 1) UNION ALL"
+            " SELECT originator_id, stream FROM {0}"
+            " WHERE (originator_id, originator_version) IN"
+            " (SELECT * FROM unnest(%s::text[], %s::bigint[]))"
+        ).format(h)
+        self.insert_hashes_statement = SQL(
+            "INSERT INTO {0} (notification_id, originator_id, originator_version,"
+            " content, stream, log) VALUES (%s, %s, %s, %s, %s, %s)"
+        ).format(h)
+        self._principal: str | None = None
+
+    @property
+    def principal(self) -> str:
+        """The role the server sees this recorder's sessions as."""
+        if self._principal is None:
+            with self.datastore.get_connection() as conn, conn.cursor() as curs:
+                curs.execute("SELECT session_user AS who")
+                row = curs.fetchone()
+                assert row is not None
+                self._principal = str(row["who"])
+        return self._principal
+
+    def create_table(self) -> None:
+        super().create_table()
+        with self.datastore.transaction(commit=True) as curs:
+            self._lock_table(curs)
+            curs.execute(
+                SQL("SELECT 1 AS one FROM {0} LIMIT 1").format(self.hashes_table)
+            )
+            if curs.fetchone() is None:
+                self._seal_existing(curs)
+
+    def _seal_existing(self, curs: Any) -> None:
+        table = SQL("{0}.{1}").format(
+            Identifier(self.datastore.schema), Identifier(self.events_table_name)
+        )
+        chainer, after = Chainer(GENESIS, {}), 0
+        while True:
+            curs.execute(
+                SQL(
+                    "SELECT notification_id, originator_id, originator_version,"
+                    " topic, state FROM {0} WHERE notification_id > %s"
+                    " ORDER BY notification_id LIMIT %s"
+                ).format(table),
+                (after, PAGE),
+            )
+            rows = curs.fetchall()
+            if not rows:
+                return
+            sealed = [
+                chainer.seal(
+                    r["notification_id"],
+                    r["originator_id"],
+                    r["originator_version"],
+                    r["topic"],
+                    r["state"],
+                )
+                for r in rows
+            ]
+            curs.executemany(self.insert_hashes_statement, [_row(s) for s in sealed])
+            after = rows[-1]["notification_id"]
+
+    def _fetch_ids_after_insert_events(
+        self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+        if not ids:
+            return ids
+        continued = _continued(stored_events)
+        curs.execute(
+            self.heads_statement,
+            (list(continued), list(continued.values())),
+            prepare=True,
+        )
+        log_head, heads = GENESIS, {}
+        for row in curs.fetchall():
+            if row["originator_id"] is None:
+                log_head = row["hash"]
+            else:
+                heads[row["originator_id"]] = row["hash"]
+        sealed = _seal_all(Chainer(log_head, heads), ids, stored_events)
+        curs.executemany(self.insert_hashes_statement, [_row(s) for s in sealed])
+        return ids
+
+
+def _row(s: Sealed) -> tuple[Any, ...]:
+    return (
+        s.notification_id,
+        s.originator_id,
+        s.originator_version,
+        s.content,
+        s.stream,
+        s.log,
+    )
+
+
+class CopySealer:
+    """Seals the events a copy writes straight into an empty ledger's table
+    (`replay`, `import`), chunk by chunk inside the copy's transaction, so the
+    copy holds the same chain as its source (positions are not hashed)."""
+
+    def __init__(self, recorder: Any) -> None:
+        self.recorder = recorder
+        self.chainer = Chainer(GENESIS, {})
+
+    def __call__(
+        self, cursor: Any, positions: Sequence[int], events: Sequence[Any]
+    ) -> None:
+        recorder = self.recorder
+        if not hasattr(recorder, "hashes_table_name"):
+            return  # the library's own recorder: nothing to seal
+        sealed = [
+            self.chainer.seal(
+                n, e.originator_id, e.originator_version, e.topic, e.state
+            )
+            for n, e in zip(positions, events, strict=True)
+        ]
+        if isinstance(recorder, SealingPostgresRecorder):
+            cursor.executemany(
+                recorder.insert_hashes_statement, [_row(s) for s in sealed]
+            )
+            return
+        cursor.executemany(
+            recorder.insert_hashes_statement,
+            [(*_row(s), recorder.principal) for s in sealed],
+        )
