@@ -69,7 +69,8 @@ class Report:
     seed: int = 0
     calls: dict[str, int] = field(default_factory=dict)  # "volume.create exit 0"
     jobs: dict[str, int] = field(default_factory=dict)  # by status
-    faults: dict[str, int] = field(default_factory=dict)  # by mode
+    faults: dict[str, int] = field(default_factory=dict)  # configured, by mode
+    faults_used: int = 0  # commands that met one (SimulatorPlan.FaultUsed)
     kills: int = 0
     worker_restarts: int = 0
     worker_exits: list[str] = field(default_factory=list)  # not killed by us
@@ -262,6 +263,8 @@ class Soak:
     log: Any = None  # a callable taking one line of progress, or None
     report: Report = field(default_factory=Report)
     calls: list[Call] = field(default_factory=list)
+    cli: Storctl = field(init=False)
+    began: float = field(init=False, default=0.0)
 
     def say(self, line: str) -> None:
         if self.log is not None:
@@ -276,11 +279,35 @@ class Soak:
         setup(cli, self.loops)
         self.say(f"setup done; soaking for {self.seconds:.0f} s")
         workers = [Worker(cli, name, extra) for name, extra in WORKERS]
+        try:
+            self.soak(cli, workers, rng)
+            cli.ok("--actor", "soak-end", "simulator", "clear")
+            settle_began = time.monotonic()
+            self.settle(cli, workers)
+        finally:  # whatever happened, stop what was started
+            for w in workers:
+                w.stop()
+        self.report.settle_seconds = round(time.monotonic() - settle_began, 2)
+        self.report.seconds = round(time.monotonic() - self.began, 1)
+        self.report.seed = self.seed
+        self.report.calls = dict(
+            sorted(
+                Counter(
+                    f"{'.'.join(a for a in c.args[:2])} exit {c.code}"
+                    for c in self.calls
+                ).items()
+            )
+        )
+        return self.report
+
+    def soak(self, cli: Storctl, workers: list[Worker], rng: random.Random) -> None:
+        """The run proper: CLI loops going, faults injected, workers killed,
+        PostgreSQL restarted once; returns when the loops have stopped."""
         stop = threading.Event()
         loops = [CliLoop(n, cli, self.seed, stop) for n in range(1, self.loops + 1)]
         for loop in loops:
             loop.start()
-        began = time.monotonic()
+        began = self.began = time.monotonic()
         restart_at = began + 0.4 * self.seconds
         next_kill = began + rng.uniform(*self.kill_every)
         next_fault = began + rng.uniform(*self.fault_every)
@@ -323,25 +350,6 @@ class Soak:
             if loop.error is not None:
                 raise RuntimeError(f"CLI loop {loop.n} broke: {loop.error!r}")
             self.calls += loop.calls
-        cli.ok("--actor", "soak-end", "simulator", "clear")
-        settle_began = time.monotonic()
-        try:
-            self.settle(cli, workers)
-        finally:
-            for w in workers:
-                w.stop()
-        self.report.settle_seconds = round(time.monotonic() - settle_began, 2)
-        self.report.seconds = round(time.monotonic() - began, 1)
-        self.report.seed = self.seed
-        self.report.calls = dict(
-            sorted(
-                Counter(
-                    f"{'.'.join(a for a in c.args[:2])} exit {c.code}"
-                    for c in self.calls
-                ).items()
-            )
-        )
-        return self.report
 
     def inject(self, cli: Storctl, rng: random.Random) -> str | None:
         mode = rng.choice(["delay", "delay", "fail", "hang"])

@@ -83,6 +83,12 @@ def check_books(soak: Soak) -> None:
     )
     report.jobs = dict(Counter(STATUS.get(j["job_status"], "?") for j in jobs))
     report.events = sum(events_by_actor.values())
+    report.faults_used = len(
+        cli.db_rows(
+            "SELECT position FROM event_journal WHERE object_type = ? AND event = ?",
+            ["SimulatorPlan", "FaultUsed"],
+        )
+    )
 
     problems: dict[str, str] = {}
     status_of = {j["id"]: STATUS.get(j["job_status"], "?") for j in jobs}
