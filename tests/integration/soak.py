@@ -181,9 +181,10 @@ class CliLoop(threading.Thread):
 
     def step(self, serial: int) -> None:
         vols = self.mine()
-        ready = [v for v in vols if v["state"] == "Ready"]
+        # Allocated: created without --pool, it gets one when attached
+        usable = [v for v in vols if v["state"] in ("Ready", "Allocated")]
         choice = self.rng.random()
-        if len(vols) < 3 and (not ready or choice < 0.35):
+        if len(vols) < 3 and (not usable or choice < 0.35):
             name = f"L{self.n}-v{serial}"
             pool = self.rng.choice([None, "pool-a", "pool-b"])
             size = f"{self.rng.choice([1, 2])}G"
@@ -196,13 +197,16 @@ class CliLoop(threading.Thread):
             else:
                 self.call(*args)
             return
-        if not ready:
+        if not usable:
             return
-        vol = self.rng.choice(ready)
+        vol = self.rng.choice(usable)
         attached = vol.get("virtualmachineid") is not None
-        ops = ["snapshot", "delete"] + (
-            ["detach"] if attached else ["attach", "migrate"]
-        )
+        if vol["state"] == "Allocated":
+            ops = ["attach", "delete"]
+        elif attached:
+            ops = ["snapshot", "delete", "detach"]
+        else:
+            ops = ["snapshot", "delete", "attach", "migrate"]
         op = self.rng.choice(ops)
         if op == "attach":
             self.call("volume", "attach", vol["id"], "--vm", f"vm-L{self.n}")
