@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: quickstart test lint typecheck pytest bench bench-quick setup qemu postgres clean rooms \
-	lab lab-ceph lab-iscsi lab-down lab-status lab-clean
+	lab lab-ceph lab-iscsi lab-down lab-status lab-clean soak
 
 setup: $(STAMP) qemu
 
@@ -93,6 +93,17 @@ test: lint typecheck pytest bench-quick
 # (tests/unit/test_docs.py fails while it is stale).
 rooms:
 	@python3 tools/rooms.py --write
+
+# The soak (docs/reliability.md): 3 workers, 4 CLI loops, simulator faults, workers
+# SIGKILLed and PostgreSQL restarted once, for SOAK_MINUTES, on a PostgreSQL cluster
+# of its own in var/soak/pg (127.0.0.1:SOAK_PORT; the server on 5432 is untouched),
+# then the books. Stops only what it started; the report goes to var/soak/last.json.
+SOAK_MINUTES ?= 3
+SOAK_PORT ?= 5444
+SOAK_SEED ?= 1
+
+soak: setup
+	@$(PY) tools/soak.py --minutes $(SOAK_MINUTES) --port $(SOAK_PORT) --seed $(SOAK_SEED)
 
 bench: setup postgres
 	@$(PY) -m bench

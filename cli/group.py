@@ -85,6 +85,14 @@ class StorctlGroup(click.Group):
         except click.Abort:
             click.echo("storctl: aborted", err=True)
             sys.exit(1)
+        except Exception as exc:
+            from cli.db_failures import database_failure
+
+            line = database_failure(exc)
+            if line is None:
+                raise  # a bug: its traceback, exit 1
+            click.echo(f"storctl: {one_line(line)}", err=True)
+            sys.exit(3)
         sys.exit(rv if isinstance(rv, int) else 0)
 
     def invoke(self, ctx: click.Context) -> Any:

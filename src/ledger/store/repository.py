@@ -9,6 +9,7 @@ its loads need no query at all.
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterable, Sequence
 from copy import deepcopy
 from datetime import date, datetime
@@ -133,10 +134,32 @@ class _Repository(Repository[UUID]):
         #: this notification id: the engine's followers keep it so (`follow`).
         self.horizon = 0
         self.stale: set[UUID] = set()
-        #: While a follower decides a batch: its aggregates, and whether the cache
-        #: may be trusted without asking the database (see `follow`).
-        self.batch: Batch | None = None
-        self.trusted = False
+        # `batch` and `trusted` belong to the follower's thread alone: the host
+        # commands it starts run in threads of their own (`command_pool`), and one
+        # that loads an aggregate (the simulator's fault plan) must get its own
+        # copy, not the batch's uncopied cached one. Two threads sharing that
+        # object appended its events out of order (found by the soak, issue 19).
+        self._local = threading.local()
+
+    @property
+    def batch(self) -> Batch | None:
+        """While a follower decides a batch (in its thread): its aggregates."""
+        batch: Batch | None = getattr(self._local, "batch", None)
+        return batch
+
+    @batch.setter
+    def batch(self, value: Batch | None) -> None:
+        self._local.batch = value
+
+    @property
+    def trusted(self) -> bool:
+        """Whether this thread's follower may trust the cache without asking the
+        database (see `follow`)."""
+        return bool(getattr(self._local, "trusted", False))
+
+    @trusted.setter
+    def trusted(self, value: bool) -> None:
+        self._local.trusted = value
 
     def get(  # type: ignore[override]
         self,
