@@ -21,6 +21,7 @@ A count that does not hold is `lost` (the ledger lacks what a CLI was told) or
 
 from __future__ import annotations
 
+import json
 from collections import Counter, defaultdict
 from typing import TYPE_CHECKING, Any
 
@@ -74,13 +75,24 @@ def _problem(call: Call, jobs: list[dict[str, Any]], events: int) -> str | None:
 
 def check_books(soak: Soak) -> None:
     report, cli = soak.report, soak.cli
+    # the store records who appended (the session user); each call's own name
+    # rides beside it as `onbehalfof`, on its events and so on its jobs
+    rows = cli.db_rows("SELECT actor, job_id, details FROM event_journal", [])
+    events_by_actor: Counter[str] = Counter()
+    claimed_by_job: dict[str, str] = {}
+    for row in rows:
+        details = row["details"]
+        if isinstance(details, str):
+            details = json.loads(details) if details else {}
+        claimed = (details or {}).get("onbehalfof") or row["actor"]
+        events_by_actor[claimed] += 1
+        if row["job_id"]:
+            claimed_by_job.setdefault(str(row["job_id"]), claimed)
     jobs_by_actor: dict[str, list[dict[str, Any]]] = defaultdict(list)
     jobs = cli.db_rows("SELECT id, job_cmd, job_status, actor FROM async_job", [])
     for job in jobs:
+        job["actor"] = claimed_by_job.get(str(job["id"]), job["actor"])
         jobs_by_actor[job["actor"]].append(job)
-    events_by_actor = Counter(
-        row["actor"] for row in cli.db_rows("SELECT actor FROM event_journal", [])
-    )
     report.jobs = dict(Counter(STATUS.get(j["job_status"], "?") for j in jobs))
     report.events = sum(events_by_actor.values())
     report.faults_used = len(
