@@ -572,3 +572,39 @@ def test_reconcile_names_an_extra_image_and_a_removed_one(
     assert got == sorted([("orphan", "extra", None), ("missing", d2["path"], d2["id"])])
     orphan = next(f for f in drift.json if f["problem"] == "orphan")
     assert orphan["found"] == f"an image of {4 * MiB} bytes"
+
+
+def test_a_snapshot_kept_on_primary_only_is_deleted_from_ceph(
+    own_pool: Ceph, tmp_path: Path
+) -> None:
+    """`snapshot.backup.to.secondary` false: the native snapshot is BackedUp on
+    primary only (no backup file). `snapshot delete` sends the DeleteCommand to
+    the pool: `rbd snap ls` no longer has it and reconcile is clean (before, no
+    command went and the RBD snapshot stayed, an orphan)."""
+    ceph = own_pool
+    (tmp_path / "sec").mkdir()
+    cli = Recording(str(tmp_path / "ledger.db"))
+    cli.ok("host", "add", "kvm1", "--zone", "z1", "--cluster", "c1")
+    cli.ok("pool", "add", "mine", "--zone", "z1", "--scope", "zone",
+           "--provider", "rbd", "--url", f"rbd://admin@{MON}/{ceph.pool}",
+           "--credentials", "lab-ceph", "--capacity", "2G")  # fmt: skip
+    cli.ok("store", "add", "sec", "--zone", "z1", "--path", str(tmp_path / "sec"))
+    cli.ok("config", "set", "snapshot.backup.to.secondary", "false")
+    volume = cli.ok("volume", "create", "d1", "--zone", "z1", "--size", "8M",
+                    "--pool", "mine")  # fmt: skip
+    snap = cli.ok("snapshot", "create", "d1", "--name", "s1")
+    shown = cli.ok("snapshot", "show", "s1")
+    assert shown["state"] == "BackedUp", shown
+    assert snap["id"] in ceph.snaps(volume["path"]), "kept on primary"
+    assert not [p for p in (tmp_path / "sec").rglob("*") if p.is_file()], "no backup"
+    clean = cli.run("reconcile", "mine")
+    assert (clean.code, clean.json) == (0, []), clean
+
+    cli.ok("snapshot", "delete", "s1")
+    assert cli.ok("snapshot", "show", snap["id"])["state"] == "Destroyed"
+    assert snap["id"] not in ceph.snaps(volume["path"])
+    after = cli.run("reconcile", "mine")
+    assert (after.code, after.json) == (0, []), after
+    kinds = [e.kind for e in ledger_events(cli.db) if e.originator_id == snap["id"]]
+    assert "Snapshot.DestroyAnswered" in kinds, kinds
+    cli.ok("volume", "delete", "d1")
