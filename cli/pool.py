@@ -142,6 +142,7 @@ def add(
         overprovision=overprovision,
         credentials=credentials,
         capabilities=dict(where.capabilities),
+        place=where.place,
     )
     _show(str(pool.id))
 

@@ -40,6 +40,9 @@ from lab_common import (
 PACKAGES = ["ceph-mon", "ceph-mgr", "ceph-osd", "ceph-common", "radosgw"]
 MON_V2, MON_V1, RGW_PORT = (p + port_offset() for p in (3300, 6789, 7480))
 POOL, BUCKET = "storctl", "storctl-lab"
+#: A second RBD pool, for a second storctl pool on the same cluster (two storctl
+#: pools on one Ceph pool would be the same images, and `pool add` refuses that).
+SECOND_POOL = "storctl-pairs"
 RGW_UID, SWIFT_SUBUSER = "storctl", "storctl:swift"
 #: the OSD's sparse bluestore file (bytes); the disk must really hold what is written
 BLOCK_SIZE = int(os.environ.get("STORCTL_LAB_CEPH_BYTES", str(20 << 30)))
@@ -250,10 +253,12 @@ def mon_is_leader() -> bool:
 
 
 def init_pool() -> None:
+    """The lab's RBD pools, each made once (8 PGs on the one OSD)."""
     pools = json.loads(ceph("osd", "pool", "ls", "-f", "json"))
-    if POOL not in pools:
-        ceph("osd", "pool", "create", POOL, "8", "8", "replicated")
-        run(["rbd", "-c", str(conf()), "pool", "init", POOL], timeout=120)
+    for name in (POOL, SECOND_POOL):
+        if name not in pools:
+            ceph("osd", "pool", "create", name, "8", "8", "replicated")
+            run(["rbd", "-c", str(conf()), "pool", "init", name], timeout=120)
 
 
 # ------------------------------------------------------------------ RGW users, bucket
@@ -321,6 +326,7 @@ def sections(info: dict[str, Any]) -> dict[str, dict[str, Any]]:
             "user": "admin",
             "mon_host": f"{HOST}:{MON_V2}",
             "pool": POOL,
+            "second_pool": SECOND_POOL,
         },
         "lab-s3": {
             "kind": "s3",

@@ -49,6 +49,12 @@ DEFAULTS: dict[str, tuple[Any, type, str]] = {
     ),
     "wait": (1800, int, "seconds any other command may take"),
     "snapshot.delta.max": (16, int, "deltas before the next full snapshot"),
+    "snapshot.backup.to.secondary": (
+        True,
+        bool,
+        "back snapshots up to the image store; false: a pool that snapshots "
+        "natively (rbd) keeps them on primary only",
+    ),
     "custom.diskoffering.size.min": (1 << 20, int, "smallest volume size in bytes"),
     "storage.cleanup.enabled": (True, bool, "garbage collect unused template copies"),
     "template.url.allowed.roots": (

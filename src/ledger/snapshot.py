@@ -93,7 +93,23 @@ class Snapshot(Commandable):
         TOPIC = "storctl.Snapshot.DestroySettled"
 
     class DestroyAnswered(Answered, Event):
+        """The pool's driver answered the delete of a snapshot kept on primary
+        only (`DeleteCommand` with the snapshot on the pool): done, it is no
+        longer there."""
+
         TOPIC = "storctl.Snapshot.DestroyAnswered"
+
+        def apply(self, aggregate: Any) -> None:
+            super().apply(aggregate)
+            if self.answer.get("result"):
+                aggregate.primary_path = None
+
+    class BackupSkipped(Answered, Event):
+        """No backup was asked (`snapshot.backup.to.secondary` false, on a pool
+        that snapshots natively): the snapshot is BackedUp on primary only, as
+        CloudStack's `OperationNotPerformed` from CreatedOnPrimary."""
+
+        TOPIC = "storctl.Snapshot.BackupSkipped"
 
     def __init__(
         self,
@@ -166,6 +182,22 @@ class Snapshot(Commandable):
             physical_size=physical_size,
             depth=depth,
             kept_on_primary=kept_on_primary,
+        )
+
+    def skip_backup(self, ctx: Ctx, details: str) -> None:
+        trigger = "OperationNotPerformed"
+        self.emit(
+            self.BackupSkipped,
+            ctx,
+            answer={
+                "kind": "Answer",
+                "commandId": None,
+                "result": True,
+                "details": details,
+            },
+            trigger=trigger,
+            from_state=self.state,
+            to_state=self.next(trigger),
         )
 
     def finish_destroy(self, ctx: Ctx, *, ok: bool, details: str = "") -> None:

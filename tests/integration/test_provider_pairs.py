@@ -42,8 +42,9 @@ pytestmark = [
 
 MiB = 1 << 20
 SIZE = 64 * MiB
-#: The second Ceph pool (made here if the lab does not have it: one PG group of
-#: 8 on the lab's one OSD, like the lab's own `storctl`).
+#: The second Ceph pool: the lab makes it (`second_pool` in `lab-ceph`); made
+#: here too if a lab from before that lacks it (8 PGs on the one OSD, like the
+#: lab's own `storctl`).
 SECOND = "storctl-pairs"
 #: Every ordered pair of (dir, rbd, iscsi), as a tour: pool names, in order.
 TOUR = ["dir1", "dir2", "rbd1", "rbd2", "iscsi1", "iscsi2", "dir1", "iscsi2",
@@ -62,7 +63,8 @@ class Backends:
     def __init__(self, lab: Lab) -> None:
         ceph, iscsi = lab["lab-ceph"], lab["lab-iscsi"]
         self.conf, self.keyring = str(ceph["conf"]), str(ceph["keyring"])
-        self.pools = {"rbd1": str(ceph["pool"]), "rbd2": SECOND}
+        second = str(ceph.get("second_pool", SECOND))
+        self.pools = {"rbd1": str(ceph["pool"]), "rbd2": second}
         self.port = str(iscsi["control_port"])
         self.portal = str(iscsi["portal"])
         self.lun_dir = Path(iscsi["lun_dir"])
@@ -75,10 +77,11 @@ class Backends:
     def _second_pool(self) -> None:
         pools = json.loads(self._tool("ceph", "osd", "pool", "ls", "--format",
                                       "json").stdout)  # fmt: skip
-        if SECOND not in pools:
-            self._tool("ceph", "osd", "pool", "create", SECOND, "8", "8",
+        second = self.pools["rbd2"]
+        if second not in pools:
+            self._tool("ceph", "osd", "pool", "create", second, "8", "8",
                        "replicated")  # fmt: skip
-            self._tool("rbd", "pool", "init", SECOND)
+            self._tool("rbd", "pool", "init", second)
 
     def images(self, ceph_pool: str) -> set[str]:
         done = self._tool("rbd", "ls", ceph_pool, "--format", "json")

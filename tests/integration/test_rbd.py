@@ -314,6 +314,10 @@ def test_a_migration_no_host_reaches_both_ends_of_is_staged_both_ways(zone: Zone
     cli, ceph = zone.cli, zone.ceph
     (zone.root / "far").mkdir()
     cli.ok("host", "add", "kvm2", "--zone", "z1", "--cluster", "c2")
+    # the zone-wide pool `ceph` reaches c2 too; `near` takes its Ceph pool (one
+    # storctl pool per Ceph pool), so `ceph` goes first: it holds nothing yet
+    cli.ok("pool", "maintenance", "enable", "ceph")
+    cli.ok("pool", "delete", "ceph")
     cli.ok("pool", "add", "near", "--zone", "z1", "--cluster", "c1", "--provider",
            "rbd", "--url", URL, "--credentials", "lab-ceph", "--capacity", "5G",
            "--tags", "near")  # fmt: skip
@@ -423,10 +427,34 @@ def test_an_unreachable_monitor_is_a_recorded_failure(zone: Zone, monkeypatch):
     assert volume["id"] not in zone.ceph.images()
 
 
+@pytest.fixture
+def second(zone: Zone, lab_backends: Any) -> Iterator[Ceph]:
+    """The lab's second RBD pool (`storctl-pairs`; made if an older lab lacks
+    it), for a second storctl pool on the cluster; the ledger's images in it
+    removed after."""
+    name = str(lab_backends["lab-ceph"].get("second_pool", "storctl-pairs"))
+    other = Ceph(zone.ceph.conf, zone.ceph.keyring, name)
+    ceph_argv = ["ceph", "-c", other.conf, "--id", "admin", "--keyring",
+                 other.keyring]  # fmt: skip
+    listed = subprocess.run([*ceph_argv, "osd", "pool", "ls", "--format", "json"],
+                            capture_output=True, text=True, check=True)  # fmt: skip
+    if name not in json.loads(listed.stdout):
+        subprocess.run([*ceph_argv, "osd", "pool", "create", name, "8", "8",
+                        "replicated"], capture_output=True, check=True)  # fmt: skip
+        other.rbd("pool", "init", name)
+    try:
+        yield other
+    finally:
+        ours = {e.originator_id for e in ledger_events(zone.cli.db)}
+        other.remove({n for n in other.images() if n.removesuffix(".part") in ours})
+
+
 # ------------------------------------------------------------------ secrets
 
 
-def test_the_key_never_reaches_the_ledger_nor_the_output(zone: Zone, monkeypatch):
+def test_the_key_never_reaches_the_ledger_nor_the_output(
+    zone: Zone, second: Ceph, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Every stored event, every projected table (the whole database file) and
     every command's stdout and stderr, with the key given two ways: the lab's
     keyring file, and the key itself in the environment."""
@@ -436,9 +464,16 @@ def test_the_key_never_reaches_the_ledger_nor_the_output(zone: Zone, monkeypatch
                if ln.strip().startswith("key"))  # fmt: skip
     monkeypatch.setenv("STORCTL_CRED_BYKEY_KEY", key)
     monkeypatch.setenv("STORCTL_CRED_BYKEY_CONF", ceph.conf)
+    # the same Ceph pool as `ceph` through the other credentials is refused (its
+    # place, the cluster's fsid from `ceph fsid`, is reached with the key too)
+    refused = cli.run("pool", "add", "bykey", "--zone", "z1", "--scope", "zone",
+                      "--provider", "rbd", "--url", URL.replace(":3300", ":6789"),
+                      "--credentials", "bykey", "--capacity", "5G")  # fmt: skip
+    assert refused.code == 2, refused
+    assert "pool ceph is on the same backend location" in refused.err
     cli.ok("pool", "add", "bykey", "--zone", "z1", "--scope", "zone", "--provider",
-           "rbd", "--url", URL, "--credentials", "bykey", "--capacity", "5G",
-           "--tags", "bykey")  # fmt: skip
+           "rbd", "--url", f"rbd://admin@{MON}/{second.pool}", "--credentials",
+           "bykey", "--capacity", "5G", "--tags", "bykey")  # fmt: skip
     cli.ok("vm", "deploy", "web1", "--template", "tiny", "--zone", "z1",
            "--tags", "bykey")  # fmt: skip
     cli.ok("volume", "create", "d1", "--zone", "z1", "--size", "16M",
@@ -537,3 +572,39 @@ def test_reconcile_names_an_extra_image_and_a_removed_one(
     assert got == sorted([("orphan", "extra", None), ("missing", d2["path"], d2["id"])])
     orphan = next(f for f in drift.json if f["problem"] == "orphan")
     assert orphan["found"] == f"an image of {4 * MiB} bytes"
+
+
+def test_a_snapshot_kept_on_primary_only_is_deleted_from_ceph(
+    own_pool: Ceph, tmp_path: Path
+) -> None:
+    """`snapshot.backup.to.secondary` false: the native snapshot is BackedUp on
+    primary only (no backup file). `snapshot delete` sends the DeleteCommand to
+    the pool: `rbd snap ls` no longer has it and reconcile is clean (before, no
+    command went and the RBD snapshot stayed, an orphan)."""
+    ceph = own_pool
+    (tmp_path / "sec").mkdir()
+    cli = Recording(str(tmp_path / "ledger.db"))
+    cli.ok("host", "add", "kvm1", "--zone", "z1", "--cluster", "c1")
+    cli.ok("pool", "add", "mine", "--zone", "z1", "--scope", "zone",
+           "--provider", "rbd", "--url", f"rbd://admin@{MON}/{ceph.pool}",
+           "--credentials", "lab-ceph", "--capacity", "2G")  # fmt: skip
+    cli.ok("store", "add", "sec", "--zone", "z1", "--path", str(tmp_path / "sec"))
+    cli.ok("config", "set", "snapshot.backup.to.secondary", "false")
+    volume = cli.ok("volume", "create", "d1", "--zone", "z1", "--size", "8M",
+                    "--pool", "mine")  # fmt: skip
+    snap = cli.ok("snapshot", "create", "d1", "--name", "s1")
+    shown = cli.ok("snapshot", "show", "s1")
+    assert shown["state"] == "BackedUp", shown
+    assert snap["id"] in ceph.snaps(volume["path"]), "kept on primary"
+    assert not [p for p in (tmp_path / "sec").rglob("*") if p.is_file()], "no backup"
+    clean = cli.run("reconcile", "mine")
+    assert (clean.code, clean.json) == (0, []), clean
+
+    cli.ok("snapshot", "delete", "s1")
+    assert cli.ok("snapshot", "show", snap["id"])["state"] == "Destroyed"
+    assert snap["id"] not in ceph.snaps(volume["path"])
+    after = cli.run("reconcile", "mine")
+    assert (after.code, after.json) == (0, []), after
+    kinds = [e.kind for e in ledger_events(cli.db) if e.originator_id == snap["id"]]
+    assert "Snapshot.DestroyAnswered" in kinds, kinds
+    cli.ok("volume", "delete", "d1")

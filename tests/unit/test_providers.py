@@ -22,7 +22,13 @@ import pytest
 from executors.agents.kvm import KvmAgent
 from executors.providers import installed, registry
 from executors.providers.driver import Operation
-from executors.providers.provider import SCOPES, Location, Provider, Role
+from executors.providers.provider import (
+    SCOPES,
+    Location,
+    Provider,
+    Role,
+    same_location,
+)
 from ledger.commands import (
     CopyCommand,
     CreateObjectCommand,
@@ -55,11 +61,17 @@ GOOD: dict[str, Callable[[Path], str]] = {
         "swift://storctl-unit/templates?auth=http://127.0.0.1:7480/auth/1.0"
     ),
 }
-#: The installed providers with their `check` (which reaches the backend: tested
-#: against the lab, `tests/integration/test_s3.py`) left out, so this suite runs
-#: offline; a provider that needs credentials is given a name it never resolves.
+#: The installed providers with their `check` and rbd's `place` (which reach the
+#: backend: tested against the lab, `tests/integration/test_s3.py`,
+#: `test_rbd.py`) left out, so this suite runs offline; a provider that needs
+#: credentials is given a name it never resolves.
 OFFLINE = registry.Registry(
-    {n: dataclasses.replace(p, check=None) for n, p in installed().providers.items()}
+    {
+        n: dataclasses.replace(
+            p, check=None, place=same_location if n == "rbd" else p.place
+        )
+        for n, p in installed().providers.items()
+    }
 )
 
 

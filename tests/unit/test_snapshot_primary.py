@@ -89,3 +89,57 @@ def test_events_recorded_before_the_field_read_as_removed() -> None:
     event = object.__new__(Snapshot.BackupSettled)
     assert event.kept_on_primary is False
     assert Snapshot.primary_path is None  # an old aggregate snapshot loads
+
+
+# ------------------------------------------------------------ delete
+
+
+class Copy:
+    """What `delete_plan` reads of a backup (`DataObjectInStore`)."""
+
+    def __init__(self, install_path: str | None, children: list[str]) -> None:
+        self.install_path, self.children = install_path, children
+
+
+@pytest.mark.parametrize(
+    ("on_primary", "copy", "plan"),
+    [
+        (True, None, "primary"),  # kept on primary only: delete it there
+        (True, Copy(None, []), "primary"),  # a backup that never made its file
+        (False, None, "none"),  # nowhere: nothing to send
+        (False, Copy(None, []), "none"),
+        (True, Copy("snapshots/v/s.qcow2", []), "backup"),  # rbd: both, one command
+        (False, Copy("snapshots/v/s.qcow2", []), "backup"),
+        (True, Copy("snapshots/v/s.qcow2", ["delta"]), "hidden"),
+    ],
+)
+def test_delete_sends_to_primary_what_has_no_backup(on_primary, copy, plan) -> None:
+    from ledger.usecases.snapshots import delete_plan
+
+    snapshot = taken()
+    if not on_primary:
+        snapshot.primary_path = None
+    assert delete_plan(snapshot, copy) == plan  # type: ignore[arg-type]
+
+
+def test_a_kept_on_primary_snapshot_is_backed_up_without_a_backup() -> None:
+    """`snapshot.backup.to.secondary` false: OperationNotPerformed, BackedUp,
+    still on primary; its delete on primary answered clears `primary_path`."""
+    from ledger.commands import Answer, DeleteCommand
+
+    snapshot = taken()
+    snapshot.skip_backup(CTX, "kept on primary only")
+    assert snapshot.state is SnapshotState.BackedUp
+    assert snapshot.primary_path == f"vol@{snapshot.id}"
+    data = SnapshotObjectTO(str(snapshot.id), "nightly", None, POOL,
+                            path=snapshot.primary_path)  # fmt: skip
+    snapshot.request_destroy(CTX, DeleteCommand(commandId="del-1", data=data))
+    assert snapshot.state is SnapshotState.Destroying
+    failed = Answer(commandId="del-1", result=False, details="rbd: busy")
+    snapshot.fold_answer(CTX, failed)
+    assert snapshot.state is SnapshotState.BackedUp  # still there: still claimed
+    assert snapshot.primary_path is not None
+    snapshot.request_destroy(CTX, DeleteCommand(commandId="del-2", data=data))
+    snapshot.fold_answer(CTX, Answer(commandId="del-2", result=True))
+    assert snapshot.state is SnapshotState.Destroyed
+    assert snapshot.primary_path is None

@@ -63,3 +63,11 @@ def existing_directory(location: str) -> str:
         why = "not a directory" if os.path.exists(path) else "no such directory"
         raise InvalidInput(_WHAT, location, f"{why} (mount it first)")
     return path
+
+
+def directory_place(location: str, credentials: str | None) -> str:
+    """`Provider.place` of a directory: its real path (symlinks and `..`
+    resolved), so `/srv/gold`, `/srv/x/../gold` and a link to it are one place.
+    Every host's agent reads the path on the machine it runs on, so two pools
+    on one directory are one set of files whatever their scope or host."""
+    return "file://" + os.path.realpath(absolute_path(location))

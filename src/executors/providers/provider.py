@@ -69,6 +69,28 @@ class Location:
     path: str  # the canonical location (an absolute path for directories)
     #: what the provider declared it can do, recorded with the pool
     capabilities: Mapping[str, bool] = field(default_factory=dict)
+    #: where on the backend its objects live (`Provider.place`); two pools on
+    #: one place would be one set of objects, so `pool add` refuses the second.
+    #: None: its objects never meet another pool's.
+    place: str | None = None
+
+
+#: `Provider.place`: the canonical location and the name of its credentials (None
+#: when it names none; the provider resolves them if it needs them) to the
+#: backend place, or None (nothing shared, ever).
+Placer = Callable[[str, str | None], str | None]
+
+
+def same_location(location: str, credentials: str | None) -> str:
+    """The default `Provider.place`: the canonical location itself, so a provider
+    that says nothing still refuses two pools on one exact location."""
+    return location
+
+
+def never_shared(location: str, credentials: str | None) -> None:
+    """`Provider.place` of a provider whose every pool keeps its objects apart
+    (under the pool's own uuid) or keeps none (the simulator)."""
+    return None
 
 
 @dataclass(frozen=True)
@@ -102,6 +124,11 @@ class Provider:
       its resolved credentials and the runner), for `storctl reconcile` to set
       against the ledger; None: the backend cannot be listed (the simulator),
       and reconcile refuses its pools with exit 2.
+    - `place`: the backend place a canonical location keeps its objects in,
+      given the credentials' name (`Placer`): the same string for two
+      spellings of one place (a directory through a symlink, a Ceph cluster by
+      any of its monitors), so `pool add` refuses a second pool there. Runs
+      after `check`, at the edge: it may reach the backend.
     """
 
     name: str
@@ -115,6 +142,7 @@ class Provider:
     credentials: bool = False
     check: Callable[[str, Mapping[str, Any]], None] | None = None
     inventory: Lister | None = None
+    place: Placer = same_location
 
     def serves(self, role: Role) -> bool:
         return role in self.roles

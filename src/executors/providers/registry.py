@@ -9,7 +9,9 @@ as `BrokenEntryPoint` and reported (`storctl provider list`, and in any refusal 
 names it) instead of crashing every command.
 
 `locate` is the one check a location passes before anything is written: the
-provider exists in that role, takes the URL's scheme, and its `validate` accepts it.
+provider exists in that role, takes the URL's scheme, and its `validate` accepts it;
+it also asks the provider where on the backend the location keeps its objects
+(`Location.place`), for the use case to refuse a second pool there.
 """
 
 from __future__ import annotations
@@ -128,6 +130,7 @@ class Registry:
             provider.recorded_as,
             canonical,
             provider.capabilities.recorded(),
+            provider.place(canonical, credentials),
         )
 
     def for_store(self, store: PrimaryDataStoreTO | ImageStoreTO) -> Provider:

@@ -14,7 +14,13 @@ from typing import Any
 from executors.providers.command_run import CommandRun
 from executors.providers.driver import Operation, TableDriver
 from executors.providers.locations import absolute_path
-from executors.providers.provider import SCOPES, Capabilities, Provider, Role
+from executors.providers.provider import (
+    SCOPES,
+    Capabilities,
+    Provider,
+    Role,
+    never_shared,
+)
 from ledger.commands import (
     Answer,
     AttachAnswer,
@@ -108,4 +114,5 @@ PROVIDER = Provider(
     ),
     driver=DRIVER,
     summary="Pools and stores of simulator hosts: no disk I/O, nothing to mount.",
+    place=never_shared,  # it keeps no object anywhere: nothing to share
 )

@@ -15,6 +15,7 @@ command's timeout in seconds (`Ledger.wait(key)`).
 from ledger.requests.snapshots import (
     back_up_snapshot,
     delete_backup,
+    delete_on_primary,
     restore_volume,
     revert_snapshot,
     take_snapshot,
@@ -50,6 +51,7 @@ __all__ = [
     "copy_template_to_volume",
     "create_volume",
     "delete_backup",
+    "delete_on_primary",
     "delete_template_copy",
     "detach_volume",
     "download_template",

@@ -110,6 +110,28 @@ def delete_backup(
     )
 
 
+def delete_on_primary(
+    ctx: Ctx, wait: int, snapshot: Snapshot, volume: Volume, pool: StoragePool
+) -> None:
+    """`deleteSnapshot` of a snapshot kept on primary only: the `DeleteCommand`
+    with the snapshot object on the pool it was taken on, at its path there
+    (`primary_path`), for the pool's driver (`rbd snap rm`)."""
+    snapshot.request_destroy(
+        ctx,
+        DeleteCommand(
+            commandId=transfer.command_id(ctx.causation_id, snapshot.id, "delete"),
+            data=transfer.snapshot_to(
+                snapshot,
+                volume,
+                pool,
+                transfer.primary_to(pool),
+                path=snapshot.primary_path,
+            ),
+            wait=wait,
+        ),
+    )
+
+
 def revert_snapshot(
     ctx: Ctx,
     wait: int,

@@ -21,9 +21,10 @@ from ledger.errors import IllegalTransition, InvalidInput, NotFound
 from ledger.host import Host
 from ledger.image_store import ImageStore
 from ledger.inventory import find_claim
+from ledger.names import NameClaim, claim_id
 from ledger.pool import StoragePool
 from ledger.usecases.claims import claim_name
-from ledger.values import HostState, Hypervisor, PoolType, Scope, StoreRole
+from ledger.values import HostState, Hypervisor, PoolStatus, PoolType, Scope, StoreRole
 from ledger.zone import Zone
 
 
@@ -74,11 +75,20 @@ def register_pool(
     overprovision: float | None = None,
     credentials: str | None = None,
     capabilities: dict[str, bool] | None = None,
+    place: str | None = None,
 ) -> StoragePool:
     """CloudStack's createStoragePool. `path` is the location the pool's provider
     accepted (a directory, or a URL such as `rbd://...`); `credentials` names the
     secrets the executors resolve, and `capabilities` are what the provider
-    declared (recorded, so decisions that depend on them are explained)."""
+    declared (recorded, so decisions that depend on them are explained).
+
+    `place` is where on the backend the pool keeps its objects, as the provider
+    named it (`Location.place`: a directory with its symlinks resolved, a Ceph
+    cluster's fsid and pool); None when its objects can never meet another
+    pool's. Two pools on one place would be one set of objects under two names: a
+    migration from one to the other finds the volume already there and deleting
+    the source deletes the only copy. So a place held by a pool that is not
+    Removed is refused (`_claim_place`)."""
     _check_reference(credentials)
     if capacity <= 0:
         raise InvalidInput("capacity", str(capacity), "must be positive")
@@ -88,7 +98,7 @@ def register_pool(
         raise InvalidInput("path", path, "a directory path or a URL")
     clean_tags = _tags(tags)
 
-    def decide() -> list[Aggregate]:
+    def decide() -> list[Aggregate | None]:
         zone_agg = ledger.zone(zone)
         host_id: UUID | None = None
         cluster_id: str | None = None
@@ -126,9 +136,39 @@ def register_pool(
             capabilities=dict(capabilities or {}),
         )
         zone_agg.add_pool(ctx, pool.id)
-        return [pool, claim_name(ledger, ctx, "pool", name, pool.id), zone_agg]
+        held = None if place is None else _claim_place(ledger, ctx, place, pool)
+        name_claim = claim_name(ledger, ctx, "pool", name, pool.id)
+        return [pool, name_claim, zone_agg, held]
 
     return ledger.atomic(decide, what=f"pool add {name}")[0]  # type: ignore[return-value]
+
+
+#: The claim kind of a backend place (`register_pool`'s `place`).
+PLACE = "pool location"
+
+
+def _claim_place(ledger: Ledger, ctx: Ctx, place: str, pool: StoragePool) -> NameClaim:
+    """The claim on `place` for `pool`: new, or taken over from a pool that is
+    Removed. `delete_pool` does not release it (the pool records no place): a
+    Removed pool holds nothing, so its place is free whatever the claim says.
+    Saved with the pool, so two `pool add` on one place at once collide in the
+    event store. A pool added before places were claimed holds no claim, so a
+    second pool on its place is not caught here."""
+    if not place or any(not c.isprintable() for c in place):
+        raise InvalidInput("location", pool.path, "the provider named no place")
+    existing = ledger.find(NameClaim, claim_id(PLACE, place))
+    if existing is None:
+        return NameClaim.claim(ctx, PLACE, place, pool.id)
+    holder = ledger.find(StoragePool, existing.object_id)
+    if holder is not None and holder.status is not PoolStatus.Removed:
+        raise InvalidInput(
+            "location",
+            pool.path,
+            f"pool {holder.name} is on the same backend location ({place}); "
+            "two pools on one location would delete each other's data",
+        )
+    existing.reclaim(ctx, pool.id)
+    return existing
 
 
 def change_pool_status(ledger: Ledger, ctx: Ctx, ref: str, trigger: str) -> StoragePool:

@@ -65,6 +65,16 @@ def backup_site(
     return volume, ledger.load(StoragePool, pool_id), store
 
 
+def primary_site(ledger: Ledger, snapshot: Snapshot) -> tuple[Volume, StoragePool]:
+    """The snapshot's volume and the pool its primary copy is on (the pool it
+    was taken on: the volume may have moved since)."""
+    volume = ledger.load(Volume, snapshot.volume_id)
+    pool_id = snapshot.primary_pool_id or volume.pool_id or volume.last_pool_id
+    if pool_id is None:
+        raise InvalidInput("snapshot", str(snapshot.id), "its volume has no pool")
+    return volume, ledger.load(StoragePool, UUID(str(pool_id)))
+
+
 def snapshot_volume(
     ledger: Ledger, ctx: Ctx, volume_id: UUID, name: str | None = None
 ) -> Job:
@@ -109,22 +119,41 @@ def snapshot_volume(
     return job_in(ledger.atomic(decide, what="snapshot create"))
 
 
+def delete_plan(snapshot: Snapshot, copy: DataObjectInStore | None) -> str:
+    """What deleting `snapshot` sends (CloudStack's `DefaultSnapshotStrategy.
+    deleteSnapshot`): `backup`, the `DeleteCommand` on the image store (whose
+    driver also removes a native snapshot the volume's pool keeps); `hidden`,
+    nothing, the backup kept for a later delta; `primary`, with no backup, the
+    `DeleteCommand` on the pool the snapshot is kept on (an RBD snapshot not
+    backed up would else stay on Ceph, an orphan); `none`, nothing anywhere."""
+    if copy is None or copy.install_path is None:
+        return "none" if snapshot.primary_path is None else "primary"
+    return "hidden" if copy.children else "backup"
+
+
 def delete_snapshot(ledger: Ledger, ctx: Ctx, ref: str) -> Job:
     def decide() -> list[Aggregate | None]:
         snapshot = ledger.resolve(Snapshot, ref)
         job = Job.submit(ctx, "snapshot.delete", "snapshot", snapshot.id)
         copy = backup_of(ledger, snapshot)
-        snapshot.request_destroy(ctx, None)
+        plan = delete_plan(snapshot, copy)
         out: list[Aggregate | None] = [snapshot, job, copy]
-        if copy is None or copy.install_path is None:
+        if plan == "primary":
+            volume, pool = primary_site(ledger, snapshot)
+            requests.delete_on_primary(ctx, ledger.wait("wait"), snapshot, volume, pool)
+            return out
+        snapshot.request_destroy(ctx, None)
+        if plan == "none":
             snapshot.finish_destroy(ctx, ok=True)
             job.succeed(ctx)
-        elif copy.children:
+        elif plan == "hidden":
+            assert copy is not None
             # A later delta needs this file: gone for the user, kept on disk.
             copy.hide(ctx)
             snapshot.finish_destroy(ctx, ok=True, details="kept hidden for a delta")
             job.succeed(ctx, {"hidden": True})
         else:
+            assert copy is not None
             volume, pool, store = backup_site(ledger, copy, snapshot)
             requests.delete_backup(
                 ctx, ledger.wait("wait"), copy, snapshot, volume, pool, store

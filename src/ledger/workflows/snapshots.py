@@ -30,6 +30,10 @@ def snapshot_taken(ledger: Ledger, event: Any, ctx: Ctx) -> Decided:
         volume = ledger.load(Volume, snapshot.volume_id)
         assert volume.pool_id is not None
         pool = ledger.load(StoragePool, volume.pool_id)
+        if pool.can("native_snapshots") and not ledger.settings().get(
+            "snapshot.backup.to.secondary"
+        ):
+            return _kept_on_primary_only(ledger, event, ctx, snapshot, volume)
         store = image_store_for(ledger, volume.zone_id)
         parent = delta_parent(ledger, snapshot)
         return list(
@@ -52,6 +56,30 @@ def snapshot_taken(ledger: Ledger, event: Any, ctx: Ctx) -> Decided:
         job.fail(ctx, f"snapshot on primary failed: {details(event)}")
         out.append(job)
     return out
+
+
+def _kept_on_primary_only(
+    ledger: Ledger, event: Any, ctx: Ctx, snapshot: Snapshot, volume: Volume
+) -> Decided:
+    """`snapshot.backup.to.secondary` false on a pool that snapshots natively:
+    no backup, the snapshot BackedUp where it is (CloudStack's
+    OperationNotPerformed); deleting it deletes it there."""
+    why = "kept on primary only (snapshot.backup.to.secondary is false)"
+    snapshot.skip_backup(ctx, why)
+    volume.finish_snapshot(ctx, snapshot.id, ok=True)
+    result = {"snapshotid": str(snapshot.id), "depth": 0, "backup": False}
+    return [
+        snapshot,
+        volume,
+        *settle(pending_job(ledger, event), ctx, event, result, ""),
+    ]
+
+
+def snapshot_destroyed(ledger: Ledger, event: Any, ctx: Ctx) -> Decided:
+    """The pool's driver answered the delete of a snapshot kept on primary
+    only: the job settles (the answer moved the snapshot already)."""
+    failed = "delete on primary failed: "
+    return settle(pending_job(ledger, event), ctx, event, {}, failed)
 
 
 def snapshot_backed_up(

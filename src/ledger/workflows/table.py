@@ -16,7 +16,11 @@ from ledger.snapshot import Snapshot
 from ledger.volume import Volume
 from ledger.workflows.answers import Decided, context_of
 from ledger.workflows.copies import copy_answered, copy_destroyed
-from ledger.workflows.snapshots import snapshot_taken, volume_reverted
+from ledger.workflows.snapshots import (
+    snapshot_destroyed,
+    snapshot_taken,
+    volume_reverted,
+)
 from ledger.workflows.templates import template_downloaded
 from ledger.workflows.volumes import (
     volume_attached,
@@ -34,6 +38,7 @@ STEPS: dict[type[Any], Step] = {
     DataObjectInStore.CopyAnswered: copy_answered,
     DataObjectInStore.DestroyAnswered: copy_destroyed,
     Snapshot.CreateAnswered: snapshot_taken,
+    Snapshot.DestroyAnswered: snapshot_destroyed,
     Volume.RevertAnswered: volume_reverted,
     Volume.ResizeAnswered: volume_resized,
     Volume.CreateAnswered: volume_created,

@@ -21,7 +21,7 @@ from executors.providers.directory.snapshots import Snapshots
 from executors.providers.directory.templates import Templates
 from executors.providers.directory.volumes import Volumes
 from executors.providers.driver import Handler, Operation, TableDriver
-from executors.providers.locations import existing_directory
+from executors.providers.locations import directory_place, existing_directory
 from executors.providers.provider import SCOPES, Capabilities, Provider, Role
 from ledger.commands import Answer, Command, GetStorageStatsCommand
 
@@ -101,4 +101,5 @@ def primary_pool(name: str, recorded_as: str, summary: str) -> Provider:
         driver=DRIVER,
         summary=summary,
         inventory=list_pool,
+        place=directory_place,
     )

@@ -6,7 +6,7 @@ from executors.providers.iscsi.driver import DRIVER
 from executors.providers.iscsi.inventory import list_pool
 from executors.providers.iscsi.location import check, validate
 from executors.providers.iscsi.volumes import RECORDED_AS
-from executors.providers.provider import Capabilities, Provider, Role
+from executors.providers.provider import Capabilities, Provider, Role, never_shared
 
 PROVIDER = Provider(
     name="iscsi",
@@ -26,4 +26,8 @@ PROVIDER = Provider(
     credentials=True,
     check=check,
     inventory=list_pool,
+    # every pool keeps its LUN files in its own folder `<lun_dir>/<pool uuid>/`
+    # and names its targets `...:<pool uuid>.<volume uuid>` (`layout`): two pools
+    # on one portal and one lun_dir share no object
+    place=never_shared,
 )

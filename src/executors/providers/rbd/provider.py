@@ -10,9 +10,12 @@ refuses or a missing pool is refused in one line of Ceph's own words.
 
 from __future__ import annotations
 
+import json
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
+from executors.credentials import resolve
 from executors.providers.provider import Capabilities, Provider, Role
 from executors.providers.rbd.cluster import cluster_for, failure_line
 from executors.providers.rbd.driver import DRIVER
@@ -48,6 +51,35 @@ def check(
         raise InvalidInput("location", location, why)
 
 
+def place(location: str, credentials: str | None, runner: Runner | None = None) -> str:
+    """`Provider.place`: `rbd://FSID/POOL`, the cluster by its fsid (`ceph
+    fsid`), so one Ceph pool reached as another user or through another monitor
+    address (`:3300`, `:6789`, a host name) is one place; a second cluster on
+    the same host (another port) is another."""
+    where = parse(location)
+    if credentials is None:
+        raise InvalidInput("credentials", "", "an rbd pool needs --credentials NAME")
+    short = {**resolve(credentials), "connect_timeout": CHECK_CONNECT}
+    with cluster_for(where, short, credentials) as cluster:
+        argv = cluster.ceph("fsid", "--format", "json")
+        try:
+            done = (runner or SubprocessRunner()).run(argv, timeout=CHECK_WAIT)
+        except CommandTimedOut:
+            why = f"no answer from the monitor {where.mon_host} in {CHECK_WAIT:g} s"
+            raise InvalidInput("location", location, why) from None
+        except OSError as exc:
+            raise InvalidInput("location", location, f"cannot run ceph: {exc}") from exc
+    if done.returncode != 0:
+        why = f"Ceph refused: {failure_line(done.stderr)}"
+        raise InvalidInput("location", location, why)
+    try:
+        fsid = str(uuid.UUID(json.loads(done.stdout)["fsid"]))
+    except (ValueError, KeyError, TypeError):
+        why = "Ceph named no cluster fsid (ceph fsid)"
+        raise InvalidInput("location", location, why) from None
+    return f"{SCHEME}://{fsid}/{where.pool}"
+
+
 PROVIDER = Provider(
     name="rbd",
     roles=frozenset({Role.PRIMARY}),
@@ -65,4 +97,5 @@ PROVIDER = Provider(
     credentials=True,
     check=check,
     inventory=list_pool,
+    place=place,
 )
