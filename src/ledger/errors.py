@@ -6,6 +6,7 @@ StorctlError
 │   ├── NotFound, Ambiguous, InvalidInput, Duplicate
 │   ├── IllegalTransition(kind, id, state, trigger)
 │   ├── CapacityExceeded(pool, reason)
+│   ├── DatabaseUnavailable(url, reason)  --db names no ledger that opens
 │   └── Conflict                  version clash after retries
 └── OperationFailed               exit 3: the job settled as failed (answer recorded)
     └── NoSuitablePool(volume_id)     the allocator's why is in the ledger
@@ -98,6 +99,18 @@ class CapacityExceeded(Refused):
         return (
             f"pool {self.facts['pool']} refused the reservation: {self.facts['reason']}"
         )
+
+
+class DatabaseUnavailable(Refused):
+    """`--db` names nothing storctl can open: a wrong role, a port with nothing
+    listening, a missing database, a file that is no database, or (for a read) no
+    file at all. `url` is the display form, its password masked."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(url=url, reason=reason)
+
+    def message(self) -> str:
+        return f"cannot open the ledger at {self.facts['url']}: {self.facts['reason']}"
 
 
 class Conflict(Refused):
