@@ -52,12 +52,41 @@ class NotFound(Refused):
 
 
 class Ambiguous(Refused):
-    def __init__(self, kind: str, ref: str, matches: list[str]) -> None:
-        super().__init__(kind=kind, ref=ref, matches=matches)
+    """Several objects answer to `ref`: each is listed by name and short id, so the
+    operator can give one of those ids (or its full id, which always works)."""
+
+    def __init__(
+        self,
+        kind: str,
+        ref: str,
+        matches: list[str],
+        names: list[str | None] | None = None,
+    ) -> None:
+        super().__init__(
+            kind=kind, ref=ref, matches=matches, names=names or [None] * len(matches)
+        )
 
     def message(self) -> str:
-        ids = ", ".join(self.facts["matches"])
-        return f"{self.facts['kind']} {self.facts['ref']!r} is ambiguous: matches {ids}"
+        f = self.facts
+        shorts = short_ids(f["matches"])
+        listed = ", ".join(
+            f"{name} ({short})" if name else short
+            for name, short in zip(f["names"], shorts, strict=True)
+        )
+        return (
+            f"{f['kind']} {f['ref']!r} is ambiguous: {len(shorts)} match ({listed});"
+            " give one of their ids"
+        )
+
+
+def short_ids(ids: list[str], shortest: int = 8) -> list[str]:
+    """The ids cut to the first length (at least `shortest`) that tells them apart."""
+    width = shortest
+    while width < max((len(i) for i in ids), default=0) and len(
+        {i[:width] for i in ids}
+    ) < len(set(ids)):
+        width += 1
+    return [i[:width] for i in ids]
 
 
 class InvalidInput(Refused):
