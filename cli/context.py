@@ -128,7 +128,6 @@ def operate(a: AppContext, job: Any, show: Any = None) -> Any:
     """Finish an operation the way CLI.md says: `--async` prints the job id at once;
     otherwise drive the engine until the job settles, showing progress on a terminal,
     and exit 3 with the recorded reason when it failed."""
-    from ledger.errors import OperationFailed
     from ledger.values import JobStatus
 
     if a.run_async:
@@ -141,7 +140,9 @@ def operate(a: AppContext, job: Any, show: Any = None) -> Any:
     else:
         a.catch_up()
     if job.status is JobStatus.failed:
-        raise OperationFailed(str(job.id), job.error or "failed")
+        from cli.failures import failure
+
+        raise failure(a, job)
     if show is not None:
         show()
     return job

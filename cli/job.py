@@ -8,7 +8,6 @@ import click
 
 from cli.context import app
 from cli.output import emit
-from ledger.errors import OperationFailed
 
 COLUMNS = ["jobid", "status", "cmd", "objectid", "error"]
 
@@ -72,7 +71,9 @@ def wait(ref: str, timeout: float | None) -> None:
     job = a.engine().drive(job_id, timeout=timeout)
     _show(str(job_id))
     if job.status.name == "failed":
-        raise OperationFailed(str(job_id), job.error or "failed")
+        from cli.failures import failure
+
+        raise failure(a, job)
 
 
 def _show(ref: str) -> None:

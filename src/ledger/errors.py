@@ -106,18 +106,50 @@ class Duplicate(Refused):
         return f"a {self.facts['kind']} named {self.facts['name']!r} already exists"
 
 
+#: CloudStack's class names (kept in `kind`, for scripts) as the operator's nouns
+NOUNS = {
+    "VirtualMachine": "VM",
+    "Volume": "volume",
+    "StoragePool": "pool",
+    "Snapshot": "snapshot",
+    "Template": "template",
+    "Host": "host",
+    "Job": "job",
+    "ImageStore": "store",
+}
+
+
 class IllegalTransition(Refused):
-    """The state machine of `kind` has no `trigger` from `state`."""
+    """The state machine of `kind` has no `trigger` from `state`. The object is
+    named as the operator knows it (its name, else its short id), and `then` says
+    what to do first, with the command when there is one."""
 
     def __init__(
-        self, kind: str, id: str, state: str, trigger: str, why: str = ""
+        self,
+        kind: str,
+        id: str,
+        state: str,
+        trigger: str,
+        why: str = "",
+        name: str | None = None,
+        then: str = "",
     ) -> None:
-        super().__init__(kind=kind, id=id, state=state, trigger=trigger, why=why)
+        super().__init__(
+            kind=kind,
+            id=id,
+            state=state,
+            trigger=trigger,
+            why=why,
+            name=name,
+            then=then,
+        )
 
     def message(self) -> str:
         f = self.facts
-        text = f"{f['kind']} {f['id']} is {f['state']}: {f['trigger']} is not allowed"
-        return f"{text} ({f['why']})" if f["why"] else text
+        who = f"{NOUNS.get(f['kind'], f['kind'])} {f['name'] or f['id'][:8]}"
+        text = f"{who} is {f['state']}: {f['trigger']} is not allowed"
+        text = f"{text} ({f['why']})" if f["why"] else text
+        return f"{text}; {f['then']}" if f["then"] else text
 
 
 class CapacityExceeded(Refused):
@@ -151,15 +183,34 @@ class Conflict(Refused):
 
 
 class OperationFailed(StorctlError):
-    """The operation ran and failed; the failure is a recorded fact."""
+    """The operation ran and failed; the failure is a recorded fact. Where the
+    CLI found them, the object (`subject`, e.g. `volume sv1`), the agent command
+    and the host that answered are named, and always the job to look at next."""
 
     exit_code = 3
 
-    def __init__(self, job_id: str, details: str) -> None:
-        super().__init__(job_id=job_id, details=details)
+    def __init__(
+        self,
+        job_id: str,
+        details: str,
+        subject: str | None = None,
+        command: str | None = None,
+        host: str | None = None,
+    ) -> None:
+        super().__init__(
+            job_id=job_id, details=details, subject=subject, command=command, host=host
+        )
 
     def message(self) -> str:
-        return str(self.facts["details"])
+        f = self.facts
+        text = str(f["details"])
+        if f.get("command"):
+            where = f" on {f['host']}" if f.get("host") else ""
+            text = f"{f['command']}{where} failed: {text}"
+        if f.get("subject"):
+            text = f"{f['subject']}: {text}"
+        short = str(f["job_id"])[:8]
+        return f"{text} (job {short}; storctl job show {short})" if short else text
 
 
 class NoSuitablePool(OperationFailed):
