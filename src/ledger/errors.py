@@ -103,7 +103,11 @@ class Duplicate(Refused):
         super().__init__(kind=kind, name=name)
 
     def message(self) -> str:
-        return f"a {self.facts['kind']} named {self.facts['name']!r} already exists"
+        kind = self.facts["kind"]
+        return (
+            f"a {kind} named {self.facts['name']!r} already exists"
+            f" ({kind} names are unique in storctl; choose another)"
+        )
 
 
 #: CloudStack's class names (kept in `kind`, for scripts) as the operator's nouns
