@@ -174,7 +174,7 @@ def audit(
       storctl audit --since 2025-01-31T10:00:00Z --event CopyAnswered
       storctl -o json audit --job 0b5e...  --actor alice
     """
-    from projections.timeline import resolve_object, rows, time_bound
+    from projections.timeline import resolve_job, resolve_object, rows, time_bound
 
     time_bound(since, "--since")  # refuse a malformed time before opening the db
     time_bound(until, "--until")
@@ -184,7 +184,7 @@ def audit(
         found = rows(
             r,
             object_id=object_id,
-            job=job,
+            job=resolve_job(r, job) if job else None,
             event=event,
             actor=who,
             since=since,

@@ -1,7 +1,9 @@
 """What every command shares: the database, the output format, the actor, the ledger.
 
 The ledger is opened on first use, so `--help` and argument errors never touch the
-database, and a refused command leaves a missing database file missing.
+database, and a refused command leaves a missing database file missing. A read
+never creates one: `--db /typo/x.db volume list` is refused rather than showing an
+empty ledger; and a database that does not open is one line and exit 2.
 """
 
 from __future__ import annotations
@@ -14,6 +16,19 @@ import click
 from ledger.aggregate import Ctx
 from ledger.app import Ledger
 from ledger.store.database import Database, parse_db
+
+# Commands that only read: on a missing SQLite file they are refused, creating nothing.
+READ_VERBS = frozenset({"list", "show", "get", "status", "verify", "wait", "targets"})
+READ_COMMANDS = frozenset(
+    {"why", "history", "audit", "doctor", "reconcile", "replay", "export"}
+)
+
+
+def reads_only() -> bool:
+    """Whether the running command is a read (its path, after `storctl`)."""
+    ctx = click.get_current_context(silent=True)
+    words = ctx.command_path.split()[1:] if ctx is not None else []
+    return bool(words) and (words[0] in READ_COMMANDS or words[-1] in READ_VERBS)
 
 
 @dataclass
@@ -32,10 +47,23 @@ class AppContext:
     @property
     def ledger(self) -> Ledger:
         if self._ledger is None:
-            from cli.bootstrap import open_ledger
-
-            self._ledger = open_ledger(self.db_url)
+            self._ledger = self._open()
         return self._ledger
+
+    def _open(self) -> Ledger:
+        from cli.bootstrap import open_ledger
+        from ledger.store.database import check_ledger_file, unavailable
+
+        db = self.db
+        check_ledger_file(
+            db, may_create=not reads_only(), make_folder=self.db_url is None
+        )
+        try:
+            return open_ledger(self.db_url)
+        except Exception as exc:
+            if not _driver_error(exc):
+                raise
+            raise unavailable(db, exc) from None
 
     def ctx(self) -> Ctx:
         """The request context: the actor is who the store says appends (see
@@ -77,6 +105,21 @@ class AppContext:
             self._ledger = None
 
 
+def _driver_error(exc: BaseException) -> bool:
+    """A refusal of the database itself (sqlite3's, psycopg's, eventsourcing's
+    wrapper of either), not a bug of storctl's; psycopg is asked only if loaded."""
+    import sqlite3
+    import sys
+
+    from eventsourcing.persistence import PersistenceError
+
+    kinds: tuple[type[BaseException], ...] = (sqlite3.Error, PersistenceError)
+    psycopg = sys.modules.get("psycopg")
+    if psycopg is not None:
+        kinds += (psycopg.Error,)
+    return isinstance(exc, kinds)
+
+
 def app(ctx: click.Context | None = None) -> AppContext:
     ctx = ctx or click.get_current_context()
     obj = ctx.find_object(AppContext)
@@ -88,7 +131,6 @@ def operate(a: AppContext, job: Any, show: Any = None) -> Any:
     """Finish an operation the way CLI.md says: `--async` prints the job id at once;
     otherwise drive the engine until the job settles, showing progress on a terminal,
     and exit 3 with the recorded reason when it failed."""
-    from ledger.errors import OperationFailed
     from ledger.values import JobStatus
 
     if a.run_async:
@@ -101,7 +143,9 @@ def operate(a: AppContext, job: Any, show: Any = None) -> Any:
     else:
         a.catch_up()
     if job.status is JobStatus.failed:
-        raise OperationFailed(str(job.id), job.error or "failed")
+        from cli.failures import failure
+
+        raise failure(a, job)
     if show is not None:
         show()
     return job

@@ -8,7 +8,6 @@ import click
 
 from cli.context import app
 from cli.output import emit
-from ledger.errors import InvalidInput, OperationFailed
 
 COLUMNS = ["jobid", "status", "cmd", "objectid", "error"]
 
@@ -61,18 +60,20 @@ def wait(ref: str, timeout: float | None) -> None:
     Example:
       storctl job wait 6f1d3a52-... --timeout 600
     """
+    from projections.queries import find
+
     a = app()
-    try:
-        job_id = UUID(ref)
-    except ValueError:
-        raise InvalidInput("job id", ref, "expected a UUID") from None
+    with a.reader() as r:
+        job_id = UUID(str(find(r, "job", ref)["jobid"]))
     from ledger.job import Job
 
     a.ledger.load(Job, job_id)
     job = a.engine().drive(job_id, timeout=timeout)
     _show(str(job_id))
     if job.status.name == "failed":
-        raise OperationFailed(str(job_id), job.error or "failed")
+        from cli.failures import failure
+
+        raise failure(a, job)
 
 
 def _show(ref: str) -> None:

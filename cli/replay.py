@@ -156,14 +156,15 @@ def export(
     """
     from projections.exchange import export_lines
     from projections.replay import parse_time
-    from projections.timeline import resolve_object
+    from projections.timeline import resolve_job, resolve_object
 
     moment = parse_time(since, "--since") if since else None
     a = app()
     object_id = None
-    if obj:
+    if obj or job:
         with a.reader() as r:
-            object_id = resolve_object(r, obj)
+            object_id = resolve_object(r, obj) if obj else None
+            job = resolve_job(r, job) if job else None
     for line in export_lines(
         a.ledger, since=moment, object_id=object_id, job=job, whole_objects=with_history
     ):

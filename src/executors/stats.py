@@ -31,12 +31,15 @@ def collect(ledger: Ledger, agents: Agents, ctx: Ctx, ref: str) -> StoragePool:
     )
     choice = endpoints.select(ledger, command)
     if choice.host is None:
-        raise OperationFailed(ctx.job_id, choice.reason)
+        raise OperationFailed("", choice.reason, subject=f"pool {pool.name}")
     answer = Dispatcher(ledger, agents).run(choice.host, command)
-    if not answer.result:
+    if not answer.result:  # no job: pool stats runs its command itself
         raise OperationFailed(
-            ctx.job_id,
-            f"{choice.host.name} could not measure {pool.name}: {answer.details}",
+            "",
+            str(answer.details),
+            subject=f"pool {pool.name}",
+            command=type(command).__name__,
+            host=choice.host.name,
         )
     used = int(getattr(answer, "usedBytes", 0))
     return record_pool_stats(ledger, ctx, pool.id, used, choice.host.name)

@@ -127,7 +127,9 @@ class Commandable(StorctlAggregate):
     pending: dict[str, Any] | None
 
     def next(self, trigger: str) -> Any:
-        return self.SPEC.next_state(self.id, self.state, trigger)
+        return self.SPEC.next_state(
+            self.id, self.state, trigger, getattr(self, "name", None)
+        )
 
     def request(
         self,

@@ -38,7 +38,7 @@ from eventsourcing.sqlite import SQLiteDatastore
 
 from ledger.config import CONFIG_ID, Config, Settings
 from ledger.copies import DataObjectInStore
-from ledger.errors import Conflict, NotFound
+from ledger.errors import Ambiguous, Conflict, NotFound
 from ledger.host import Host
 from ledger.image_store import ImageStore
 from ledger.job import Job
@@ -265,7 +265,8 @@ class Ledger(Application[UUID]):
         return self.find(Zone, zone_id_for(name))
 
     def resolve(self, cls: type[A], ref: str | UUID) -> A:
-        """An object by id, or by its unique name for the kinds that claim names."""
+        """An object by id, by its unique name for the kinds that claim names, or
+        by a unique id prefix (the read side's tables know the ids)."""
         kind = KIND_NAMES.get(cls, cls.__name__)
         if isinstance(ref, UUID):
             return self.load(cls, ref)
@@ -274,9 +275,14 @@ class Ledger(Application[UUID]):
         except ValueError:
             pass
         claim = self.find(NameClaim, claim_id(kind, ref))
-        if claim is None or claim.released:
+        if claim is not None and not claim.released:
+            return self.load(cls, claim.object_id)
+        found = self.candidates.ids(kind, ref) if self.candidates else []
+        if len(found) > 1:
+            raise Ambiguous(kind, ref, [i for i, _ in found], [n for _, n in found])
+        if not found:
             raise NotFound(kind, ref)
-        return self.load(cls, claim.object_id)
+        return self.load(cls, UUID(found[0][0]))
 
     # ------------------------------------------------------------ saving
 

@@ -6,6 +6,7 @@ StorctlError
 │   ├── NotFound, Ambiguous, InvalidInput, Duplicate
 │   ├── IllegalTransition(kind, id, state, trigger)
 │   ├── CapacityExceeded(pool, reason)
+│   ├── DatabaseUnavailable(url, reason)  --db names no ledger that opens
 │   └── Conflict                  version clash after retries
 ├── OperationFailed               exit 3: the job settled as failed (answer recorded)
 │   └── NoSuitablePool(volume_id)     the allocator's why is in the ledger
@@ -52,12 +53,41 @@ class NotFound(Refused):
 
 
 class Ambiguous(Refused):
-    def __init__(self, kind: str, ref: str, matches: list[str]) -> None:
-        super().__init__(kind=kind, ref=ref, matches=matches)
+    """Several objects answer to `ref`: each is listed by name and short id, so the
+    operator can give one of those ids (or its full id, which always works)."""
+
+    def __init__(
+        self,
+        kind: str,
+        ref: str,
+        matches: list[str],
+        names: list[str | None] | None = None,
+    ) -> None:
+        super().__init__(
+            kind=kind, ref=ref, matches=matches, names=names or [None] * len(matches)
+        )
 
     def message(self) -> str:
-        ids = ", ".join(self.facts["matches"])
-        return f"{self.facts['kind']} {self.facts['ref']!r} is ambiguous: matches {ids}"
+        f = self.facts
+        shorts = short_ids(f["matches"])
+        listed = ", ".join(
+            f"{name} ({short})" if name else short
+            for name, short in zip(f["names"], shorts, strict=True)
+        )
+        return (
+            f"{f['kind']} {f['ref']!r} is ambiguous: {len(shorts)} match ({listed});"
+            " give one of their ids"
+        )
+
+
+def short_ids(ids: list[str], shortest: int = 8) -> list[str]:
+    """The ids cut to the first length (at least `shortest`) that tells them apart."""
+    width = shortest
+    while width < max((len(i) for i in ids), default=0) and len(
+        {i[:width] for i in ids}
+    ) < len(set(ids)):
+        width += 1
+    return [i[:width] for i in ids]
 
 
 class InvalidInput(Refused):
@@ -74,21 +104,57 @@ class Duplicate(Refused):
         super().__init__(kind=kind, name=name)
 
     def message(self) -> str:
-        return f"a {self.facts['kind']} named {self.facts['name']!r} already exists"
+        kind = self.facts["kind"]
+        return (
+            f"a {kind} named {self.facts['name']!r} already exists"
+            f" ({kind} names are unique in storctl; choose another)"
+        )
+
+
+#: CloudStack's class names (kept in `kind`, for scripts) as the operator's nouns
+NOUNS = {
+    "VirtualMachine": "VM",
+    "Volume": "volume",
+    "StoragePool": "pool",
+    "Snapshot": "snapshot",
+    "Template": "template",
+    "Host": "host",
+    "Job": "job",
+    "ImageStore": "store",
+}
 
 
 class IllegalTransition(Refused):
-    """The state machine of `kind` has no `trigger` from `state`."""
+    """The state machine of `kind` has no `trigger` from `state`. The object is
+    named as the operator knows it (its name, else its short id), and `then` says
+    what to do first, with the command when there is one."""
 
     def __init__(
-        self, kind: str, id: str, state: str, trigger: str, why: str = ""
+        self,
+        kind: str,
+        id: str,
+        state: str,
+        trigger: str,
+        why: str = "",
+        name: str | None = None,
+        then: str = "",
     ) -> None:
-        super().__init__(kind=kind, id=id, state=state, trigger=trigger, why=why)
+        super().__init__(
+            kind=kind,
+            id=id,
+            state=state,
+            trigger=trigger,
+            why=why,
+            name=name,
+            then=then,
+        )
 
     def message(self) -> str:
         f = self.facts
-        text = f"{f['kind']} {f['id']} is {f['state']}: {f['trigger']} is not allowed"
-        return f"{text} ({f['why']})" if f["why"] else text
+        who = f"{NOUNS.get(f['kind'], f['kind'])} {f['name'] or f['id'][:8]}"
+        text = f"{who} is {f['state']}: {f['trigger']} is not allowed"
+        text = f"{text} ({f['why']})" if f["why"] else text
+        return f"{text}; {f['then']}" if f["then"] else text
 
 
 class CapacityExceeded(Refused):
@@ -101,6 +167,18 @@ class CapacityExceeded(Refused):
         )
 
 
+class DatabaseUnavailable(Refused):
+    """`--db` names nothing storctl can open: a wrong role, a port with nothing
+    listening, a missing database, a file that is no database, or (for a read) no
+    file at all. `url` is the display form, its password masked."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(url=url, reason=reason)
+
+    def message(self) -> str:
+        return f"cannot open the ledger at {self.facts['url']}: {self.facts['reason']}"
+
+
 class Conflict(Refused):
     def __init__(self, what: str) -> None:
         super().__init__(what=what)
@@ -110,15 +188,34 @@ class Conflict(Refused):
 
 
 class OperationFailed(StorctlError):
-    """The operation ran and failed; the failure is a recorded fact."""
+    """The operation ran and failed; the failure is a recorded fact. Where the
+    CLI found them, the object (`subject`, e.g. `volume sv1`), the agent command
+    and the host that answered are named, and always the job to look at next."""
 
     exit_code = 3
 
-    def __init__(self, job_id: str, details: str) -> None:
-        super().__init__(job_id=job_id, details=details)
+    def __init__(
+        self,
+        job_id: str,
+        details: str,
+        subject: str | None = None,
+        command: str | None = None,
+        host: str | None = None,
+    ) -> None:
+        super().__init__(
+            job_id=job_id, details=details, subject=subject, command=command, host=host
+        )
 
     def message(self) -> str:
-        return str(self.facts["details"])
+        f = self.facts
+        text = str(f["details"])
+        if f.get("command"):
+            where = f" on {f['host']}" if f.get("host") else ""
+            text = f"{f['command']}{where} failed: {text}"
+        if f.get("subject"):
+            text = f"{f['subject']}: {text}"
+        short = str(f["job_id"])[:8]
+        return f"{text} (job {short}; storctl job show {short})" if short else text
 
 
 class NoSuitablePool(OperationFailed):

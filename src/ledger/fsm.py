@@ -233,11 +233,16 @@ class Spec:
     lookup: dict[tuple[str, str], str] = field(repr=False, compare=False)
     source: str = "CloudStack"
 
-    def next_state(self, obj_id: object, state: Enum, trigger: str) -> Any:
-        """The state `trigger` leads to from `state`, or `IllegalTransition`."""
+    def next_state(
+        self, obj_id: object, state: Enum, trigger: str, name: str | None = None
+    ) -> Any:
+        """The state `trigger` leads to from `state`, or `IllegalTransition`
+        (naming the object by `name` where it has one)."""
         dest = self.lookup.get((state.name, trigger))
         if dest is None:
-            raise IllegalTransition(self.kind, str(obj_id), state.name, trigger)
+            raise IllegalTransition(
+                self.kind, str(obj_id), state.name, trigger, name=name
+            )
         return self.states[dest]
 
     def allows(self, state: Enum, trigger: str) -> bool:

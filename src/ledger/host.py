@@ -88,7 +88,7 @@ class Host(StorctlAggregate):
 
     def change_state(self, ctx: Ctx, trigger: str) -> None:
         """Move the host as `trigger` asks, or `IllegalTransition`."""
-        to_state = self.SPEC.next_state(self.id, self.state, trigger)
+        to_state = self.SPEC.next_state(self.id, self.state, trigger, self.name)
         self.emit(
             self.StateChanged,
             ctx,

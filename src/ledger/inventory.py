@@ -207,3 +207,6 @@ class AggregateCandidates:
         self, zone_id: str, template_id: UUID | None
     ) -> dict[str, list[UUID]]:
         return {}
+
+    def ids(self, kind: str, prefix: str) -> list[tuple[str, str | None]]:
+        return []  # the log has no index of ids: only full ids and names resolve

@@ -235,7 +235,7 @@ class StoragePool(StorctlAggregate):
 
     def change_status(self, ctx: Ctx, trigger: str) -> None:
         """Move the pool's status as `trigger` asks, or `IllegalTransition`."""
-        dest = self.SPEC.next_state(self.id, self.status, trigger)
+        dest = self.SPEC.next_state(self.id, self.status, trigger, self.name)
         self.emit(
             self.StatusChanged,
             ctx,

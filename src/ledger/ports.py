@@ -48,3 +48,8 @@ class Candidates(Protocol):
     ) -> dict[str, list[UUID]]:
         """Template copies on the zone's pools that no volume uses, per pool
         (storage cleanup's nominees; each is confirmed on its aggregate)."""
+
+    def ids(self, kind: str, prefix: str) -> list[tuple[str, str | None]]:
+        """(id, name) of the objects of `kind` (`Ledger.resolve`'s kinds) whose id
+        starts with `prefix`: an operator's abbreviated id (`vm stop 9925b89f`),
+        as the tables stand; read only."""

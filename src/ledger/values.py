@@ -25,6 +25,18 @@ MiB = 1 << 20
 STORCTL_NS = uuid.UUID("6f1d3a52-3b0e-4c8e-9d8e-5b1b2c3d4e5f")
 
 
+#: The shortest id prefix taken for an id: git's minimum; 4 hex digits are 65,536
+#: values, so a ledger's few thousand objects rarely need more than 6 or 8.
+MIN_ID_PREFIX = 4
+_ID_PREFIX = re.compile(r"[0-9a-fA-F][0-9a-fA-F-]*")
+
+
+def is_id_prefix(text: str) -> bool:
+    """Whether `text` may abbreviate an id: hex digits (and dashes where a UUID
+    has them), at least `MIN_ID_PREFIX` long, and no longer than a UUID."""
+    return MIN_ID_PREFIX <= len(text) <= 36 and bool(_ID_PREFIX.fullmatch(text))
+
+
 def derived_id(*parts: object) -> uuid.UUID:
     return _derived("/".join(str(p) for p in parts))
 

@@ -107,7 +107,7 @@ class VirtualMachine(StorctlAggregate):
 
     def change_state(self, ctx: Ctx, trigger: str) -> None:
         """Move the VM as `trigger` asks, or `IllegalTransition`."""
-        dest = self.SPEC.next_state(self.id, self.state, trigger)
+        dest = self.SPEC.next_state(self.id, self.state, trigger, self.name)
         self.emit(
             self.StateChanged,
             ctx,

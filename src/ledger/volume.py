@@ -284,6 +284,7 @@ class Volume(ChangesVolumeData, FoldsVolumeAnswers, HoldsCapacity, Commandable):
                 self.state.name,
                 "PoolChanged",
                 why="only an Allocated or Migrating volume changes pool",
+                name=self.name,
             )
         self.emit(self.PoolChanged, ctx, from_pool_id=self.pool_id, pool_id=pool_id)
 
@@ -309,6 +310,7 @@ class Volume(ChangesVolumeData, FoldsVolumeAnswers, HoldsCapacity, Commandable):
                 self.state.name,
                 "AttachRequested",
                 why=f"already attached to {self.vm_id}",
+                name=self.name,
             )
         self.request(self.AttachRequested, ctx, "AttachRequested", command)
 
@@ -321,6 +323,7 @@ class Volume(ChangesVolumeData, FoldsVolumeAnswers, HoldsCapacity, Commandable):
                 self.state.name,
                 "DetachRequested",
                 why="only a Ready volume attached to a VM can be detached",
+                name=self.name,
             )
         if self.volume_type is VolumeType.ROOT:
             raise IllegalTransition(
@@ -329,6 +332,7 @@ class Volume(ChangesVolumeData, FoldsVolumeAnswers, HoldsCapacity, Commandable):
                 self.state.name,
                 "DetachRequested",
                 why="a ROOT volume stays with its VM",
+                name=self.name,
             )
         self.request(self.DetachRequested, ctx, "DetachRequested", command, self.state)
 
@@ -340,14 +344,15 @@ class Volume(ChangesVolumeData, FoldsVolumeAnswers, HoldsCapacity, Commandable):
         if self.vm_id is not None and not (
             with_vm and self.volume_type is VolumeType.ROOT
         ):
-            why = (
-                "attached to a VM: detach it first"
+            why, then = (
+                ("attached", f"detach it first (storctl volume detach {self.name})")
                 if self.volume_type is VolumeType.DATADISK
-                else "the ROOT volume of a VM goes with the VM (storctl vm destroy)"
+                else ("the ROOT volume of a VM goes with the VM", "storctl vm destroy")
             )
             raise IllegalTransition(
-                self.KIND, str(self.id), self.state.name, "DestroyRequested", why=why
-            )
+                self.KIND, str(self.id), self.state.name, "DestroyRequested", why,
+                self.name, then,
+            )  # fmt: skip
         self.request(self.DestroyRequested, ctx, "DestroyRequested", None)
 
     def recover(self, ctx: Ctx) -> None:
@@ -376,7 +381,12 @@ class Volume(ChangesVolumeData, FoldsVolumeAnswers, HoldsCapacity, Commandable):
     def _require_pool(self, trigger: str) -> None:
         if self.pool_id is None:
             raise IllegalTransition(
-                self.KIND, str(self.id), self.state.name, trigger, why="no pool chosen"
+                self.KIND,
+                str(self.id),
+                self.state.name,
+                trigger,
+                why="no pool chosen",
+                name=self.name,
             )
 
     @property

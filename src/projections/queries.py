@@ -4,9 +4,9 @@ Each `list_*` reads one CloudStack table (`host`, `storage_pool` +
 `storage_pool_tags`, `image_store`, `vm_template` + `template_store_ref`,
 `vm_instance`, `volumes`, `snapshots`, `async_job`) and returns dicts whose keys are
 exactly the CLI's (`zoneid`, `disksizetotal`, ...). Removed rows are left out of
-lists. `find(reader, kind, ref)` takes an id or a name (names of volumes and
-snapshots may repeat: `Ambiguous`); an id also finds a removed row. `list_events`
-reads `event_journal` for `history` and `audit`.
+lists. `find(reader, kind, ref)` takes an id, a unique id prefix or a name (names
+of volumes and snapshots may repeat: `Ambiguous`); an id also finds a removed row.
+`list_events` reads `event_journal` for `history` and `audit`.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ledger.errors import Ambiguous, InvalidInput, NotFound
+from ledger.values import is_id_prefix
 from projections.view import Reader
 
 Row = dict[str, Any]
@@ -237,16 +238,41 @@ def _shape(r: Reader, kind: Kind, rows: list[Row]) -> list[Row]:
 
 
 def find(r: Reader, kind: str, ref: str) -> Row:
-    """One object by id (removed ones too) or by name (live ones only)."""
+    """One object by id (removed ones too), by name (live ones only), or by a
+    unique id prefix of at least `MIN_PREFIX` characters (`job show 94f71b71`).
+    A name wins over a prefix, a full id over both; several matches are refused,
+    each named with its short id, so the operator can pick one."""
     k = _kind(kind)
     rows = _rows(r, k, [f"{k.column(k.key)} = ?"], [ref], live=False)
     if not rows and k.named:
         rows = _rows(r, k, [f"{k.column('name')} = ?"], [ref])
+    if not rows and is_id_prefix(ref):
+        like = [f"{k.column(k.key)} LIKE ?"]
+        rows = _rows(r, k, like, [f"{ref.lower()}%"], live=False)
     if not rows:
         raise NotFound(k.name, ref)
     if len(rows) > 1:
-        raise Ambiguous(k.name, ref, [row[k.key] for row in rows])
+        raise Ambiguous(
+            k.name,
+            ref,
+            [str(row[k.key]) for row in rows],
+            [row["name"] if k.named else None for row in rows],
+        )
     return _shape(r, k, rows)[0]
+
+
+def find_ids(r: Reader, kind: str, prefix: str) -> list[tuple[str, str | None]]:
+    """(id, name) of every object of `kind` whose id starts with `prefix`: how
+    the write side expands an abbreviated id (`ledger.ports.Candidates`)."""
+    k = _kind(kind)
+    if not is_id_prefix(prefix):
+        return []
+    rows = r.all(
+        f"SELECT {k.key} AS id{', name' if k.named else ''} FROM {k.table}"
+        f" WHERE {k.key} LIKE ? ORDER BY {k.key}",
+        [f"{prefix.lower()}%"],
+    )
+    return [(str(row["id"]), row["name"] if k.named else None) for row in rows]
 
 
 def _list(

@@ -15,6 +15,8 @@ from ledger.allocation.views import PoolView, Request, Suitable
 from projections.candidates import pool_candidates, pool_names, unused_template_copies
 from projections.placement import find_suitable
 from projections.projector import catch_up
+from projections.queries import find_ids
+from projections.view import reader
 
 
 class TableCandidates:
@@ -59,3 +61,7 @@ class TableCandidates:
         self, zone_id: str, template_id: UUID | None
     ) -> dict[str, list[UUID]]:
         return unused_template_copies(self.ledger, zone_id, template_id)
+
+    def ids(self, kind: str, prefix: str) -> list[tuple[str, str | None]]:
+        with reader(self.ledger) as r:
+            return find_ids(r, kind, prefix)

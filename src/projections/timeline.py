@@ -163,6 +163,13 @@ def resolve_object(r: Reader, ref: str) -> str:
     return found[0]
 
 
+def resolve_job(r: Reader, ref: str) -> str:
+    """A job id from its full id (kept as given) or a unique prefix of it."""
+    if len(ref) == 36:
+        return ref
+    return str(find(r, "job", ref)["jobid"])
+
+
 def summary(details: dict[str, Any]) -> str:
     """A short line for a table cell: the command sent or the answer received."""
     command = details.get("command")

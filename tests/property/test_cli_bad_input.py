@@ -30,7 +30,7 @@ from executors.lease import give_back_idle
 from ledger.app import Ledger
 from ledger.errors import InvalidInput
 from ledger.store.database import parse_db
-from ledger.values import MiB, parse_size
+from ledger.values import MiB, is_id_prefix, parse_size
 from tests.integration.conftest import Storctl, simulator_zone
 
 TAKEN = {
@@ -109,7 +109,8 @@ def _free(taken: set[str] = TAKEN) -> st.SearchStrategy[str]:
     return st.one_of(
         st.uuids().map(str),
         st.text(min_size=1, max_size=40).filter(
-            lambda s: s not in taken and not s.startswith("-")
+            # a hex word may abbreviate an existing id, which then resolves
+            lambda s: s not in taken and not s.startswith("-") and not is_id_prefix(s)
         ),
     )
 

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from ledger import fsm
 from ledger.aggregate import Ctx
-from ledger.errors import IllegalTransition
+from ledger.errors import NOUNS, IllegalTransition
 from ledger.host import ASKS, Host
 from ledger.job import Job
 from ledger.pool import StoragePool
@@ -173,8 +173,11 @@ def check_step(kind: Kind, aggregate: Any, trigger: str) -> None:
     if dest is None:
         with pytest.raises(IllegalTransition) as err:
             kind.ask(aggregate, trigger)
+        # the object by its name (else its short id), under the operator's noun
+        who = getattr(aggregate, "name", None) or str(aggregate.id)[:8]
         assert str(err.value) == (
-            f"{kind.name} {aggregate.id} is {before.name}: {trigger} is not allowed"
+            f"{NOUNS.get(kind.name, kind.name)} {who} is {before.name}:"
+            f" {trigger} is not allowed"
         )
         assert aggregate.collect_events() == []
         assert kind.state_of(aggregate) is before

@@ -414,7 +414,7 @@ class TestStatus:
             pool.change_status(CTX, "Remove")
 
         assert str(refused.value) == (
-            f"StoragePool {pool.id} is {status.name}: Remove is not allowed"
+            f"pool {pool.name} is {status.name}: Remove is not allowed"
         )
         assert pool.collect_events() == []
         assert (pool.version, pool.status) == (version, status)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
-from ledger.errors import InvalidInput
+from ledger.errors import DatabaseUnavailable, InvalidInput
 
 
 @dataclass(frozen=True)
@@ -102,6 +102,41 @@ def prepare(db: Database) -> None:
             ).fetchone()
             if found is None:
                 conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{db.schema}"')
+
+
+def check_ledger_file(db: Database, *, may_create: bool, make_folder: bool) -> None:
+    """Refuse a SQLite ledger that is not there before anything is made: a typo in
+    `--db` must not read as an empty ledger ("no volumes"). A command that may
+    start a ledger makes the file, and its folder only where storctl chose it."""
+    if db.kind != "sqlite" or db.path is None or db.path.exists():
+        return
+    if not may_create:
+        raise DatabaseUnavailable(
+            db.display, "no such file (this command creates nothing; check --db)"
+        )
+    if not make_folder and not db.path.parent.is_dir():
+        raise DatabaseUnavailable(
+            db.display, f"no directory {db.path.parent} (storctl makes no folders)"
+        )
+
+
+def unavailable(db: Database, exc: BaseException) -> DatabaseUnavailable:
+    """The driver's refusal (psycopg, sqlite3, eventsourcing's wrappers) as one
+    line: libpq's "connection to server at ..., port ... failed: FATAL:" preamble
+    dropped, its hint kept, and never the password."""
+    parts = []
+    for line in str(exc).splitlines():
+        text = line.strip()
+        if "failed: " in text:
+            text = text.rsplit("failed: ", 1)[1]
+        text = text.removeprefix("FATAL:").strip()
+        if text and text not in parts:
+            parts.append(text)
+    reason = "; ".join(parts) or type(exc).__name__
+    password = urlparse(db.url).password
+    for secret in {password, unquote(password)} if password else ():
+        reason = reason.replace(secret, "***")
+    return DatabaseUnavailable(db.display, reason)
 
 
 @contextmanager

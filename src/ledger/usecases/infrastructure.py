@@ -226,6 +226,7 @@ def delete_pool(ledger: Ledger, ctx: Ctx, ref: str) -> StoragePool:
                 pool.status.name,
                 "Remove",
                 why=f"{pool.objects} volumes or template copies on it",
+                name=pool.name,
             )
         pool.change_status(ctx, "Remove")
         zone_agg = ledger.zone(pool.zone_id)

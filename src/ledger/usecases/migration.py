@@ -45,6 +45,7 @@ def migrate_volume(
                 volume.state.name,
                 "MigrationRequested",
                 why="it has no pool yet",
+                name=volume.name,
             )
         if target.id == volume.pool_id:
             raise InvalidInput("pool", pool_ref, "the volume is already there")
@@ -104,7 +105,9 @@ def _refuse_running(ledger: Ledger, volume: Volume, *, live: bool) -> None:
             str(volume.id),
             volume.state.name,
             "MigrationRequested",
-            why=f"attached to running VM {vm.name}: stop it, or --live",
+            why=f"attached to running VM {vm.name}",
+            name=volume.name,
+            then=f"stop it first (storctl vm stop {vm.name}), or --live",
         )
     if vm.state is VmState.Running:
         raise IllegalTransition(
@@ -114,6 +117,7 @@ def _refuse_running(ledger: Ledger, volume: Volume, *, live: bool) -> None:
             "MigrationRequested",
             why="live migration with storage is not supported by the "
             "kvm agent here (no libvirt): stop the VM",
+            name=volume.name,
         )
 
 

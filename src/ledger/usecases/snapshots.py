@@ -48,6 +48,7 @@ def backed_up(
             snapshot.state.name,
             "use",
             why="only a BackedUp snapshot can be restored from",
+            name=snapshot.name,
         )
     return snapshot, copy, ledger.load(ImageStore, copy.store_id)
 
@@ -93,6 +94,7 @@ def snapshot_volume(
                 volume.state.name,
                 "SnapshotRequested",
                 why=f"pool {pool.name}'s provider takes no snapshots",
+                name=volume.name,
             )
         snapshot = Snapshot.create(
             Snapshot.Allocated,
@@ -176,7 +178,9 @@ def revert_snapshot(ledger: Ledger, ctx: Ctx, ref: str) -> Job:
                     str(vm.id),
                     vm.state.name,
                     "RevertSnapshotRequested",
-                    why="on KVM a snapshot is reverted with the VM stopped",
+                    name=vm.name,
+                    # on KVM a snapshot is reverted with the VM stopped
+                    then=f"stop it first (storctl vm stop {vm.name})",
                 )
         if volume.pool_id is None:
             volume.next("RevertSnapshotRequested")

@@ -105,6 +105,7 @@ def delete_template(ledger: Ledger, ctx: Ctx, ref: str) -> Job:
                     copy.state.name,
                     "DeleteRequested",
                     why="a download is still running",
+                    name=template.name,
                 )
             store = ledger.load(ImageStore, UUID(sid))
             requests.delete_template_copy(
@@ -144,6 +145,7 @@ def create_template(
                 volume.state.name,
                 "CreateTemplate",
                 why="the volume must be Ready",
+                name=volume.name,
             )
         if volume.vm_id is not None:
             vm = ledger.load(VirtualMachine, volume.vm_id)
@@ -153,7 +155,8 @@ def create_template(
                     str(vm.id),
                     vm.state.name,
                     "CreateTemplate",
-                    why="stop the VM before making a template of its volume",
+                    name=vm.name,
+                    then=f"stop it first (storctl vm stop {vm.name})",
                 )
         pool = ledger.load(StoragePool, volume.pool_id)
         source = transfer.volume_to(volume, pool)

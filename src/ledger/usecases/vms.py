@@ -143,7 +143,14 @@ def destroy_vm(ledger: Ledger, ctx: Ctx, ref: str, *, expunge: bool = False) -> 
                 str(vm.id),
                 vm.state.name,
                 "DestroyRequested",
-                why=f"{len(data)} data volumes attached: detach them first",
+                why=f"{len(data)} data volumes attached",
+                name=vm.name,
+                then="detach them first ("
+                + "; ".join(
+                    f"storctl volume detach {ledger.peek(Volume, UUID(v)).name}"
+                    for v in data
+                )
+                + ")",
             )
         job = Job.submit(ctx, "vm.destroy", "vm", vm.id, {"expunge": expunge})
         out: list[Aggregate | None] = [vm, job]

@@ -121,10 +121,15 @@ def _attach_volume(ledger: Ledger, ctx: Ctx, volume_id: UUID, vm_ref: str) -> Jo
                 volume.state.name,
                 "AttachRequested",
                 why="only data disks attach",
+                name=volume.name,
             )
         if vm.state in (VmState.Destroyed, VmState.Expunging):
             raise IllegalTransition(
-                "VirtualMachine", str(vm.id), vm.state.name, "AttachRequested"
+                "VirtualMachine",
+                str(vm.id),
+                vm.state.name,
+                "AttachRequested",
+                name=vm.name,
             )
         if volume.zone_id != vm.zone_id:
             raise InvalidInput(
@@ -136,7 +141,9 @@ def _attach_volume(ledger: Ledger, ctx: Ctx, volume_id: UUID, vm_ref: str) -> Jo
                 str(volume.id),
                 volume.state.name,
                 "AttachRequested",
-                why=f"attached to {volume.vm_id}",
+                why=f"attached to VM {ledger.peek(VirtualMachine, volume.vm_id).name}",
+                name=volume.name,
+                then=f"detach it first (storctl volume detach {volume.name})",
             )
         job = Job.submit(
             ctx, "volume.attach", "volume", volume.id, {"vm_id": str(vm.id)}
@@ -176,6 +183,7 @@ def detach_volume(ledger: Ledger, ctx: Ctx, volume_id: UUID) -> Job:
                 volume.state.name,
                 "DetachRequested",
                 why="not attached",
+                name=volume.name,
             )
         # read only: the command names them (the answer's workflow frees the device)
         vm = ledger.peek(VirtualMachine, volume.vm_id)
@@ -260,6 +268,7 @@ def resize_volume(ledger: Ledger, ctx: Ctx, volume_id: UUID, new_size: int) -> J
                 volume.state.name,
                 "ResizeRequested",
                 why="not created yet",
+                name=volume.name,
             )
         pool = ledger.load(StoragePool, volume.pool_id)
         pool.grow(ctx, volume, new_size, *limits(ledger))
