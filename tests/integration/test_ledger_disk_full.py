@@ -44,12 +44,18 @@ def run_on_full_disk(cli: Storctl, limit: int, *args: str) -> Result:
     return Result(proc.returncode, proc.stdout, proc.stderr)
 
 
-def assert_one_line_failure(result: Result) -> None:
-    assert result.code == 3, result
+def assert_one_line_failure(result: Result, *, at_open: bool = False) -> None:
+    """One line, no traceback: exit 3 when the disk fills under a command, exit 2
+    when the ledger cannot even be opened (a `--db` that does not open)."""
     assert result.out == "", result
     assert "Traceback" not in result.err, result
     lines = result.err.strip().splitlines()
     assert len(lines) == 1, result
+    if at_open:
+        assert result.code == 2, result
+        assert lines[0].startswith("storctl: cannot open the ledger at"), result
+        return
+    assert result.code == 3, result
     assert lines[0].startswith("storctl: the ledger's database failed:"), result
     assert "(is its disk full?)" in lines[0], result
 
@@ -76,10 +82,10 @@ def test_nothing_can_be_written_one_line_and_nothing_recorded(base: Path) -> Non
     before = ledger_events(cli.db)
     failed = run_on_full_disk(cli, 0, "volume", "create", "a", "--zone", "z1",
                               "--size", "1G", "--pool", "p1")  # fmt: skip
-    assert_one_line_failure(failed)
+    assert_one_line_failure(failed, at_open=True)
     # a read-only command is no better off on a disk that takes no byte (SQLite
     # writes its shared-memory index on opening): one line too
-    assert_one_line_failure(run_on_full_disk(cli, 0, "volume", "list"))
+    assert_one_line_failure(run_on_full_disk(cli, 0, "volume", "list"), at_open=True)
     assert [e.position for e in ledger_events(cli.db)] == [e.position for e in before]
     assert cli.ok("volume", "list") == []
     # space returns: the same command works

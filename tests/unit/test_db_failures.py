@@ -47,15 +47,18 @@ def test_an_integrity_or_programming_error_stays_a_bug(bug):
     assert database_failure(bug) is None
 
 
-def test_an_unreachable_server_is_exit_3_in_one_line():
+def test_an_unreachable_server_is_refused_in_one_line():
+    """A server down when the command starts: the --db does not open (exit 2);
+    one that fails under a command is exit 3 (the disk-full tests)."""
     from cli.main import cli
 
     result = CliRunner().invoke(
         cli,
         ["--db", "postgresql://ops:hunter2@127.0.0.1:1/nowhere", "pool", "list"],
     )
-    assert result.exit_code == 3, result.output
+    assert result.exit_code == 2, result.output
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("storctl: the ledger's database failed:")
+    assert lines[0].startswith("storctl: cannot open the ledger at"), lines
+    assert "Connection refused" in lines[0]
     assert "hunter2" not in result.stderr
