@@ -35,6 +35,7 @@ import pytest
 from tests.conftest import LAB_SCRIPT, Lab
 from tests.integration import test_rbd
 from tests.integration.conftest import Storctl, finish, wait_for
+from tests.integration.staged_stores import S3, Zone, add_stores, image, make_zone
 from tests.integration.test_rbd import MON, Ceph, qemu_io
 
 #: the fixtures of the RBD tests: the lab's cluster, a Ceph pool of the test's own
@@ -271,3 +272,78 @@ def test_tgtd_killed_mid_copy_is_a_recorded_answer_and_leaves_nothing(
     assert [p.name for p in folder.glob("*.lun")] == [f"{root['id']}.lun"]
     clean = cli.run("reconcile", "lun")
     assert (clean.code, clean.json) == (0, []), clean
+
+
+# ------------------------------------------------------------------ s3: radosgw
+
+
+@pytest.fixture
+def s3_zone(tmp_path: Path, lab_backends: Lab) -> Iterator[Zone]:
+    """A directory pool, the lab's S3 bucket under a prefix of the test's own as
+    the image store, and the staging cache (`staged_stores.make_zone`)."""
+    try:
+        yield from make_zone(tmp_path, lab_backends, S3)
+    finally:
+        lab_up("ceph")
+
+
+def test_radosgw_stopped_mid_upload_is_a_recorded_answer_and_leaves_nothing(
+    s3_zone: Zone,
+):
+    zone = s3_zone
+    add_stores(zone)
+    source = image(zone.root / "img" / "big.qcow2", 256 * MiB, size="512M")
+    register = zone.cli.popen(
+        "template", "register", "big", "--zone", "z1", "--url", source.as_uri(),
+        "--format", "qcow2",
+    )  # fmt: skip
+    try:
+        wait_for(lambda: uploads(zone), 60, "the multipart upload to start")
+        os.kill(register.pid, signal.SIGSTOP)  # mid-upload, whatever the speed
+        try:
+            stop("radosgw.a")
+        finally:
+            os.kill(register.pid, signal.SIGCONT)
+        result = finish(register, timeout=240)
+    finally:
+        if register.poll() is None:
+            register.kill()
+        lab_up("ceph")
+    assert result.code == 3, result
+    err = result.err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert "Could not connect to the endpoint URL" in err, err  # botocore's words
+    answered = answers_saying(zone.cli, "Could not connect to the endpoint URL")
+    assert [a["event"] for a in answered] == ["DownloadAnswered"], answered
+    [ref] = zone.cli.db_rows("SELECT * FROM template_store_ref", [])
+    assert (ref["state"], ref["download_state"]) == ("Allocated", "DOWNLOAD_ERROR")
+    wait_for(lambda: _answers(zone), 60, "radosgw to answer again")
+    # no object; the upload radosgw could not abort while it was down is what
+    # is left, and deleting the failed template removes it
+    assert zone.objects() == {}
+    assert [u["Key"] for u in uploads(zone)] == [
+        f"{zone.prefix}/template/tmpl/{ref['template_id']}/{ref['template_id']}.qcow2"
+    ]
+    zone.cli.ok("template", "delete", "big")
+    assert uploads(zone) == []
+    [ref] = zone.cli.db_rows("SELECT * FROM template_store_ref", [])
+    assert ref["state"] == "Destroyed"
+
+    small = image(zone.root / "img" / "small.qcow2", 4 * MiB)
+    again = zone.cli.ok("template", "register", "small", "--zone", "z1", "--url",
+                        small.as_uri(), "--format", "qcow2")  # fmt: skip
+    assert again["isready"] is True
+    assert list(zone.objects()) == [f"template/tmpl/{again['id']}/{again['id']}.qcow2"]
+
+
+def uploads(zone: Zone) -> list[dict[str, Any]]:
+    found = zone.s3.list_multipart_uploads(Bucket=zone.bucket, Prefix=zone.prefix)
+    return list(found.get("Uploads", []))
+
+
+def _answers(zone: Zone) -> bool:
+    try:
+        zone.s3.head_bucket(Bucket=zone.bucket)
+    except Exception:
+        return False
+    return True
