@@ -21,6 +21,12 @@ from typing import IO, Protocol
 from executors.qemu import parse_progress
 
 ProgressCallback = Callable[[float], None]
+#: asked every `PROBE_EVERY` seconds while a command runs: None while the backend
+#: it talks to is there, else the backend's own words for why it is not
+Probe = Callable[[], "str | None"]
+#: seconds between two probes: a dead target is noticed within this, while a
+#: live one costs one cheap control call per interval
+PROBE_EVERY = 2.0
 
 
 @dataclass(frozen=True)
@@ -45,6 +51,19 @@ class CommandTimedOut(Exception):
         super().__init__(f"{' '.join(argv[:2])} timed out after {timeout:g} s")
 
 
+class BackendGone(Exception):
+    """A probe found the command's backend gone; the command was killed.
+
+    Some clients never give up on a backend that died under them (qemu's libiscsi
+    reconnects to a killed tgtd forever), so without a probe the copy would hold
+    its whole wait, hours for a copy, and answer only "timed out"."""
+
+    def __init__(self, argv: list[str], why: str) -> None:
+        self.argv = list(argv)
+        self.why = why
+        super().__init__(why)
+
+
 class Runner(Protocol):
     def run(
         self,
@@ -52,6 +71,7 @@ class Runner(Protocol):
         *,
         timeout: float,
         on_progress: ProgressCallback | None = None,
+        probe: Probe | None = None,
     ) -> Completed: ...
 
 
@@ -66,6 +86,7 @@ class SubprocessRunner:
         *,
         timeout: float,
         on_progress: ProgressCallback | None = None,
+        probe: Probe | None = None,
     ) -> Completed:
         deadline = time.monotonic() + timeout
         proc = subprocess.Popen(
@@ -81,8 +102,11 @@ class SubprocessRunner:
             if proc.stdout is None or proc.stderr is None:  # pragma: no cover
                 raise RuntimeError("Popen gave no pipes")
             finished = self._pump(
-                proc.stdout, proc.stderr, out, err, deadline, on_progress
+                proc.stdout, proc.stderr, out, err, deadline, on_progress, probe
             )
+            if isinstance(finished, str):
+                _kill_group(proc)
+                raise BackendGone(argv, finished)
             if finished:
                 try:
                     proc.wait(timeout=max(deadline - time.monotonic(), 0.0))
@@ -109,17 +133,28 @@ class SubprocessRunner:
         err: bytearray,
         deadline: float,
         on_progress: ProgressCallback | None,
-    ) -> bool:
-        """Read both pipes to EOF; False when the deadline came first."""
+        probe: Probe | None = None,
+    ) -> bool | str:
+        """Read both pipes to EOF; False when the deadline came first, the
+        probe's words when it found the backend gone."""
         pending = ""  # stdout text not yet ended by '\r' or '\n'
         last: float | None = None
+        next_probe = time.monotonic() + PROBE_EVERY
         with selectors.DefaultSelector() as selector:
             selector.register(stdout, selectors.EVENT_READ, out)
             selector.register(stderr, selectors.EVENT_READ, err)
             while selector.get_map():
-                remaining = deadline - time.monotonic()
+                now = time.monotonic()
+                remaining = deadline - now
                 if remaining <= 0:
                     return False
+                if probe is not None:
+                    if now >= next_probe:
+                        why = probe()
+                        if why is not None:
+                            return why
+                        next_probe = time.monotonic() + PROBE_EVERY
+                    remaining = min(remaining, max(next_probe - now, 0.0))
                 for key, _ in selector.select(remaining):
                     data = os.read(key.fd, self.chunk_size)
                     if not data:
@@ -149,6 +184,7 @@ class RecordedRunner:
         *,
         timeout: float,
         on_progress: ProgressCallback | None = None,
+        probe: Probe | None = None,
     ) -> Completed:
         self.calls.append(list(argv))
         completed = self.handler(list(argv))

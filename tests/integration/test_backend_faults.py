@@ -20,19 +20,22 @@ and start them again (`tools/lab.py up`) whatever happens.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import LAB_SCRIPT
+from tests.conftest import LAB_SCRIPT, Lab
 from tests.integration import test_rbd
 from tests.integration.conftest import Storctl, finish, wait_for
+from tests.integration.staged_stores import S3, Zone, add_stores, image, make_zone
 from tests.integration.test_rbd import MON, Ceph, qemu_io
 
 #: the fixtures of the RBD tests: the lab's cluster, a Ceph pool of the test's own
@@ -63,11 +66,12 @@ def lab_up(backend: str) -> None:
     assert done.returncode == 0, done.stderr
 
 
-def stop(daemon: str) -> None:
-    """The daemon stopped the way an operator's `kill` stops it."""
+def stop(daemon: str, sig: int = signal.SIGTERM) -> None:
+    """The daemon stopped the way an operator's `kill` stops it (tgtd ignores
+    SIGTERM: it is killed, as a crash would)."""
     pid = lab_pids()[daemon]
     assert pid, f"{daemon} is not running"
-    os.kill(pid, signal.SIGTERM)
+    os.kill(pid, sig)
     wait_for(lambda: not Path(f"/proc/{pid}").exists() or _zombie(pid), 60,
              f"{daemon} to stop")  # fmt: skip
 
@@ -93,6 +97,19 @@ def writers(marker: str) -> list[int]:
         if writing and any(marker.encode() in a for a in argv):
             found.append(int(proc.name))
     return found
+
+
+def stop_mid_copy(marker: str, daemon: str, sig: int = signal.SIGTERM) -> None:
+    """The daemon stopped while `qemu-img` is writing: the writer is paused the
+    moment it shows (so the copy cannot finish first), the daemon stopped, the
+    writer resumed into a backend that is gone."""
+    [writer, *_] = wait_for(lambda: writers(marker), 60, f"qemu-img writing {marker}")
+    os.kill(writer, signal.SIGSTOP)
+    try:
+        stop(daemon, sig)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(writer, signal.SIGCONT)
 
 
 def template_file(path: Path, size: int, written: int) -> Path:
@@ -149,9 +166,7 @@ def test_the_osd_stopped_mid_copy_is_a_recorded_answer_and_leaves_nothing(
     before = ceph.images()
     deploy = cli.popen("vm", "deploy", "web1", "--template", "big", "--zone", "z1")
     try:
-        wait_for(lambda: writers(f"rbd:{ceph.pool}/{template['id']}"), 60,
-                 "qemu-img writing the template into RBD")  # fmt: skip
-        stop("ceph-osd.0")
+        stop_mid_copy(f"rbd:{ceph.pool}/{template['id']}", "ceph-osd.0")
         result = finish(deploy, timeout=240)
     finally:
         if deploy.poll() is None:
@@ -187,3 +202,148 @@ def test_the_osd_stopped_mid_copy_is_a_recorded_answer_and_leaves_nothing(
     assert ceph.images() - before == {template["id"], root["path"]}
     clean = cli.run("reconcile", "ceph")
     assert (clean.code, clean.json) == (0, []), clean
+
+
+# ------------------------------------------------------------------ iscsi: tgtd
+
+
+@pytest.fixture
+def iscsi_zone(lab_backends: Lab, tmp_path: Path) -> Iterator[tuple[Storctl, Path]]:
+    """A zone whose only pool is a managed iSCSI pool of the lab's tgtd, and a
+    1 GiB template with 256 MiB of data; yields the CLI and the pool's LUN folder."""
+    profile = lab_backends["lab-iscsi"]
+    (tmp_path / "sec").mkdir()
+    cli = Storctl(
+        str(tmp_path / "ledger.db"),
+        env={"STORCTL_CREDENTIALS": str(lab_backends.credentials)},
+        subprocess=True,
+    )
+    cli.ok("host", "add", "kvm1", "--zone", "z1", "--cluster", "c1")
+    pool = cli.ok("pool", "add", "lun", "--zone", "z1", "--provider", "iscsi",
+                  "--url", f"iscsi://{profile['portal']}", "--credentials",
+                  "lab-iscsi", "--scope", "zone", "--capacity", "20G")  # fmt: skip
+    cli.ok("store", "add", "sec", "--zone", "z1", "--path", str(tmp_path / "sec"))
+    cli.ok("config", "set", "template.url.allowed.roots", str(tmp_path))
+    image = template_file(tmp_path / "big.qcow2", 1024 * MiB, 256 * MiB)
+    cli.ok("template", "register", "big", "--zone", "z1", "--url", image.as_uri(),
+           "--format", "qcow2")  # fmt: skip
+    folder = Path(profile["lun_dir"]) / pool["id"]
+    try:
+        yield cli, folder
+    finally:
+        lab_up("iscsi")
+        for vm in cli.ok("vm", "list"):
+            cli.run("vm", "destroy", vm["name"], "--expunge")
+
+
+def test_tgtd_killed_mid_copy_is_a_recorded_answer_and_leaves_nothing(
+    iscsi_zone: tuple[Storctl, Path], lab_backends: Lab
+):
+    cli, folder = iscsi_zone
+    portal = lab_backends["lab-iscsi"]["portal"]
+    deploy = cli.popen("vm", "deploy", "web1", "--template", "big", "--zone", "z1")
+    try:
+        stop_mid_copy(f"file.portal={portal}", "tgtd", signal.SIGKILL)
+        result = finish(deploy, timeout=240)
+    finally:
+        if deploy.poll() is None:
+            deploy.kill()
+        lab_up("iscsi")
+    assert result.code == 3, result
+    err = result.err.strip()
+    assert len(err.splitlines()) == 1, err
+    # libiscsi reconnects forever; the agent's probe of tgtd's control port
+    # stops the copy, in tgtadm's words
+    assert "tgtd stopped answering on control port" in err, err
+    assert "to tgt daemon" in err, err  # tgtadm's own words
+    answered = answers_saying(cli, "tgtd stopped answering")
+    assert [a["event"] for a in answered] == ["CopyAnswered"], answered
+    root = cli.volume("ROOT-web1")
+    assert (root["state"], root["path"]) == ("Allocated", None)
+    # the half-written LUN, its secret and its target went with the failure
+    assert not list(folder.glob("*")) if folder.exists() else True
+    clean = cli.run("reconcile", "lun")
+    assert (clean.code, clean.json) == (0, []), clean
+
+    again = cli.run("vm", "deploy", "web2", "--template", "big", "--zone", "z1")
+    assert again.code == 0, again
+    root = cli.volume("ROOT-web2")
+    assert root["state"] == "Ready"
+    assert [p.name for p in folder.glob("*.lun")] == [f"{root['id']}.lun"]
+    clean = cli.run("reconcile", "lun")
+    assert (clean.code, clean.json) == (0, []), clean
+
+
+# ------------------------------------------------------------------ s3: radosgw
+
+
+@pytest.fixture
+def s3_zone(tmp_path: Path, lab_backends: Lab) -> Iterator[Zone]:
+    """A directory pool, the lab's S3 bucket under a prefix of the test's own as
+    the image store, and the staging cache (`staged_stores.make_zone`)."""
+    try:
+        yield from make_zone(tmp_path, lab_backends, S3)
+    finally:
+        lab_up("ceph")
+
+
+def test_radosgw_stopped_mid_upload_is_a_recorded_answer_and_leaves_nothing(
+    s3_zone: Zone,
+):
+    zone = s3_zone
+    add_stores(zone)
+    source = image(zone.root / "img" / "big.qcow2", 256 * MiB, size="512M")
+    register = zone.cli.popen(
+        "template", "register", "big", "--zone", "z1", "--url", source.as_uri(),
+        "--format", "qcow2",
+    )  # fmt: skip
+    try:
+        wait_for(lambda: uploads(zone), 60, "the multipart upload to start")
+        os.kill(register.pid, signal.SIGSTOP)  # mid-upload, whatever the speed
+        try:
+            stop("radosgw.a")
+        finally:
+            os.kill(register.pid, signal.SIGCONT)
+        result = finish(register, timeout=240)
+    finally:
+        if register.poll() is None:
+            register.kill()
+        lab_up("ceph")
+    assert result.code == 3, result
+    err = result.err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert "Could not connect to the endpoint URL" in err, err  # botocore's words
+    answered = answers_saying(zone.cli, "Could not connect to the endpoint URL")
+    assert [a["event"] for a in answered] == ["DownloadAnswered"], answered
+    [ref] = zone.cli.db_rows("SELECT * FROM template_store_ref", [])
+    assert (ref["state"], ref["download_state"]) == ("Allocated", "DOWNLOAD_ERROR")
+    wait_for(lambda: _answers(zone), 60, "radosgw to answer again")
+    # no object; the upload radosgw could not abort while it was down is what
+    # is left, and deleting the failed template removes it
+    assert zone.objects() == {}
+    assert [u["Key"] for u in uploads(zone)] == [
+        f"{zone.prefix}/template/tmpl/{ref['template_id']}/{ref['template_id']}.qcow2"
+    ]
+    zone.cli.ok("template", "delete", "big")
+    assert uploads(zone) == []
+    [ref] = zone.cli.db_rows("SELECT * FROM template_store_ref", [])
+    assert ref["state"] == "Destroyed"
+
+    small = image(zone.root / "img" / "small.qcow2", 4 * MiB)
+    again = zone.cli.ok("template", "register", "small", "--zone", "z1", "--url",
+                        small.as_uri(), "--format", "qcow2")  # fmt: skip
+    assert again["isready"] is True
+    assert list(zone.objects()) == [f"template/tmpl/{again['id']}/{again['id']}.qcow2"]
+
+
+def uploads(zone: Zone) -> list[dict[str, Any]]:
+    found = zone.s3.list_multipart_uploads(Bucket=zone.bucket, Prefix=zone.prefix)
+    return list(found.get("Uploads", []))
+
+
+def _answers(zone: Zone) -> bool:
+    try:
+        zone.s3.head_bucket(Bucket=zone.bucket)
+    except Exception:
+        return False
+    return True

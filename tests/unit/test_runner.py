@@ -9,7 +9,9 @@ import select
 
 import pytest
 
+from executors import runner as runner_module
 from executors.runner import (
+    BackendGone,
     CommandTimedOut,
     Completed,
     SubprocessRunner,
@@ -31,6 +33,34 @@ class TestSubprocessRunner:
         assert caught.value.timeout == 1.0
         child = int(caught.value.stdout.split()[0])  # the backgrounded grandchild
         assert exited(child)
+
+    def test_a_probe_that_finds_the_backend_gone_stops_the_command(self, monkeypatch):
+        """A client that never gives up (libiscsi on a dead tgtd) is killed, group
+        and all, as soon as the probe says the backend is gone, in its words."""
+        monkeypatch.setattr(runner_module, "PROBE_EVERY", 0.01)
+        answers = iter([None, None, "tgtd stopped answering on control port 17"])
+        asked: list[int] = []
+
+        def probe() -> str | None:
+            asked.append(1)
+            return next(answers)
+
+        argv = ["sh", "-c", "sleep 60 & echo $!; wait"]
+        with pytest.raises(BackendGone) as caught:
+            SubprocessRunner().run(argv, timeout=120, probe=probe)
+        assert caught.value.why == "tgtd stopped answering on control port 17"
+        assert len(asked) == 3
+        assert caught.value.argv == argv
+
+    def test_a_probe_that_keeps_answering_changes_nothing(self, monkeypatch):
+        monkeypatch.setattr(runner_module, "PROBE_EVERY", 0.01)
+        asked: list[int] = []
+        argv = ["sh", "-c", "for i in 1 2 3 4 5; do sleep 0.02; done; echo done"]
+        done = SubprocessRunner().run(
+            argv, timeout=30, probe=lambda: asked.append(1) or None
+        )
+        assert done == Completed(0, "done\n", "")
+        assert asked  # it was asked while the command ran
 
 
 def exited(pid: int) -> bool:

@@ -13,6 +13,7 @@ import pytest
 from ledger.aggregate import Ctx, Requested, StaleAnswer
 from ledger.app import Ledger
 from ledger.commands import (
+    Answer,
     AttachAnswer,
     CopyCmdAnswer,
     CreateObjectAnswer,
@@ -169,6 +170,37 @@ class TestTemplateRegistration:
         assert job.status is JobStatus.failed
         assert "checksum mismatch" in job.error
         assert ledger.load(DataObjectInStore, cid).state is ObjectInStoreState.Allocated
+
+    def test_deleting_a_failed_download_sends_the_delete_to_where_it_would_land(
+        self, ledger
+    ):
+        """A download that failed may have left what the store could not clean
+        while it was down (an S3 multipart upload): the delete goes to the
+        template's install path; a template never tried sends nothing."""
+        job = templates.register_template(
+            ledger, ctx(), name="bad", url="https://images.example.org/bad",
+            fmt=ImageFormat.QCOW2, zone="z1",
+        )  # fmt: skip
+        cid = copy_id(job.object_id, UUID(ledger.zone("z1").stores[0]))
+        answer_pending(
+            ledger,
+            cid,
+            lambda c: DownloadAnswer(
+                commandId=c.commandId, result=False, details="connection refused"
+            ),
+        )
+        delete = templates.delete_template(ledger, ctx(), "bad")
+        copy = ledger.load(DataObjectInStore, cid)
+        assert copy.pending is not None
+        command = from_dict(copy.pending)
+        tid = job.object_id
+        assert command.data.path == f"template/tmpl/{tid}/{tid}.qcow2"
+        assert ledger.load(Job, delete.id).status is JobStatus.pending
+        answer_pending(
+            ledger, cid, lambda c: Answer(commandId=c.commandId, result=True)
+        )
+        assert ledger.load(DataObjectInStore, cid).state is ObjectInStoreState.Destroyed
+        assert ledger.load(Job, delete.id).status is JobStatus.succeeded
 
 
 class TestDeploy:

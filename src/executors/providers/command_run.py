@@ -15,7 +15,14 @@ from pathlib import Path
 
 from executors import qemu
 from executors.providers.driver import AgentFailure
-from executors.runner import CommandTimedOut, Completed, ProgressCallback, Runner
+from executors.runner import (
+    BackendGone,
+    CommandTimedOut,
+    Completed,
+    Probe,
+    ProgressCallback,
+    Runner,
+)
 
 
 @dataclass
@@ -26,6 +33,9 @@ class CommandRun:
     wait: float
     on_progress: ProgressCallback | None
     deadline: float = field(init=False)
+    #: set by a driver whose backend can die under a tool that never gives up
+    #: (tgtd under libiscsi): every `qemu` of the command is then watched
+    watch: Probe | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self.deadline = time.monotonic() + self.wait
@@ -49,7 +59,17 @@ class CommandRun:
         if remaining <= 0:
             raise CommandTimedOut(argv, self.wait)
         callback = self.on_progress if progress else None
-        done = self.runner.run(argv, timeout=remaining, on_progress=callback)
+        if self.watch is None:
+            done = self.runner.run(argv, timeout=remaining, on_progress=callback)
+        else:
+            try:
+                done = self.runner.run(
+                    argv, timeout=remaining, on_progress=callback, probe=self.watch
+                )
+            except BackendGone as gone:
+                raise AgentFailure(
+                    f"{' '.join(argv[:2])} stopped: {gone.why}"
+                ) from None
         if done.returncode not in ok:
             raise AgentFailure(_qemu_failure(argv, done.stderr))
         return done

@@ -78,15 +78,23 @@ def delete_template_copy(
     template: Template,
     store: PrimaryDataStoreTO | ImageStoreTO,
 ) -> None:
-    """Delete a template's copy in a store; nothing to send when it has no file."""
+    """Delete a template's copy in a store; nothing to send when it has no file.
+
+    A download into an image store that failed has no file, but may have left
+    what the store could not clean while it was down (an S3 multipart upload,
+    its parts kept and billed): the delete is sent to where the template would
+    have landed, and the store removes whatever is there."""
+    path = copy.install_path
+    if path is None and copy.error is not None and isinstance(store, ImageStoreTO):
+        path = transfer.template_install_path(template)
     copy.request_destroy(
         ctx,
         DeleteCommand(
             commandId=transfer.command_id(ctx.causation_id, copy.id, "delete"),
-            data=transfer.template_to(template, store, copy.install_path),
+            data=transfer.template_to(template, store, path),
             wait=wait,
         )
-        if copy.install_path
+        if path
         else None,
     )
 

@@ -111,7 +111,7 @@ def delete_template(ledger: Ledger, ctx: Ctx, ref: str) -> Job:
             requests.delete_template_copy(
                 ctx, ledger.wait("wait"), copy, template, transfer.image_to(store)
             )
-            pending = pending or copy.install_path is not None
+            pending = pending or copy.pending is not None
             out.append(copy)
         if not pending:
             job.succeed(ctx)

@@ -44,7 +44,12 @@ class FakeHost:
     calls: list[list[str]] = field(default_factory=list)
 
     def run(
-        self, argv: list[str], *, timeout: float, on_progress: Any = None
+        self,
+        argv: list[str],
+        *,
+        timeout: float,
+        on_progress: Any = None,
+        probe: Any = None,
     ) -> Completed:
         self.calls.append(list(argv))
         why = self.fail(argv)

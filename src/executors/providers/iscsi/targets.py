@@ -30,6 +30,10 @@ _EXISTS = "already exists"
 _GONE = ("can't find the target", "can't find the account")
 
 
+#: seconds tgtd has to answer a probe during a copy
+PROBE_TIMEOUT = 10.0
+
+
 @dataclass
 class Tgt:
     """tgtadm on one control port, through the command's runner and deadline."""
@@ -58,6 +62,25 @@ class Tgt:
 
     def targets(self) -> dict[str, Target]:
         return tgtadm.parse_targets(self.call(tgtadm.show_argv(self.port)).stdout)
+
+    def probe(self) -> str | None:
+        """None while tgtd answers on its control port, else tgtadm's words: a
+        copy over iSCSI is stopped when its target is gone (libiscsi would keep
+        reconnecting to a dead tgtd for the command's whole wait)."""
+        argv = tgtadm.system_argv(self.port)
+        try:
+            done = self.run.runner.run(argv, timeout=PROBE_TIMEOUT)
+        except CommandTimedOut:
+            return (
+                f"tgtd did not answer on control port {self.port}"
+                f" in {PROBE_TIMEOUT:g} s"
+            )
+        except OSError as exc:
+            return f"cannot run tgtadm: {exc.strerror}"
+        if done.returncode == 0:
+            return None
+        why = tgtadm.failure_line(argv, done.returncode, done.stderr, done.stdout)
+        return f"tgtd stopped answering on control port {self.port}: {why}"
 
 
 @dataclass

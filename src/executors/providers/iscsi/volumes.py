@@ -98,7 +98,9 @@ class Volumes:
             name = store.name if store is not None else "none"
             raise InvalidInput("data store", name, "not an iSCSI pool")
         profile = profile_of(store)
-        return Pool(store, profile, Targets(Tgt(self.run, profile.control_port)))
+        tgt = Tgt(self.run, profile.control_port)
+        self.run.watch = tgt.probe  # every qemu-img of this command, while tgtd lives
+        return Pool(store, profile, Targets(tgt))
 
     # ---------------------------------------------------------------- create
 
