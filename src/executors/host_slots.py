@@ -16,12 +16,21 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from executors.lease import Leases, process_alive
-from ledger.host_limits import QUEUED, RUNNING, Limits, Slot, Verdict, decide, stale
+from ledger.host_limits import (
+    QUEUED,
+    RUNNING,
+    Holder,
+    Limits,
+    Slot,
+    Verdict,
+    decide,
+    stale,
+)
 from ledger.host_limits import waiting as waiting_on
 
 TABLE = "storctl_host_slot"
@@ -83,10 +92,19 @@ class Slots:
     """Claim, release and read host slots through the lease table's kept
     connection (`Leases.transact`)."""
 
-    def __init__(self, leases: Leases, token: str) -> None:
+    def __init__(
+        self,
+        leases: Leases,
+        token: str,
+        *,
+        clock: Callable[[], float] = time.time,
+        alive: Callable[[Holder], bool] | None = None,
+    ) -> None:
         self.leases = leases
         self.db = leases.db
-        self.me = (socket.gethostname(), leases.me[1], token)
+        self.me: Holder = (socket.gethostname(), leases.me[1], token)
+        self.clock = clock  # epoch seconds (tests move it)
+        self.alive = alive or holder_alive
         self._made = False
 
     def _ensure(self, cur: Any) -> None:
@@ -108,7 +126,7 @@ class Slots:
         cur.execute(f"SELECT {_COLUMNS} FROM {TABLE} WHERE host = %s", (host,))
         live: list[Slot] = []
         for slot in map(_slot, cur.fetchall()):
-            if stale(slot, now, process_alive):
+            if stale(slot, now, self.alive):
                 cur.execute(
                     f"DELETE FROM {TABLE} WHERE request = %s AND holder_token = %s",
                     (slot.request, slot.holder[2]),
@@ -125,7 +143,7 @@ class Slots:
         def work(cur: Any) -> None:
             verdicts.clear()
             self._ensure(cur)
-            now = time.time()
+            now = self.clock()
             for host in sorted({a.host for a in asks}):
                 self._lock_host(cur, host)
                 live = self._live(cur, host, now)
@@ -201,7 +219,16 @@ def _by_request(ask: Ask) -> int:
     return ask.request
 
 
-def read(leases: Leases) -> list[Slot]:
+def holder_alive(holder: Holder) -> bool:
+    return process_alive(holder[0], holder[1])
+
+
+def read(
+    leases: Leases,
+    *,
+    clock: Callable[[], float] = time.time,
+    alive: Callable[[Holder], bool] = holder_alive,
+) -> list[Slot]:
     """Every live slot (read only: no table made, nothing deleted)."""
     db = leases.db
 
@@ -219,9 +246,9 @@ def read(leases: Leases) -> list[Slot]:
         cur.execute(f"SELECT {_COLUMNS} FROM {TABLE} ORDER BY request")
         return [_slot(r) for r in cur.fetchall()]
 
-    now = time.time()
+    now = clock()
     slots = leases.transact(work, write=False)
-    return [s for s in slots if not stale(s, now, process_alive)]
+    return [s for s in slots if not stale(s, now, alive)]
 
 
 def waiting(slots: Sequence[Slot], limits: Limits) -> dict[str, Queued]:

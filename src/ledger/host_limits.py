@@ -57,6 +57,9 @@ def _is_snapshot_to(to: Any) -> bool:
     return getattr(to, "objectType", None) == "SNAPSHOT"
 
 
+Holder = tuple[str, int, str]  # (machine, pid, the dispatcher's token)
+
+
 @dataclass(frozen=True)
 class Slot:
     """One command's place on its host: running (counted) or queued (waiting).
@@ -71,14 +74,14 @@ class Slot:
     state: str
     job_id: str
     command: str
-    holder: tuple[str, int, str]
+    holder: Holder
     expires: float
 
 
-def stale(slot: Slot, now: float, alive: Callable[[str, int], bool]) -> bool:
+def stale(slot: Slot, now: float, alive: Callable[[Holder], bool]) -> bool:
     """A slot nobody holds any more: its wait is over, or its holder is gone (a
     killed worker answers nothing; its request is sent again by the next one)."""
-    return slot.expires <= now or not alive(slot.holder[0], slot.holder[1])
+    return slot.expires <= now or not alive(slot.holder)
 
 
 def refusal(running: Iterable[Slot], candidate: Slot, limits: Limits) -> str | None:
