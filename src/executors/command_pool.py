@@ -119,16 +119,17 @@ class CommandPool:
                 self._on_done(flight)  # its host slot is free before it is recorded
             self._landed.put(Landed(flight, answer))
 
-    def landed(self, until: float) -> list[Landed]:
+    def landed(self, until: float, *, first: bool = False) -> list[Landed]:
         """Every answer landed since the last call, after waiting, until `until`
         (monotonic) at the latest, for the commands in flight to land: quick
         commands are then recorded together, a hung one holds up a round by that
-        much only. They stay `pending` until `recorded`."""
+        much only. With `first`, stop waiting once one landed (a queued command
+        may take its slot now). They stay `pending` until `recorded`."""
         out: list[Landed] = []
         while True:
             timeout = until - time.monotonic()
             try:
-                if timeout > 0 and self.in_flight:
+                if timeout > 0 and self.in_flight and not (first and out):
                     got = self._landed.get(timeout=timeout)
                 else:
                     got = self._landed.get_nowait()

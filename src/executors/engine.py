@@ -164,7 +164,7 @@ class Engine:
                     if got is not None:
                         landed.append(got)
                 self.dispatcher.admit()
-                landed += pool.landed(time.monotonic() + FLUSH)
+                landed += self._landed(time.monotonic() + FLUSH)
                 tracking = self._dispatch_tracking(read_to)
                 acted = self.dispatcher.record(landed, None) if landed else 0
             self.ledger.save_batch(batch, tracking)
@@ -181,6 +181,21 @@ class Engine:
         follower.position = read_to
         follower.acted += acted
         return len(notes) + len(landed)
+
+    def _landed(self, until: float) -> list[Landed]:
+        """The answers landing until `until`; while commands of ours are queued
+        for a host slot, each answer frees one, so they are sent in the same
+        round (as the hosts' workers once took the next from their queue)."""
+        pool, dispatcher = self.dispatcher.pool, self.dispatcher
+        landed: list[Landed] = []
+        while True:
+            queued = bool(dispatcher.queued)
+            got = pool.landed(until, first=queued)
+            landed += got
+            if not (queued and got) or time.monotonic() >= until:
+                return landed
+            landed += dispatcher.retry()
+            dispatcher.admit()
 
     def _dispatch_tracking(self, read_to: int) -> Tracking | None:
         """The dispatcher's tracking row to save: the last position read, or just

@@ -144,7 +144,8 @@ def test_a_queued_command_starts_when_the_one_ahead_times_out(sim: SimZone) -> N
         assert done["status"] == "succeeded"
         failed = cli.job(hung)
         assert failed["status"] == "failed"
-        assert "timed out after 3 s" in failed["error"]
+        # by its own wait (what was left of 3 s when it was sent)
+        assert "timed out after" in failed["error"]
     finally:
         worker.send_signal(signal.SIGTERM)
         result = finish(worker)
