@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from typing import Any
 from uuid import UUID
 
 import click
@@ -9,7 +11,7 @@ import click
 from cli.context import app
 from cli.output import emit
 
-COLUMNS = ["jobid", "status", "cmd", "objectid", "error"]
+COLUMNS = ["jobid", "status", "cmd", "objectid", "behind", "error"]
 
 
 @click.group()
@@ -35,7 +37,7 @@ def list_() -> None:
 
     a = app()
     with a.reader() as r:
-        emit(a.output, list_jobs(r), COLUMNS)
+        emit(a.output, _queue_state(a, list_jobs(r)), COLUMNS)
 
 
 @cli.command("show")
@@ -81,4 +83,36 @@ def _show(ref: str) -> None:
 
     a = app()
     with a.reader() as r:
-        emit(a.output, find(r, "job", ref), COLUMNS)
+        emit(a.output, _queue_state(a, [find(r, "job", ref)])[0], COLUMNS)
+
+
+def _queue_state(a: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each pending job's place in its host's queue (`executors.host_slots`):
+    `queued` (its commands wait for a slot; none runs), on `queuedon`, held by
+    `threshold`, `behind` the jobs whose commands hold the host's slots."""
+    from executors.host_slots import read, waiting
+    from executors.lease import Leases
+    from ledger.host_limits import RUNNING, Limits
+
+    slots = []
+    # A reader without the right to make the lease table still lists its jobs.
+    with contextlib.suppress(Exception):
+        leases = Leases(a.db)
+        try:
+            slots = read(leases)
+        finally:
+            leases.close()
+    queued = waiting(slots, Limits.of(a.ledger.settings())) if slots else {}
+    running = {s.job_id for s in slots if s.state == RUNNING}
+    out = []
+    for row in rows:
+        place = queued.get(row["jobid"]) if row["status"] == "pending" else None
+        row = {**row, "queuedon": None, "threshold": None, "behind": []}
+        if place is not None:
+            if row["jobid"] not in running:
+                row["status"] = "queued"
+            row["queuedon"] = place.host
+            row["threshold"] = place.key
+            row["behind"] = list(place.behind)
+        out.append(row)
+    return out

@@ -5,7 +5,10 @@ agent runs several at once (`workers` in agent.properties); a slow copy on one h
 holds up nothing else. Here the dispatcher hands every command to this pool and
 goes on: each host has at most `workers` commands running (the excess waits in
 the host's queue, in order), and each command is bounded by its own wait. An
-answer lands in `landed`, from which the dispatcher records it.
+answer lands in `landed`, from which the dispatcher records it. How many a host
+runs at once across processes is the host slots' to say (`host_slots`): the
+dispatcher submits only commands whose slot it holds, and `on_done` gives the
+slot back as soon as the command returns.
 
 Worker threads are daemons: a CLI that has its own job's answer exits without
 waiting for another command that hangs; that command's request stays unanswered
@@ -52,8 +55,14 @@ Run = Callable[[Host, Any], Answer]
 class CommandPool:
     """Per-host queues and worker threads; answers collected in order of landing."""
 
-    def __init__(self, run: Run, workers: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        run: Run,
+        workers: Callable[[], int],
+        on_done: Callable[[Flight], None] | None = None,
+    ) -> None:
         self._run = run
+        self._on_done = on_done
         self._workers = workers
         self._queues: dict[str, queue.SimpleQueue[Flight | None]] = {}
         self._started: dict[str, int] = {}
@@ -106,18 +115,21 @@ class CommandPool:
                 answer = self._run(flight.host, flight.command)
             except Exception as exc:  # an agent must not raise; if one does, say so
                 answer = failure_for(flight.command, f"{type(exc).__name__}: {exc}")
+            if self._on_done is not None:
+                self._on_done(flight)  # its host slot is free before it is recorded
             self._landed.put(Landed(flight, answer))
 
-    def landed(self, until: float) -> list[Landed]:
+    def landed(self, until: float, *, first: bool = False) -> list[Landed]:
         """Every answer landed since the last call, after waiting, until `until`
         (monotonic) at the latest, for the commands in flight to land: quick
         commands are then recorded together, a hung one holds up a round by that
-        much only. They stay `pending` until `recorded`."""
+        much only. With `first`, stop waiting once one landed (a queued command
+        may take its slot now). They stay `pending` until `recorded`."""
         out: list[Landed] = []
         while True:
             timeout = until - time.monotonic()
             try:
-                if timeout > 0 and self.in_flight:
+                if timeout > 0 and self.in_flight and not (first and out):
                     got = self._landed.get(timeout=timeout)
                 else:
                     got = self._landed.get_nowait()

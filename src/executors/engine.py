@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Protocol
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from eventsourcing.persistence import Notification, Tracking
 
@@ -32,6 +32,7 @@ from executors.agents import Agents
 from executors.command_pool import Landed
 from executors.dispatcher import Dispatcher, Progress
 from executors.follower import BATCH, FLUSH, Follower
+from executors.host_slots import Slots
 from executors.lease import RENEW, Leases, give_back, renew_held, take
 from ledger.app import Ledger
 from ledger.errors import StorctlError
@@ -75,12 +76,19 @@ class Engine:
         self.db = db
         self.hosts = hosts
         self.interrupt = threading.Event()
-        self.dispatcher = Dispatcher(ledger, agents, hosts, on_progress, self.interrupt)
+        self.leases = Leases(db)
+        self.dispatcher = Dispatcher(
+            ledger,
+            agents,
+            hosts,
+            on_progress,
+            self.interrupt,
+            slots=Slots(self.leases, uuid4().hex[:12]),
+        )
         #: the workflows' policy: what follows each answer (`ledger.workflows`)
         self.decide = decide
         # The projections are the caller's to give (executors never import them).
         self.project = project if hosts is None else None
-        self.leases = Leases(db)
         self.lease_name = "engine" if hosts is None else self.dispatcher.name
         self._followers: dict[str, Follower] = {}
         self._others_read = -OTHERS_TTL
@@ -101,7 +109,7 @@ class Engine:
         """Give back the hosts' idle workers and the lease connection now rather
         than whenever the collector finds them (the workers keep this engine
         reachable, and a SQLite file's last connection rewrites its WAL)."""
-        self.dispatcher.pool.close()
+        self.dispatcher.close()
         self.leases.close()
 
     # ------------------------------------------------------------ followers
@@ -143,17 +151,20 @@ class Engine:
         notes = list(follower.select(follower.position, BATCH, None))
         follower.last = notes
         pool = self.dispatcher.pool
-        if not notes and not pool.busy:
+        if not notes and not self.dispatcher.busy:
             return 0
         landed, self._unrecorded = self._unrecorded, []
         read_to = notes[-1].id if notes else follower.position
         try:
             with self.ledger.following(follower.position, notes, self._decode) as batch:
+                # the queued first: they were asked before anything read now
+                landed += self.dispatcher.retry()
                 for note in notes:
                     got = self.dispatcher.offer(note, self._decode(note))
                     if got is not None:
                         landed.append(got)
-                landed += pool.landed(time.monotonic() + FLUSH)
+                self.dispatcher.admit()
+                landed += self._landed(time.monotonic() + FLUSH)
                 tracking = self._dispatch_tracking(read_to)
                 acted = self.dispatcher.record(landed, None) if landed else 0
             self.ledger.save_batch(batch, tracking)
@@ -166,14 +177,30 @@ class Engine:
         if tracking is not None:
             self._dispatched_to = tracking.notification_id
         pool.recorded(landed)
+        self.dispatcher.release_left()
         follower.position = read_to
         follower.acted += acted
         return len(notes) + len(landed)
 
+    def _landed(self, until: float) -> list[Landed]:
+        """The answers landing until `until`; while commands of ours are queued
+        for a host slot, each answer frees one, so they are sent in the same
+        round (as the hosts' workers once took the next from their queue)."""
+        pool, dispatcher = self.dispatcher.pool, self.dispatcher
+        landed: list[Landed] = []
+        while True:
+            queued = bool(dispatcher.queued)
+            got = pool.landed(until, first=queued)
+            landed += got
+            if not (queued and got) or time.monotonic() >= until:
+                return landed
+            landed += dispatcher.retry()
+            dispatcher.admit()
+
     def _dispatch_tracking(self, read_to: int) -> Tracking | None:
         """The dispatcher's tracking row to save: the last position read, or just
         before the oldest request still in flight; None if it does not move."""
-        waiting = self.dispatcher.pool.waiting_since()
+        waiting = self.dispatcher.waiting_since()
         safe = read_to if waiting is None else min(read_to, waiting - 1)
         if safe <= self._dispatched_to:
             return None

@@ -45,9 +45,15 @@ class Holder:
     def alive(self, now: float) -> bool:
         if self.pid == 0 or self.expires < now:
             return False
-        if self.host == socket.gethostname():
-            return _pid_alive(self.pid)
-        return True
+        return process_alive(self.host, self.pid)
+
+
+def process_alive(host: str, pid: int) -> bool:
+    """Whether a holder's process may still run: surely not when it ran on this
+    machine and its pid is gone; another machine's is trusted to its expiry."""
+    if host == socket.gethostname():
+        return _pid_alive(pid)
+    return True
 
 
 def _close_quietly(conn: Any) -> None:
@@ -139,6 +145,12 @@ class Leases:
                     if fresh or attempt == 2:
                         raise
             raise AssertionError("unreachable")
+
+    def transact(self, work: Callable[[Any], T], *, write: bool = True) -> T:
+        """`work(cursor)` in one short transaction on the kept connection, for
+        other rows of the same kind (`host_slots`): `%s` placeholders on both
+        stores; write transactions are `BEGIN IMMEDIATE` on SQLite."""
+        return self._run(work, write=write)
 
     def _connect(self) -> Any:
         if self.db.kind == "sqlite":

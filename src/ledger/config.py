@@ -16,7 +16,9 @@ from ledger.values import derived_id
 
 CONFIG_ID = derived_id("configuration")
 
-#: key -> (default, type, description); the defaults are CloudStack's.
+#: key -> (default, type, description); the defaults are CloudStack's (but for
+#: `concurrent.snapshots.threshold.perhost`, NULL there: unlimited, 2 here, so
+#: that snapshots, which read whole disks, leave a host room for its other work).
 DEFAULTS: dict[str, tuple[Any, type, str]] = {
     "storage.overprovisioning.factor": (
         2.0,
@@ -66,6 +68,18 @@ DEFAULTS: dict[str, tuple[Any, type, str]] = {
         "",
         str,
         "internal hosts or networks (CIDR) template URLs may name, comma separated",
+    ),
+    "concurrent.snapshots.threshold.perhost": (
+        2,
+        int,
+        "snapshot commands (take, back up) a host runs at once; the rest queue"
+        " (0: no limit but the next)",
+    ),
+    "concurrent.commands.threshold.perhost": (
+        5,
+        int,
+        "commands a host runs at once (an agent's workers); the rest queue"
+        " (0: no limit)",
     ),
     "storage.cache.size": (
         50 << 30,
