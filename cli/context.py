@@ -1,19 +1,28 @@
 """What every command shares: the database, the output format, the actor, the ledger.
 
 The ledger is opened on first use, so `--help` and argument errors never touch the
-database, and a refused command leaves a missing database file missing.
+database, and a refused command leaves a missing database file missing. It is also
+imported on first use: a read command on a caught-up SQLite ledger reads the tables
+straight from the file (`projections.reader.current_tables`) and never imports the
+write side (eventsourcing, the aggregates, the executors) or psycopg, which are most
+of a command's start-up time.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from ledger.aggregate import Ctx
-from ledger.app import Ledger
 from ledger.store.database import Database, parse_db
+
+if TYPE_CHECKING:
+    from ledger.aggregate import Ctx
+    from ledger.app import Ledger
+    from projections.reader import Reader
 
 
 @dataclass
@@ -38,6 +47,8 @@ class AppContext:
         return self._ledger
 
     def ctx(self) -> Ctx:
+        from ledger.aggregate import Ctx
+
         return Ctx.new(self.actor)
 
     def catch_up(self) -> None:
@@ -46,11 +57,23 @@ class AppContext:
 
         catch_up(self.ledger)
 
-    def reader(self) -> Any:
+    @contextmanager
+    def reader(self) -> Iterator[Reader]:
+        """The tables, caught up with every event: read straight from a SQLite
+        file whose tables are current, else through the ledger after a catch-up."""
+        db = self.db
+        if self._ledger is None and db.path is not None:
+            from projections.reader import current_tables
+
+            with current_tables(db.path) as current:
+                if current is not None:
+                    yield current
+                    return
         from projections.view import reader
 
         self.catch_up()
-        return reader(self.ledger)
+        with reader(self.ledger) as r:
+            yield r
 
     def engine(self, hosts: set[str] | None = None) -> Any:
         from cli.bootstrap import engine

@@ -6,7 +6,6 @@ import click
 
 from cli.context import app
 from cli.output import emit
-from ledger.usecases import infrastructure
 from ledger.values import HostState, Hypervisor, parse_enum
 
 COLUMNS = ["id", "name", "zoneid", "clusterid", "hypervisor", "state"]
@@ -40,6 +39,8 @@ def add(name: str, zone: str, cluster: str, hypervisor: str) -> None:
     Example:
       storctl host add kvm-01 --zone z1 --cluster c1
     """
+    from ledger.usecases import infrastructure
+
     a = app()
     kind = parse_enum(Hypervisor, hypervisor, "hypervisor")
     host = infrastructure.register_host(a.ledger, a.ctx(), name, zone, cluster, kind)
@@ -74,6 +75,8 @@ def show(ref: str) -> None:
 
 
 def _set_state(ref: str, state: HostState) -> None:
+    from ledger.usecases import infrastructure
+
     a = app()
     host = infrastructure.set_host_state(a.ledger, a.ctx(), ref, state)
     _show(str(host.id))

@@ -8,7 +8,6 @@ import click
 
 from cli.context import app
 from cli.output import emit
-from ledger.usecases import infrastructure
 from ledger.values import PoolType, Scope, parse_enum, parse_size
 
 COLUMNS = [
@@ -117,6 +116,7 @@ def add(
               --capacity 100G
     """
     from executors.providers import Role, locate
+    from ledger.usecases import infrastructure
 
     size = parse_size(capacity, minimum=1, what="capacity")
     where = locate(
@@ -190,6 +190,8 @@ def disable(ref: str) -> None:
     Example:
       storctl pool disable gold
     """
+    from ledger.usecases import infrastructure
+
     a = app()
     _show(str(infrastructure.change_pool_status(a.ledger, a.ctx(), ref, "Disable").id))
 
@@ -203,6 +205,8 @@ def enable(ref: str) -> None:
     Example:
       storctl pool enable gold
     """
+    from ledger.usecases import infrastructure
+
     a = app()
     _show(str(infrastructure.change_pool_status(a.ledger, a.ctx(), ref, "Enable").id))
 
@@ -227,6 +231,8 @@ def maintenance_enable(ref: str) -> None:
     Example:
       storctl pool maintenance enable gold
     """
+    from ledger.usecases import infrastructure
+
     a = app()
     _show(str(infrastructure.pool_maintenance(a.ledger, a.ctx(), ref, enable=True).id))
 
@@ -240,6 +246,8 @@ def maintenance_cancel(ref: str) -> None:
     Example:
       storctl pool maintenance cancel gold
     """
+    from ledger.usecases import infrastructure
+
     a = app()
     _show(str(infrastructure.pool_maintenance(a.ledger, a.ctx(), ref, enable=False).id))
 
@@ -274,6 +282,8 @@ def delete(ref: str) -> None:
     Example:
       storctl pool delete gold
     """
+    from ledger.usecases import infrastructure
+
     a = app()
     pool = infrastructure.delete_pool(a.ledger, a.ctx(), ref)
     _show(str(pool.id))

@@ -6,7 +6,6 @@ import click
 
 from cli.context import app, operate
 from cli.output import emit
-from ledger.usecases import snapshots
 
 COLUMNS = [
     "id",
@@ -43,6 +42,7 @@ def create(ref: str, name: str | None) -> None:
       storctl snapshot create data-1 --name nightly
     """
     from cli.volume import volume_id
+    from ledger.usecases import snapshots
 
     a = app()
     job = snapshots.snapshot_volume(a.ledger, a.ctx(), volume_id(a, ref), name)
@@ -86,6 +86,8 @@ def revert(ref: str) -> None:
     Example:
       storctl vm stop web-1 && storctl snapshot revert nightly
     """
+    from ledger.usecases import snapshots
+
     a = app()
     job = snapshots.revert_snapshot(a.ledger, a.ctx(), _id(ref))
     operate(a, job, lambda: _show(ref))
@@ -100,6 +102,8 @@ def delete(ref: str) -> None:
     Example:
       storctl snapshot delete nightly
     """
+    from ledger.usecases import snapshots
+
     a = app()
     sid = _id(ref)
     job = snapshots.delete_snapshot(a.ledger, a.ctx(), sid)

@@ -6,7 +6,6 @@ import click
 
 from cli.context import app
 from cli.output import emit
-from ledger.usecases import infrastructure
 
 COLUMNS = ["id", "name", "zoneid", "providername", "path", "readonly"]
 
@@ -78,6 +77,7 @@ def add(
     """
     from cli.pool import location_of
     from executors.providers import Role, locate
+    from ledger.usecases import infrastructure
     from ledger.values import StoreRole
 
     where = locate(

@@ -6,7 +6,6 @@ import click
 
 from cli.context import app, operate
 from cli.output import emit
-from ledger.usecases import templates
 from ledger.values import ImageFormat, parse_enum
 
 COLUMNS = ["id", "name", "format", "size", "physicalsize", "state", "isready", "zoneid"]
@@ -48,6 +47,8 @@ def register(name: str, url: str, fmt: str, zone: str, checksum: str | None) -> 
       storctl template register tiny --url file:///srv/img/tiny.qcow2 \\
               --format qcow2 --zone z1 --checksum 3b1f...
     """
+    from ledger.usecases import templates
+
     a = app()
     if checksum is not None:
         digest = checksum.lower().removeprefix("sha256:")
@@ -83,6 +84,7 @@ def create(name: str, volume: str | None, snapshot: str | None) -> None:
       storctl template create golden --from-snapshot nightly
     """
     from ledger.errors import InvalidInput
+    from ledger.usecases import templates
 
     a = app()
     if (volume is None) == (snapshot is None):
@@ -142,6 +144,8 @@ def delete(ref: str) -> None:
     Example:
       storctl template delete tiny
     """
+    from ledger.usecases import templates
+
     a = app()
     job = templates.delete_template(a.ledger, a.ctx(), ref)
     operate(a, job, lambda: _show(str(job.object_id)))

@@ -6,7 +6,6 @@ import click
 
 from cli.context import app, operate
 from cli.output import emit
-from ledger.usecases import vms
 from ledger.values import parse_size
 
 COLUMNS = ["id", "name", "zoneid", "hostid", "state", "templateid"]
@@ -46,6 +45,8 @@ def deploy(
     Example:
       storctl vm deploy web-1 --template tiny --zone z1 --root-size 20G
     """
+    from ledger.usecases import vms
+
     a = app()
     size = parse_size(root_size) if root_size is not None else None
     job = vms.deploy_vm(
@@ -62,6 +63,8 @@ def deploy(
 
 
 def _power(ref: str, trigger: str) -> None:
+    from ledger.usecases import vms
+
     a = app()
     vm = vms.vm_power(a.ledger, a.ctx(), ref, trigger)
     _show(str(vm.id))
@@ -101,6 +104,8 @@ def destroy(ref: str, expunge: bool) -> None:  # noqa: FBT001 - click passes fla
     Example:
       storctl vm destroy web-1 --expunge
     """
+    from ledger.usecases import vms
+
     a = app()
     job = vms.destroy_vm(a.ledger, a.ctx(), ref, expunge=expunge)
     operate(a, job, lambda: _show(str(job.object_id)))

@@ -9,7 +9,6 @@ import click
 
 from cli.context import AppContext, app, operate
 from cli.output import emit
-from ledger.usecases import migration, snapshots, volumes
 from ledger.values import parse_size
 
 COLUMNS = [
@@ -76,6 +75,7 @@ def create(
             "volume source", name, "give exactly one of --size, --from-snapshot"
         )
     if snapshot is not None:
+        from ledger.usecases import snapshots
         from projections.queries import find
 
         with a.reader() as r:
@@ -88,6 +88,8 @@ def create(
     if zone is None:
         raise InvalidInput("zone", "", "--zone is needed with --size")
     assert size is not None
+    from ledger.usecases import volumes
+
     job = volumes.create_volume(
         a.ledger,
         a.ctx(),
@@ -117,6 +119,8 @@ def attach(ref: str, vm: str) -> None:
     Example:
       storctl volume attach data-1 --vm web-1
     """
+    from ledger.usecases import volumes
+
     _run(ref, lambda a, v: volumes.attach_volume(a.ledger, a.ctx(), v, vm))
 
 
@@ -129,6 +133,8 @@ def detach(ref: str) -> None:
     Example:
       storctl volume detach data-1
     """
+    from ledger.usecases import volumes
+
     _run(ref, lambda a, v: volumes.detach_volume(a.ledger, a.ctx(), v))
 
 
@@ -141,6 +147,8 @@ def delete(ref: str) -> None:
     Example:
       storctl volume delete data-1
     """
+    from ledger.usecases import volumes
+
     _run(ref, lambda a, v: volumes.delete_volume(a.ledger, a.ctx(), v))
 
 
@@ -153,6 +161,8 @@ def recover(ref: str) -> None:
     Example:
       storctl volume recover data-1
     """
+    from ledger.usecases import volumes
+
     _run(ref, lambda a, v: volumes.recover_volume(a.ledger, a.ctx(), v))
 
 
@@ -165,6 +175,8 @@ def expunge(ref: str) -> None:
     Example:
       storctl volume expunge data-1
     """
+    from ledger.usecases import volumes
+
     _run(ref, lambda a, v: volumes.expunge_volume(a.ledger, a.ctx(), v))
 
 
@@ -185,6 +197,8 @@ def migrate(ref: str, pool: str, live: bool) -> None:  # noqa: FBT001
     Example:
       storctl volume migrate data-1 --pool silver
     """
+    from ledger.usecases import migration
+
     _run(
         ref,
         lambda a, v: migration.migrate_volume(a.ledger, a.ctx(), v, pool, live=live),
@@ -201,6 +215,8 @@ def resize(ref: str, size: str) -> None:
     Example:
       storctl volume resize data-1 --size 20G
     """
+    from ledger.usecases import volumes
+
     new_size = parse_size(size)
     _run(ref, lambda a, v: volumes.resize_volume(a.ledger, a.ctx(), v, new_size))
 

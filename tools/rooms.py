@@ -33,7 +33,7 @@ LEDGER_ROOMS = {
         "config", "zone", "simulator_plan",
     },
     "values, errors, commands, fsm": {
-        "values", "errors", "commands", "fsm", "capacity",
+        "values", "errors", "commands", "fsm", "capacity", "transcodings",
     },
     "transfer, reach": {"transfer", "reach"},
     "verify, doctor": {"verify", "doctor"},

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ledger.errors import Ambiguous, InvalidInput, NotFound
-from projections.view import Reader
+from projections.reader import Reader
 
 Row = dict[str, Any]
 JOB_STATUS = {0: "pending", 1: "succeeded", 2: "failed"}
