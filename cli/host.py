@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from cli.completion import names
 from cli.context import app
 from cli.output import emit
 from ledger.values import HostState, Hypervisor, parse_enum
@@ -63,7 +64,7 @@ def list_() -> None:
 
 
 @cli.command("show")
-@click.argument("ref", metavar="ID")
+@click.argument("ref", metavar="ID", shell_complete=names("host"))
 def show(ref: str) -> None:
     """Show one host, by id or name.
 
@@ -83,7 +84,7 @@ def _set_state(ref: str, state: HostState) -> None:
 
 
 @cli.command("disable")
-@click.argument("ref", metavar="ID")
+@click.argument("ref", metavar="ID", shell_complete=names("host"))
 def disable(ref: str) -> None:
     """Disable a host: it is no longer chosen as an endpoint.
 
@@ -95,7 +96,7 @@ def disable(ref: str) -> None:
 
 
 @cli.command("enable")
-@click.argument("ref", metavar="ID")
+@click.argument("ref", metavar="ID", shell_complete=names("host"))
 def enable(ref: str) -> None:
     """Enable a disabled host.
 

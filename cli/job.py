@@ -6,6 +6,7 @@ from uuid import UUID
 
 import click
 
+from cli.completion import names
 from cli.context import app
 from cli.output import emit
 from ledger.errors import InvalidInput, OperationFailed
@@ -40,7 +41,7 @@ def list_() -> None:
 
 
 @cli.command("show")
-@click.argument("ref", metavar="JOB")
+@click.argument("ref", metavar="JOB", shell_complete=names("job"))
 def show(ref: str) -> None:
     """Show one job.
 
@@ -52,7 +53,7 @@ def show(ref: str) -> None:
 
 
 @cli.command("wait")
-@click.argument("ref", metavar="JOB")
+@click.argument("ref", metavar="JOB", shell_complete=names("job"))
 @click.option("--timeout", type=float, default=None, help="Give up after this many s.")
 def wait(ref: str, timeout: float | None) -> None:
     """Wait for a job to settle (working on it if no worker does); exit 3 if it failed.

@@ -6,6 +6,7 @@ import os
 
 import click
 
+from cli.completion import names
 from cli.context import app
 from cli.output import emit
 from ledger.values import PoolType, Scope, parse_enum, parse_size
@@ -66,7 +67,11 @@ def cli() -> None:
     help="Who can reach the pool.",
 )
 @click.option("--cluster", help="Cluster (cluster scope).")
-@click.option("--host", help="Host id or name (host scope: local storage).")
+@click.option(
+    "--host",
+    shell_complete=names("host"),
+    help="Host id or name (host scope: local storage).",
+)
 @click.option(
     "--type",
     "--provider",
@@ -170,7 +175,7 @@ def list_(zone: str | None) -> None:
 
 
 @cli.command("show")
-@click.argument("ref", metavar="ID")
+@click.argument("ref", metavar="ID", shell_complete=names("pool"))
 def show(ref: str) -> None:
     """Show one pool, by id or name.
 
@@ -182,7 +187,7 @@ def show(ref: str) -> None:
 
 
 @cli.command("disable")
-@click.argument("ref", metavar="ID")
+@click.argument("ref", metavar="ID", shell_complete=names("pool"))
 def disable(ref: str) -> None:
     """Disable a pool: no new volumes, never a migration target; its volumes work on.
 
@@ -197,7 +202,7 @@ def disable(ref: str) -> None:
 
 
 @cli.command("enable")
-@click.argument("ref", metavar="ID")
+@click.argument("ref", metavar="ID", shell_complete=names("pool"))
 def enable(ref: str) -> None:
     """Enable a disabled pool.
 
@@ -223,7 +228,7 @@ def maintenance() -> None:
 
 
 @maintenance.command("enable")
-@click.argument("ref", metavar="ID")
+@click.argument("ref", metavar="ID", shell_complete=names("pool"))
 def maintenance_enable(ref: str) -> None:
     """Put a pool in maintenance: no allocation lands on it.
 
@@ -238,7 +243,7 @@ def maintenance_enable(ref: str) -> None:
 
 
 @maintenance.command("cancel")
-@click.argument("ref", metavar="ID")
+@click.argument("ref", metavar="ID", shell_complete=names("pool"))
 def maintenance_cancel(ref: str) -> None:
     """Bring a pool back from maintenance to Up.
 
@@ -253,7 +258,7 @@ def maintenance_cancel(ref: str) -> None:
 
 
 @cli.command("stats")
-@click.argument("ref", metavar="ID")
+@click.argument("ref", metavar="ID", shell_complete=names("pool"))
 def stats(ref: str) -> None:
     """Measure a pool's physical use now (CloudStack's GetStorageStatsCommand).
 
@@ -274,7 +279,7 @@ def stats(ref: str) -> None:
 
 
 @cli.command("delete")
-@click.argument("ref", metavar="ID")
+@click.argument("ref", metavar="ID", shell_complete=names("pool"))
 def delete(ref: str) -> None:
     """Remove a pool in maintenance that holds no volume.
 
@@ -294,7 +299,7 @@ _NO_LUN = ("Allocated", "Creating", "Expunging", "Expunged")
 
 
 @cli.command("targets")
-@click.argument("ref", metavar="POOL")
+@click.argument("ref", metavar="POOL", shell_complete=names("pool"))
 def targets(ref: str) -> None:
     """Make every target of an iSCSI pool's volumes again (after a tgtd restart).
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from cli.completion import names
 from cli.context import app, operate
 from cli.output import emit
 
@@ -32,7 +33,7 @@ def cli() -> None:
 
 
 @cli.command("create")
-@click.argument("ref", metavar="VOL")
+@click.argument("ref", metavar="VOL", shell_complete=names("volume"))
 @click.option("--name", help="Snapshot name (default: volume name and a short id).")
 def create(ref: str, name: str | None) -> None:
     """Snapshot a volume: the volume is Snapshotting until the backup is done.
@@ -50,7 +51,9 @@ def create(ref: str, name: str | None) -> None:
 
 
 @cli.command("list")
-@click.option("--volume", help="Only this volume's snapshots.")
+@click.option(
+    "--volume", shell_complete=names("volume"), help="Only this volume's snapshots."
+)
 def list_(volume: str | None) -> None:
     """List snapshots.
 
@@ -66,7 +69,7 @@ def list_(volume: str | None) -> None:
 
 
 @cli.command("show")
-@click.argument("ref", metavar="SNAP")
+@click.argument("ref", metavar="SNAP", shell_complete=names("snapshot"))
 def show(ref: str) -> None:
     """Show one snapshot, by id or name.
 
@@ -78,7 +81,7 @@ def show(ref: str) -> None:
 
 
 @cli.command("revert")
-@click.argument("ref", metavar="SNAP")
+@click.argument("ref", metavar="SNAP", shell_complete=names("snapshot"))
 def revert(ref: str) -> None:
     """Write a snapshot's data back over its volume (the VM must be stopped on KVM).
 
@@ -94,7 +97,7 @@ def revert(ref: str) -> None:
 
 
 @cli.command("delete")
-@click.argument("ref", metavar="SNAP")
+@click.argument("ref", metavar="SNAP", shell_complete=names("snapshot"))
 def delete(ref: str) -> None:
     """Delete a snapshot; if a later delta needs its file, the file stays hidden.
 

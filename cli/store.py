@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from cli.completion import names
 from cli.context import app
 from cli.output import emit
 
@@ -114,7 +115,7 @@ def list_() -> None:
 
 
 @cli.command("show")
-@click.argument("ref", metavar="ID")
+@click.argument("ref", metavar="ID", shell_complete=names("store"))
 def show(ref: str) -> None:
     """Show one image store, by id or name.
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from cli.completion import names
 from cli.context import app, operate
 from cli.output import emit
 from ledger.values import ImageFormat, parse_enum
@@ -75,7 +76,12 @@ def register(name: str, url: str, fmt: str, zone: str, checksum: str | None) -> 
 @cli.command("create")
 @click.argument("name")
 @click.option("--from-volume", "volume", help="A Ready volume (its VM stopped).")
-@click.option("--from-snapshot", "snapshot", help="A backed-up snapshot.")
+@click.option(
+    "--from-snapshot",
+    "snapshot",
+    shell_complete=names("snapshot"),
+    help="A backed-up snapshot.",
+)
 def create(name: str, volume: str | None, snapshot: str | None) -> None:
     """Make a template from a volume or a snapshot (on the zone's image store).
 
@@ -124,7 +130,7 @@ def list_() -> None:
 
 
 @cli.command("show")
-@click.argument("ref", metavar="ID")
+@click.argument("ref", metavar="ID", shell_complete=names("template"))
 def show(ref: str) -> None:
     """Show one template, by id or name.
 
@@ -136,7 +142,7 @@ def show(ref: str) -> None:
 
 
 @cli.command("delete")
-@click.argument("ref", metavar="ID")
+@click.argument("ref", metavar="ID", shell_complete=names("template"))
 def delete(ref: str) -> None:
     """Delete a template and its image-store copies.
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from cli.completion import names
 from cli.context import app, operate
 from cli.output import emit
 from ledger.values import parse_size
@@ -23,9 +24,18 @@ def cli() -> None:
 
 @cli.command("deploy")
 @click.argument("name")
-@click.option("--template", required=True, help="Template id or name.")
+@click.option(
+    "--template",
+    shell_complete=names("template"),
+    required=True,
+    help="Template id or name.",
+)
 @click.option("--zone", required=True, help="Zone to deploy in.")
-@click.option("--host", help="Host id or name (default: first Up host of the zone).")
+@click.option(
+    "--host",
+    shell_complete=names("host"),
+    help="Host id or name (default: first Up host of the zone).",
+)
 @click.option("--root-size", help="ROOT volume size (at least the template's).")
 @click.option(
     "--tags", default="", help="Storage tags the ROOT volume's pool must carry."
@@ -71,7 +81,7 @@ def _power(ref: str, trigger: str) -> None:
 
 
 @cli.command("start")
-@click.argument("ref", metavar="ID")
+@click.argument("ref", metavar="ID", shell_complete=names("vm"))
 def start(ref: str) -> None:
     """Start a stopped VM.
 
@@ -83,7 +93,7 @@ def start(ref: str) -> None:
 
 
 @cli.command("stop")
-@click.argument("ref", metavar="ID")
+@click.argument("ref", metavar="ID", shell_complete=names("vm"))
 def stop(ref: str) -> None:
     """Stop a running VM (needed before a snapshot revert on KVM).
 
@@ -95,7 +105,7 @@ def stop(ref: str) -> None:
 
 
 @cli.command("destroy")
-@click.argument("ref", metavar="ID")
+@click.argument("ref", metavar="ID", shell_complete=names("vm"))
 @click.option("--expunge", is_flag=True, help="Also delete the ROOT volume's file now.")
 def destroy(ref: str, expunge: bool) -> None:  # noqa: FBT001 - click passes flags so
     """Destroy a VM and its ROOT volume (detach data volumes first).
@@ -127,7 +137,7 @@ def list_() -> None:
 
 
 @cli.command("show")
-@click.argument("ref", metavar="ID")
+@click.argument("ref", metavar="ID", shell_complete=names("vm"))
 def show(ref: str) -> None:
     """Show one VM, by id or name.
 

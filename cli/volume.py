@@ -7,6 +7,7 @@ from uuid import UUID
 
 import click
 
+from cli.completion import names
 from cli.context import AppContext, app, operate
 from cli.output import emit
 from ledger.values import parse_size
@@ -47,8 +48,17 @@ def volume_id(a: AppContext, ref: str) -> UUID:
 @click.argument("name")
 @click.option("--zone", help="Zone of the volume (default: the snapshot's).")
 @click.option("--size", help="Size, e.g. 10G, 512M, or bytes.")
-@click.option("--from-snapshot", "snapshot", help="Restore this snapshot into it.")
-@click.option("--pool", help="Create it now on this pool (else it waits for attach).")
+@click.option(
+    "--from-snapshot",
+    "snapshot",
+    shell_complete=names("snapshot"),
+    help="Restore this snapshot into it.",
+)
+@click.option(
+    "--pool",
+    shell_complete=names("pool"),
+    help="Create it now on this pool (else it waits for attach).",
+)
 @click.option("--tags", default="", help="Storage tags its pool must carry.")
 def create(
     name: str,
@@ -110,8 +120,8 @@ def _run(ref: str, op: Callable[[AppContext, UUID], object]) -> None:
 
 
 @cli.command("attach")
-@click.argument("ref", metavar="VOL")
-@click.option("--vm", required=True, help="VM id or name.")
+@click.argument("ref", metavar="VOL", shell_complete=names("volume"))
+@click.option("--vm", shell_complete=names("vm"), required=True, help="VM id or name.")
 def attach(ref: str, vm: str) -> None:
     """Attach a data volume to a VM (creating it first if it is still Allocated).
 
@@ -125,7 +135,7 @@ def attach(ref: str, vm: str) -> None:
 
 
 @cli.command("detach")
-@click.argument("ref", metavar="VOL")
+@click.argument("ref", metavar="VOL", shell_complete=names("volume"))
 def detach(ref: str) -> None:
     """Detach a data volume from its VM.
 
@@ -139,7 +149,7 @@ def detach(ref: str) -> None:
 
 
 @cli.command("delete")
-@click.argument("ref", metavar="VOL")
+@click.argument("ref", metavar="VOL", shell_complete=names("volume"))
 def delete(ref: str) -> None:
     """Destroy a volume (recoverable until expunged); its capacity is released.
 
@@ -153,7 +163,7 @@ def delete(ref: str) -> None:
 
 
 @cli.command("recover")
-@click.argument("ref", metavar="VOL")
+@click.argument("ref", metavar="VOL", shell_complete=names("volume"))
 def recover(ref: str) -> None:
     """Recover a destroyed volume: Ready again, its capacity reserved again.
 
@@ -167,7 +177,7 @@ def recover(ref: str) -> None:
 
 
 @cli.command("expunge")
-@click.argument("ref", metavar="VOL")
+@click.argument("ref", metavar="VOL", shell_complete=names("volume"))
 def expunge(ref: str) -> None:
     """Expunge a destroyed volume: its file is deleted, for good.
 
@@ -181,8 +191,13 @@ def expunge(ref: str) -> None:
 
 
 @cli.command("migrate")
-@click.argument("ref", metavar="VOL")
-@click.option("--pool", required=True, help="Destination pool id or name.")
+@click.argument("ref", metavar="VOL", shell_complete=names("volume"))
+@click.option(
+    "--pool",
+    shell_complete=names("pool"),
+    required=True,
+    help="Destination pool id or name.",
+)
 @click.option(
     "--live", is_flag=True, help="Migrate while its VM runs (if the agent can)."
 )
@@ -206,7 +221,7 @@ def migrate(ref: str, pool: str, live: bool) -> None:  # noqa: FBT001
 
 
 @cli.command("resize")
-@click.argument("ref", metavar="VOL")
+@click.argument("ref", metavar="VOL", shell_complete=names("volume"))
 @click.option("--size", required=True, help="The new, larger size (e.g. 20G).")
 def resize(ref: str, size: str) -> None:
     """Grow a volume; the pool reserves the difference first.
@@ -223,8 +238,8 @@ def resize(ref: str, size: str) -> None:
 
 @cli.command("list")
 @click.option("--state", help="Only volumes in this state (e.g. Ready).")
-@click.option("--pool", help="Only volumes on this pool.")
-@click.option("--vm", help="Only volumes of this VM.")
+@click.option("--pool", shell_complete=names("pool"), help="Only volumes on this pool.")
+@click.option("--vm", shell_complete=names("vm"), help="Only volumes of this VM.")
 def list_(state: str | None, pool: str | None, vm: str | None) -> None:
     """List volumes.
 
@@ -240,7 +255,7 @@ def list_(state: str | None, pool: str | None, vm: str | None) -> None:
 
 
 @cli.command("show")
-@click.argument("ref", metavar="VOL")
+@click.argument("ref", metavar="VOL", shell_complete=names("volume"))
 def show(ref: str) -> None:
     """Show one volume, by id or name.
 

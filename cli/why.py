@@ -10,12 +10,13 @@ from typing import Any
 
 import click
 
+from cli.completion import names
 from cli.context import app
 from cli.output import emit, say
 
 
 @click.command()
-@click.argument("ref", metavar="VOL")
+@click.argument("ref", metavar="VOL", shell_complete=names("volume"))
 @click.option(
     "--all", "show_all", is_flag=True, help="Every decision, not only the last."
 )
