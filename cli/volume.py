@@ -10,7 +10,6 @@ import click
 from cli.completion import names
 from cli.context import AppContext, app, operate
 from cli.output import emit
-from ledger.values import parse_size
 
 COLUMNS = [
     "id",
@@ -99,6 +98,7 @@ def create(
         raise InvalidInput("zone", "", "--zone is needed with --size")
     assert size is not None
     from ledger.usecases import volumes
+    from ledger.values import parse_size
 
     job = volumes.create_volume(
         a.ledger,
@@ -231,6 +231,7 @@ def resize(ref: str, size: str) -> None:
       storctl volume resize data-1 --size 20G
     """
     from ledger.usecases import volumes
+    from ledger.values import parse_size
 
     new_size = parse_size(size)
     _run(ref, lambda a, v: volumes.resize_volume(a.ledger, a.ctx(), v, new_size))

@@ -13,7 +13,6 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from enum import Enum
 from functools import lru_cache
 from operator import attrgetter
@@ -280,7 +279,7 @@ def redact(value: Any) -> Any:
         return [redact(v) for v in value]
     if isinstance(value, Enum):
         return value.value
-    if isinstance(value, UUID | Decimal):
+    if isinstance(value, UUID):  # a Decimal goes as text below (no import here)
         return str(value)
     if isinstance(value, datetime):
         return iso(value)
