@@ -197,3 +197,13 @@ def test_a_mistyped_noun_or_verb_gets_did_you_mean_and_exit_2(tmp_path, args, li
     done = storctl("--db", str(db), *args)
     assert (done.returncode, done.stdout, done.stderr) == (2, "", line + "\n")
     assert not db.exists()
+
+
+def test_bare_storctl_is_clicks_usage_error_with_the_whole_help():
+    """Answered by click itself now (no hand-copied text): the help, with every
+    noun, on stderr and exit 2; `--help` is the same text on stdout, exit 0."""
+    bare, asked = storctl(), storctl("--help")
+    assert (bare.returncode, bare.stdout) == (2, "")
+    assert (asked.returncode, asked.stderr) == (0, "")
+    assert bare.stderr == asked.stdout
+    assert all(f"  {noun} " in asked.stdout for noun in NOUNS)
