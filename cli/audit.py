@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from cli.completion import names
 from cli.context import app
 from cli.output import emit, say
 from ledger.errors import InvalidInput
@@ -96,7 +97,7 @@ def svg_of(source: str) -> str:
 
 @click.command("history")
 @click.argument("kind", type=click.Choice(KINDS, case_sensitive=False))
-@click.argument("ref", metavar="ID")
+@click.argument("ref", metavar="ID", shell_complete=names())
 @click.option(
     "--png",
     "png",
@@ -156,7 +157,9 @@ def history(
 @click.option("--until", metavar="T", help="Only events at or before this ISO time.")
 @click.option("--event", metavar="E", help="Only this event (e.g. CopyAnswered).")
 @click.option("--object", "obj", metavar="ID", help="Only this object (id or name).")
-@click.option("--job", metavar="J", help="Only this job's events.")
+@click.option(
+    "--job", metavar="J", shell_complete=names("job"), help="Only this job's events."
+)
 @click.option("--actor", "who", metavar="A", help="Only events this actor caused.")
 def audit(
     since: str | None,

@@ -12,15 +12,9 @@ from __future__ import annotations
 
 import threading
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from executors.agents import Agents
-from executors.agents.kvm import KvmAgent
-from executors.agents.simulator import SimulatorAgent
-from executors.dispatcher import Progress
-from executors.engine import Engine
 from ledger.app import Ledger
-from ledger.host import Host
 from ledger.store.database import (
     Database,
     database_of,
@@ -29,11 +23,13 @@ from ledger.store.database import (
     prepare,
     tables_exist,
 )
-from ledger.usecases.simulator import use_fault
-from ledger.values import Hypervisor
-from projections.projector import catch_up, decoder
 from projections.table_candidates import TableCandidates
 from projections.view import view_for
+
+if TYPE_CHECKING:
+    from executors.agents import Agents
+    from executors.dispatcher import Progress
+    from executors.engine import Engine
 
 
 def open_ledger(
@@ -67,7 +63,16 @@ def open_ledger(
 
 def agents(ledger: Ledger, kvm: Any = None) -> Agents:
     """Who runs a host's commands: one KVM agent for every KVM host (real
-    `qemu-img`), a simulator agent per simulator host, following its fault plan."""
+    `qemu-img`), a simulator agent per simulator host, following its fault plan.
+    The executors are imported here, not above: a command that only records
+    events (`volume create`, which stays Allocated) never needs them."""
+    from executors.agents import Agents
+    from executors.agents.kvm import KvmAgent
+    from executors.agents.simulator import SimulatorAgent
+    from ledger.host import Host
+    from ledger.usecases.simulator import use_fault
+    from ledger.values import Hypervisor
+
     kvm_agent = kvm if kvm is not None else KvmAgent()
     faults = partial(use_fault, ledger)
 
@@ -90,6 +95,9 @@ def engine(
 ) -> Engine:
     """The followers of `ledger`'s log: workflows, dispatcher and (unless
     `project` is false) the projections, sharing one decoder."""
+    from executors.engine import Engine
+    from projections.projector import catch_up, decoder
+
     return Engine(
         ledger,
         db or database_of(ledger.env),

@@ -7,7 +7,6 @@ import click
 from cli.context import app
 from cli.output import emit
 from ledger.config import DEFAULTS
-from ledger.usecases import infrastructure
 
 
 @click.group()
@@ -66,6 +65,8 @@ def set_(key: str, value: str) -> None:
     Example:
       storctl config set vm.allocation.algorithm firstfit
     """
+    from ledger.usecases import infrastructure
+
     a = app()
     config = infrastructure.set_config(a.ledger, a.ctx(), key, value)
     emit(a.output, _row(key, config.get(key)))

@@ -3,18 +3,22 @@
 The ledger is opened on first use, so `--help` and argument errors never touch the
 database, and a refused command leaves a missing database file missing. A read
 never creates one: `--db /typo/x.db volume list` is refused rather than showing an
-empty ledger; and a database that does not open is one line and exit 2.
+empty ledger; and a database that does not open is one line and exit 2. It is also
+imported on first use: a read command on a caught-up SQLite ledger reads the tables
+straight from the file (`projections.reader.current_tables`) and never imports the
+write side (eventsourcing, the aggregates, the executors) or psycopg, which are most
+of a command's start-up time.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from ledger.aggregate import Ctx
-from ledger.app import Ledger
 from ledger.store.database import Database, parse_db
 
 # Commands that only read: on a missing SQLite file they are refused, creating nothing.
@@ -29,6 +33,12 @@ def reads_only() -> bool:
     ctx = click.get_current_context(silent=True)
     words = ctx.command_path.split()[1:] if ctx is not None else []
     return bool(words) and (words[0] in READ_COMMANDS or words[-1] in READ_VERBS)
+
+
+if TYPE_CHECKING:
+    from ledger.aggregate import Ctx
+    from ledger.app import Ledger
+    from projections.reader import Reader
 
 
 @dataclass
@@ -68,6 +78,8 @@ class AppContext:
     def ctx(self) -> Ctx:
         """The request context: the actor is who the store says appends (see
         `Ledger._stamp`); `--actor` only adds the name it is done on behalf of."""
+        from ledger.aggregate import Ctx
+
         principal = getattr(self.ledger.recorder, "principal", None)
         return Ctx.new(self.actor or principal)
 
@@ -77,11 +89,23 @@ class AppContext:
 
         catch_up(self.ledger)
 
-    def reader(self) -> Any:
+    @contextmanager
+    def reader(self) -> Iterator[Reader]:
+        """The tables, caught up with every event: read straight from a SQLite
+        file whose tables are current, else through the ledger after a catch-up."""
+        db = self.db
+        if self._ledger is None and db.path is not None:
+            from projections.reader import current_tables
+
+            with current_tables(db.path) as current:
+                if current is not None:
+                    yield current
+                    return
         from projections.view import reader
 
         self.catch_up()
-        return reader(self.ledger)
+        with reader(self.ledger) as r:
+            yield r
 
     def engine(self, hosts: set[str] | None = None) -> Any:
         from cli.bootstrap import engine

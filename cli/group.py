@@ -2,19 +2,22 @@
 
 Exit codes (CLI.md): 0 done; 1 a bug (traceback); 2 refused, nothing written; 3 the
 operation ran and failed, the failure recorded. Noun modules are imported only when
-their command runs; `storctl` and `storctl --help` are answered by `cli.main`
-from `cli.nouns` without importing this module (or click) at all.
+their command runs, or when their verbs are completed; the nouns themselves are
+listed, helped and completed from `cli.nouns` without importing any of them.
 """
 
 from __future__ import annotations
 
 import importlib
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from cli.nouns import NOUNS
+
+if TYPE_CHECKING:
+    from click.shell_completion import CompletionItem
 
 # click >= 8.2 answers a bare group with this UsageError, whose message is the help;
 # 8.1 printed the help itself and exited 0.
@@ -52,6 +55,43 @@ class StorctlGroup(click.Group):
             cmd: click.Command = module.cli
             return cmd
         return super().get_command(ctx, name)
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        """click's, with the nouns among the close matches a mistyped noun is
+        offered (`No such command 'volumes'. Did you mean 'volume'?`); click knows
+        only `self.commands`, and the nouns are loaded late."""
+        name = args[0] if args else ""
+        if (
+            name
+            and not name.startswith("-")
+            and not ctx.resilient_parsing
+            and self.get_command(ctx, name) is None
+        ):
+            raise click.exceptions.NoSuchCommand(
+                name, possibilities=self.list_commands(ctx), ctx=ctx
+            )
+        return super().resolve_command(ctx, args)
+
+    def shell_complete(
+        self, ctx: click.Context, incomplete: str
+    ) -> list[CompletionItem]:
+        """The nouns with their help from `NOUNS` (click's own would import every
+        noun's module to ask it), then the options as click completes them."""
+        from click.shell_completion import CompletionItem
+
+        items = [
+            CompletionItem(name, help=NOUNS[name][1])
+            for name in sorted(NOUNS)
+            if name.startswith(incomplete)
+        ]
+        items += [
+            CompletionItem(name, help=cmd.get_short_help_str())
+            for name, cmd in sorted(self.commands.items())
+            if name.startswith(incomplete) and not cmd.hidden
+        ]
+        return items + click.Command.shell_complete(self, ctx, incomplete)
 
     def format_commands(
         self, ctx: click.Context, formatter: click.HelpFormatter

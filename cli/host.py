@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
+from cli.completion import names
 from cli.context import app
 from cli.output import emit
-from ledger.usecases import infrastructure
 from ledger.values import HostState, Hypervisor, parse_enum
 
 COLUMNS = ["id", "name", "zoneid", "clusterid", "hypervisor", "state"]
@@ -40,6 +40,8 @@ def add(name: str, zone: str, cluster: str, hypervisor: str) -> None:
     Example:
       storctl host add kvm-01 --zone z1 --cluster c1
     """
+    from ledger.usecases import infrastructure
+
     a = app()
     kind = parse_enum(Hypervisor, hypervisor, "hypervisor")
     host = infrastructure.register_host(a.ledger, a.ctx(), name, zone, cluster, kind)
@@ -62,7 +64,7 @@ def list_() -> None:
 
 
 @cli.command("show")
-@click.argument("ref", metavar="ID")
+@click.argument("ref", metavar="ID", shell_complete=names("host"))
 def show(ref: str) -> None:
     """Show one host, by id or name.
 
@@ -74,13 +76,15 @@ def show(ref: str) -> None:
 
 
 def _set_state(ref: str, state: HostState) -> None:
+    from ledger.usecases import infrastructure
+
     a = app()
     host = infrastructure.set_host_state(a.ledger, a.ctx(), ref, state)
     _show(str(host.id))
 
 
 @cli.command("disable")
-@click.argument("ref", metavar="ID")
+@click.argument("ref", metavar="ID", shell_complete=names("host"))
 def disable(ref: str) -> None:
     """Disable a host: it is no longer chosen as an endpoint.
 
@@ -92,7 +96,7 @@ def disable(ref: str) -> None:
 
 
 @cli.command("enable")
-@click.argument("ref", metavar="ID")
+@click.argument("ref", metavar="ID", shell_complete=names("host"))
 def enable(ref: str) -> None:
     """Enable a disabled host.
 

@@ -8,6 +8,7 @@ from uuid import UUID
 
 import click
 
+from cli.completion import names
 from cli.context import app
 from cli.output import emit
 
@@ -41,7 +42,7 @@ def list_() -> None:
 
 
 @cli.command("show")
-@click.argument("ref", metavar="JOB")
+@click.argument("ref", metavar="JOB", shell_complete=names("job"))
 def show(ref: str) -> None:
     """Show one job.
 
@@ -53,7 +54,7 @@ def show(ref: str) -> None:
 
 
 @cli.command("wait")
-@click.argument("ref", metavar="JOB")
+@click.argument("ref", metavar="JOB", shell_complete=names("job"))
 @click.option("--timeout", type=float, default=None, help="Give up after this many s.")
 def wait(ref: str, timeout: float | None) -> None:
     """Wait for a job to settle (working on it if no worker does); exit 3 if it failed.

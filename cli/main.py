@@ -1,36 +1,25 @@
-"""`storctl`'s entry point: the top-level help without click, then the click group.
+"""`storctl`'s entry point: the click group, loaded as late as it can be.
 
-Exit codes (CLI.md): 0 done; 1 a bug (traceback); 2 refused, nothing written; 3 the
-operation ran and failed, the failure recorded. The click group lives in `cli.group`
-and each noun in its own module, imported only when its command runs. `storctl`,
-`storctl --help` and `-h` are answered from `cli.nouns` without importing click.
+Exit codes (docs/cli.md): 0 done; 1 a bug (traceback); 2 refused, nothing written;
+3 the operation ran and failed, the failure recorded. The click group lives in
+`cli.group` and each noun in its own module, imported only when its command runs
+(or is completed); a read command on a caught-up SQLite ledger imports neither the
+write side nor psycopg (`cli.context`). Help, completion and the usage errors are
+click's own: speed comes from those lazy imports, not from answering anything here.
 """
 
 from __future__ import annotations
 
 import os
-import sys
+from typing import Any
 
-from cli.nouns import NOUNS, _columns, fast_help
+from cli.nouns import NOUNS
 
-__all__ = ["NOUNS", "fast_help", "main"]
-
-TYPE_CHECKING = False  # `typing` alone costs ~5 ms of a start that must stay short
-if TYPE_CHECKING:
-    from typing import Any
+__all__ = ["NOUNS", "main"]
 
 
 def main() -> None:
     os.environ.setdefault("PYTHONIOENCODING", "utf-8")
-    args = sys.argv[1:]
-    if args in ([], ["--help"], ["-h"]):
-        text = fast_help(_columns())
-        if text is not None:
-            if args:
-                sys.stdout.write(text + "\n")
-                sys.exit(0)
-            sys.stderr.write(text + "\n")  # bare `storctl`, as click: a usage error
-            sys.exit(2)
     from cli.group import cli
 
     cli(prog_name="storctl")

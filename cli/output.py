@@ -6,15 +6,11 @@ an array for a list; sizes are integer bytes in JSON and CSV, readable in tables
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Sequence
 from typing import Any
 
 import click
-
-from ledger.values import format_size
 
 SIZE_FIELDS = frozenset(
     {"size", "physicalsize", "disksizetotal", "disksizeallocated", "disksizeused"}
@@ -28,10 +24,13 @@ def emit(
 ) -> None:
     rows = [data] if isinstance(data, dict) else list(data)
     if output == "json":
-        click.echo(json.dumps(data, indent=2, default=str))
+        click.echo(dumps(data))
         return
     cols = list(columns or (rows[0].keys() if rows else []))
     if output == "csv":
+        import csv
+        import io
+
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
         writer.writerow(cols)
@@ -45,6 +44,32 @@ def emit(
             click.echo(f"{key:<{width}}  {_cell(key, value)}")
         return
     click.echo(table(rows, cols))
+
+
+#: encodes with the C encoder (no `indent`), each field on its own line
+_FLAT = json.JSONEncoder(default=str, separators=(",\n    ", ": "))
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def _flat(row: Any) -> bool:
+    """A non-empty dict of JSON scalars: its text cannot look like a row's end."""
+    return (
+        type(row) is dict and bool(row) and _SCALARS.issuperset(map(type, row.values()))
+    )
+
+
+def dumps(data: Any) -> str:
+    """`json.dumps(data, indent=2, default=str)`, the same text, sooner for a
+    list of flat rows (`volume list` of thousands): the standard library encodes
+    with `indent` in Python, a tenth as fast as its C encoder, which this uses
+    with the indentation put in as separators. Rows holding lists or dicts (a
+    pool's tags) go the library's way; a unit test holds the two texts equal."""
+    if isinstance(data, list) and data and all(map(_flat, data)):
+        # Values are scalars, and a newline inside a string is escaped, so
+        # "},\n    {" occurs between rows only.
+        text = _FLAT.encode(data)[2:-2].replace("},\n    {", "\n  },\n  {\n    ")
+        return "[\n  {\n    " + text + "\n  }\n]"
+    return json.dumps(data, indent=2, default=str)
 
 
 def table(rows: Sequence[dict[str, Any]], cols: Sequence[str]) -> str:
@@ -64,6 +89,8 @@ def _cell(key: str, value: Any) -> str:
     if value is None:
         return "-"
     if key in SIZE_FIELDS and isinstance(value, int):
+        from ledger.values import format_size
+
         return format_size(value)
     if isinstance(value, list):
         return ",".join(str(v) for v in value) or "-"

@@ -6,9 +6,9 @@ import os
 
 import click
 
+from cli.completion import names
 from cli.context import app
 from cli.output import emit
-from ledger.usecases import infrastructure
 from ledger.values import PoolType, Scope, parse_enum, parse_size
 
 COLUMNS = [
@@ -67,7 +67,11 @@ def cli() -> None:
     help="Who can reach the pool.",
 )
 @click.option("--cluster", help="Cluster (cluster scope).")
-@click.option("--host", help="Host id or name (host scope: local storage).")
+@click.option(
+    "--host",
+    shell_complete=names("host"),
+    help="Host id or name (host scope: local storage).",
+)
 @click.option(
     "--type",
     "--provider",
@@ -117,6 +121,7 @@ def add(
               --capacity 100G
     """
     from executors.providers import Role, locate
+    from ledger.usecases import infrastructure
 
     size = parse_size(capacity, minimum=1, what="capacity")
     where = locate(
@@ -171,7 +176,7 @@ def list_(zone: str | None) -> None:
 
 
 @cli.command("show")
-@click.argument("ref", metavar="ID")
+@click.argument("ref", metavar="ID", shell_complete=names("pool"))
 def show(ref: str) -> None:
     """Show one pool, by id or name.
 
@@ -183,7 +188,7 @@ def show(ref: str) -> None:
 
 
 @cli.command("disable")
-@click.argument("ref", metavar="ID")
+@click.argument("ref", metavar="ID", shell_complete=names("pool"))
 def disable(ref: str) -> None:
     """Disable a pool: no new volumes, never a migration target; its volumes work on.
 
@@ -191,12 +196,14 @@ def disable(ref: str) -> None:
     Example:
       storctl pool disable gold
     """
+    from ledger.usecases import infrastructure
+
     a = app()
     _show(str(infrastructure.change_pool_status(a.ledger, a.ctx(), ref, "Disable").id))
 
 
 @cli.command("enable")
-@click.argument("ref", metavar="ID")
+@click.argument("ref", metavar="ID", shell_complete=names("pool"))
 def enable(ref: str) -> None:
     """Enable a disabled pool.
 
@@ -204,6 +211,8 @@ def enable(ref: str) -> None:
     Example:
       storctl pool enable gold
     """
+    from ledger.usecases import infrastructure
+
     a = app()
     _show(str(infrastructure.change_pool_status(a.ledger, a.ctx(), ref, "Enable").id))
 
@@ -220,7 +229,7 @@ def maintenance() -> None:
 
 
 @maintenance.command("enable")
-@click.argument("ref", metavar="ID")
+@click.argument("ref", metavar="ID", shell_complete=names("pool"))
 def maintenance_enable(ref: str) -> None:
     """Put a pool in maintenance: no allocation lands on it.
 
@@ -228,12 +237,14 @@ def maintenance_enable(ref: str) -> None:
     Example:
       storctl pool maintenance enable gold
     """
+    from ledger.usecases import infrastructure
+
     a = app()
     _show(str(infrastructure.pool_maintenance(a.ledger, a.ctx(), ref, enable=True).id))
 
 
 @maintenance.command("cancel")
-@click.argument("ref", metavar="ID")
+@click.argument("ref", metavar="ID", shell_complete=names("pool"))
 def maintenance_cancel(ref: str) -> None:
     """Bring a pool back from maintenance to Up.
 
@@ -241,12 +252,14 @@ def maintenance_cancel(ref: str) -> None:
     Example:
       storctl pool maintenance cancel gold
     """
+    from ledger.usecases import infrastructure
+
     a = app()
     _show(str(infrastructure.pool_maintenance(a.ledger, a.ctx(), ref, enable=False).id))
 
 
 @cli.command("stats")
-@click.argument("ref", metavar="ID")
+@click.argument("ref", metavar="ID", shell_complete=names("pool"))
 def stats(ref: str) -> None:
     """Measure a pool's physical use now (CloudStack's GetStorageStatsCommand).
 
@@ -267,7 +280,7 @@ def stats(ref: str) -> None:
 
 
 @cli.command("delete")
-@click.argument("ref", metavar="ID")
+@click.argument("ref", metavar="ID", shell_complete=names("pool"))
 def delete(ref: str) -> None:
     """Remove a pool in maintenance that holds no volume.
 
@@ -275,6 +288,8 @@ def delete(ref: str) -> None:
     Example:
       storctl pool delete gold
     """
+    from ledger.usecases import infrastructure
+
     a = app()
     pool = infrastructure.delete_pool(a.ledger, a.ctx(), ref)
     _show(str(pool.id))
@@ -285,7 +300,7 @@ _NO_LUN = ("Allocated", "Creating", "Expunging", "Expunged")
 
 
 @cli.command("targets")
-@click.argument("ref", metavar="POOL")
+@click.argument("ref", metavar="POOL", shell_complete=names("pool"))
 def targets(ref: str) -> None:
     """Make every target of an iSCSI pool's volumes again (after a tgtd restart).
 

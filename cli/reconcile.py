@@ -18,6 +18,7 @@ from uuid import UUID
 
 import click
 
+from cli.completion import names
 from cli.context import AppContext, app
 from cli.output import emit, say
 from executors.reconcile import COLUMNS, Claim, compare
@@ -151,7 +152,7 @@ def snapshots_on_primary(
 
 
 @click.command()
-@click.argument("ref", metavar="POOL")
+@click.argument("ref", metavar="POOL", shell_complete=names("pool"))
 def cli(ref: str) -> None:
     """What a pool holds on its backend against the ledger, for every provider
     that can list it (directories, rbd, iscsi): orphans (no volume, template copy

@@ -154,8 +154,8 @@ def export(
       storctl export > ledger.jsonl
       storctl export --job 0b5e... --with-history > incident.jsonl
     """
+    from projections.db import parse_time
     from projections.exchange import export_lines
-    from projections.replay import parse_time
     from projections.timeline import resolve_job, resolve_object
 
     moment = parse_time(since, "--since") if since else None

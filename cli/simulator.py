@@ -6,7 +6,6 @@ import click
 
 from cli.context import app
 from cli.output import emit
-from ledger.usecases import simulator
 
 
 @click.group()
@@ -42,6 +41,7 @@ def configure(
       storctl simulator configure --host sim-1 --command CopyCommand --hang
     """
     from ledger.errors import InvalidInput
+    from ledger.usecases import simulator
 
     modes = [
         m
@@ -81,6 +81,8 @@ def clear(host: str | None) -> None:
     Example:
       storctl simulator clear --host sim-1
     """
+    from ledger.usecases import simulator
+
     a = app()
     cleared = simulator.clear_simulator(a.ledger, a.ctx(), host)
     emit(a.output, {"cleared": cleared})

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
+from cli.completion import names
 from cli.context import app, operate
 from cli.output import emit
-from ledger.usecases import snapshots
 
 COLUMNS = [
     "id",
@@ -33,7 +33,7 @@ def cli() -> None:
 
 
 @cli.command("create")
-@click.argument("ref", metavar="VOL")
+@click.argument("ref", metavar="VOL", shell_complete=names("volume"))
 @click.option("--name", help="Snapshot name (default: volume name and a short id).")
 def create(ref: str, name: str | None) -> None:
     """Snapshot a volume: the volume is Snapshotting until the backup is done.
@@ -43,6 +43,7 @@ def create(ref: str, name: str | None) -> None:
       storctl snapshot create data-1 --name nightly
     """
     from cli.volume import volume_id
+    from ledger.usecases import snapshots
 
     a = app()
     job = snapshots.snapshot_volume(a.ledger, a.ctx(), volume_id(a, ref), name)
@@ -50,7 +51,9 @@ def create(ref: str, name: str | None) -> None:
 
 
 @cli.command("list")
-@click.option("--volume", help="Only this volume's snapshots.")
+@click.option(
+    "--volume", shell_complete=names("volume"), help="Only this volume's snapshots."
+)
 def list_(volume: str | None) -> None:
     """List snapshots.
 
@@ -66,7 +69,7 @@ def list_(volume: str | None) -> None:
 
 
 @cli.command("show")
-@click.argument("ref", metavar="SNAP")
+@click.argument("ref", metavar="SNAP", shell_complete=names("snapshot"))
 def show(ref: str) -> None:
     """Show one snapshot, by id or name.
 
@@ -78,7 +81,7 @@ def show(ref: str) -> None:
 
 
 @cli.command("revert")
-@click.argument("ref", metavar="SNAP")
+@click.argument("ref", metavar="SNAP", shell_complete=names("snapshot"))
 def revert(ref: str) -> None:
     """Write a snapshot's data back over its volume (the VM must be stopped on KVM).
 
@@ -86,13 +89,15 @@ def revert(ref: str) -> None:
     Example:
       storctl vm stop web-1 && storctl snapshot revert nightly
     """
+    from ledger.usecases import snapshots
+
     a = app()
     job = snapshots.revert_snapshot(a.ledger, a.ctx(), _id(ref))
     operate(a, job, lambda: _show(ref))
 
 
 @cli.command("delete")
-@click.argument("ref", metavar="SNAP")
+@click.argument("ref", metavar="SNAP", shell_complete=names("snapshot"))
 def delete(ref: str) -> None:
     """Delete a snapshot; if a later delta needs its file, the file stays hidden.
 
@@ -100,6 +105,8 @@ def delete(ref: str) -> None:
     Example:
       storctl snapshot delete nightly
     """
+    from ledger.usecases import snapshots
+
     a = app()
     sid = _id(ref)
     job = snapshots.delete_snapshot(a.ledger, a.ctx(), sid)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
+from cli.completion import names
 from cli.context import app
 from cli.output import emit
-from ledger.usecases import infrastructure
 
 COLUMNS = ["id", "name", "zoneid", "providername", "path", "readonly"]
 
@@ -78,6 +78,7 @@ def add(
     """
     from cli.pool import location_of
     from executors.providers import Role, locate
+    from ledger.usecases import infrastructure
     from ledger.values import StoreRole
 
     where = locate(
@@ -114,7 +115,7 @@ def list_() -> None:
 
 
 @cli.command("show")
-@click.argument("ref", metavar="ID")
+@click.argument("ref", metavar="ID", shell_complete=names("store"))
 def show(ref: str) -> None:
     """Show one image store, by id or name.
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
+from cli.completion import names
 from cli.context import app, operate
 from cli.output import emit
-from ledger.usecases import templates
 from ledger.values import ImageFormat, parse_enum
 
 COLUMNS = ["id", "name", "format", "size", "physicalsize", "state", "isready", "zoneid"]
@@ -48,6 +48,8 @@ def register(name: str, url: str, fmt: str, zone: str, checksum: str | None) -> 
       storctl template register tiny --url file:///srv/img/tiny.qcow2 \\
               --format qcow2 --zone z1 --checksum 3b1f...
     """
+    from ledger.usecases import templates
+
     a = app()
     if checksum is not None:
         digest = checksum.lower().removeprefix("sha256:")
@@ -74,7 +76,12 @@ def register(name: str, url: str, fmt: str, zone: str, checksum: str | None) -> 
 @cli.command("create")
 @click.argument("name")
 @click.option("--from-volume", "volume", help="A Ready volume (its VM stopped).")
-@click.option("--from-snapshot", "snapshot", help="A backed-up snapshot.")
+@click.option(
+    "--from-snapshot",
+    "snapshot",
+    shell_complete=names("snapshot"),
+    help="A backed-up snapshot.",
+)
 def create(name: str, volume: str | None, snapshot: str | None) -> None:
     """Make a template from a volume or a snapshot (on the zone's image store).
 
@@ -83,6 +90,7 @@ def create(name: str, volume: str | None, snapshot: str | None) -> None:
       storctl template create golden --from-snapshot nightly
     """
     from ledger.errors import InvalidInput
+    from ledger.usecases import templates
 
     a = app()
     if (volume is None) == (snapshot is None):
@@ -122,7 +130,7 @@ def list_() -> None:
 
 
 @cli.command("show")
-@click.argument("ref", metavar="ID")
+@click.argument("ref", metavar="ID", shell_complete=names("template"))
 def show(ref: str) -> None:
     """Show one template, by id or name.
 
@@ -134,7 +142,7 @@ def show(ref: str) -> None:
 
 
 @cli.command("delete")
-@click.argument("ref", metavar="ID")
+@click.argument("ref", metavar="ID", shell_complete=names("template"))
 def delete(ref: str) -> None:
     """Delete a template and its image-store copies.
 
@@ -142,6 +150,8 @@ def delete(ref: str) -> None:
     Example:
       storctl template delete tiny
     """
+    from ledger.usecases import templates
+
     a = app()
     job = templates.delete_template(a.ledger, a.ctx(), ref)
     operate(a, job, lambda: _show(str(job.object_id)))

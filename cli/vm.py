@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
+from cli.completion import names
 from cli.context import app, operate
 from cli.output import emit
-from ledger.usecases import vms
 from ledger.values import parse_size
 
 COLUMNS = ["id", "name", "zoneid", "hostid", "state", "templateid"]
@@ -24,9 +24,18 @@ def cli() -> None:
 
 @cli.command("deploy")
 @click.argument("name")
-@click.option("--template", required=True, help="Template id or name.")
+@click.option(
+    "--template",
+    shell_complete=names("template"),
+    required=True,
+    help="Template id or name.",
+)
 @click.option("--zone", required=True, help="Zone to deploy in.")
-@click.option("--host", help="Host id or name (default: first Up host of the zone).")
+@click.option(
+    "--host",
+    shell_complete=names("host"),
+    help="Host id or name (default: first Up host of the zone).",
+)
 @click.option("--root-size", help="ROOT volume size (at least the template's).")
 @click.option(
     "--tags", default="", help="Storage tags the ROOT volume's pool must carry."
@@ -46,6 +55,8 @@ def deploy(
     Example:
       storctl vm deploy web-1 --template tiny --zone z1 --root-size 20G
     """
+    from ledger.usecases import vms
+
     a = app()
     size = parse_size(root_size) if root_size is not None else None
     job = vms.deploy_vm(
@@ -62,13 +73,15 @@ def deploy(
 
 
 def _power(ref: str, trigger: str) -> None:
+    from ledger.usecases import vms
+
     a = app()
     vm = vms.vm_power(a.ledger, a.ctx(), ref, trigger)
     _show(str(vm.id))
 
 
 @cli.command("start")
-@click.argument("ref", metavar="ID")
+@click.argument("ref", metavar="ID", shell_complete=names("vm"))
 def start(ref: str) -> None:
     """Start a stopped VM.
 
@@ -80,7 +93,7 @@ def start(ref: str) -> None:
 
 
 @cli.command("stop")
-@click.argument("ref", metavar="ID")
+@click.argument("ref", metavar="ID", shell_complete=names("vm"))
 def stop(ref: str) -> None:
     """Stop a running VM (needed before a snapshot revert on KVM).
 
@@ -92,7 +105,7 @@ def stop(ref: str) -> None:
 
 
 @cli.command("destroy")
-@click.argument("ref", metavar="ID")
+@click.argument("ref", metavar="ID", shell_complete=names("vm"))
 @click.option("--expunge", is_flag=True, help="Also delete the ROOT volume's file now.")
 def destroy(ref: str, expunge: bool) -> None:  # noqa: FBT001 - click passes flags so
     """Destroy a VM and its ROOT volume (detach data volumes first).
@@ -101,6 +114,8 @@ def destroy(ref: str, expunge: bool) -> None:  # noqa: FBT001 - click passes fla
     Example:
       storctl vm destroy web-1 --expunge
     """
+    from ledger.usecases import vms
+
     a = app()
     job = vms.destroy_vm(a.ledger, a.ctx(), ref, expunge=expunge)
     operate(a, job, lambda: _show(str(job.object_id)))
@@ -122,7 +137,7 @@ def list_() -> None:
 
 
 @cli.command("show")
-@click.argument("ref", metavar="ID")
+@click.argument("ref", metavar="ID", shell_complete=names("vm"))
 def show(ref: str) -> None:
     """Show one VM, by id or name.
 

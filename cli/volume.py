@@ -7,10 +7,9 @@ from uuid import UUID
 
 import click
 
+from cli.completion import names
 from cli.context import AppContext, app, operate
 from cli.output import emit
-from ledger.usecases import migration, snapshots, volumes
-from ledger.values import parse_size
 
 COLUMNS = [
     "id",
@@ -48,8 +47,17 @@ def volume_id(a: AppContext, ref: str) -> UUID:
 @click.argument("name")
 @click.option("--zone", help="Zone of the volume (default: the snapshot's).")
 @click.option("--size", help="Size, e.g. 10G, 512M, or bytes.")
-@click.option("--from-snapshot", "snapshot", help="Restore this snapshot into it.")
-@click.option("--pool", help="Create it now on this pool (else it waits for attach).")
+@click.option(
+    "--from-snapshot",
+    "snapshot",
+    shell_complete=names("snapshot"),
+    help="Restore this snapshot into it.",
+)
+@click.option(
+    "--pool",
+    shell_complete=names("pool"),
+    help="Create it now on this pool (else it waits for attach).",
+)
 @click.option("--tags", default="", help="Storage tags its pool must carry.")
 def create(
     name: str,
@@ -76,6 +84,7 @@ def create(
             "volume source", name, "give exactly one of --size, --from-snapshot"
         )
     if snapshot is not None:
+        from ledger.usecases import snapshots
         from projections.queries import find
 
         with a.reader() as r:
@@ -88,6 +97,9 @@ def create(
     if zone is None:
         raise InvalidInput("zone", "", "--zone is needed with --size")
     assert size is not None
+    from ledger.usecases import volumes
+    from ledger.values import parse_size
+
     job = volumes.create_volume(
         a.ledger,
         a.ctx(),
@@ -108,8 +120,8 @@ def _run(ref: str, op: Callable[[AppContext, UUID], object]) -> None:
 
 
 @cli.command("attach")
-@click.argument("ref", metavar="VOL")
-@click.option("--vm", required=True, help="VM id or name.")
+@click.argument("ref", metavar="VOL", shell_complete=names("volume"))
+@click.option("--vm", shell_complete=names("vm"), required=True, help="VM id or name.")
 def attach(ref: str, vm: str) -> None:
     """Attach a data volume to a VM (creating it first if it is still Allocated).
 
@@ -117,11 +129,13 @@ def attach(ref: str, vm: str) -> None:
     Example:
       storctl volume attach data-1 --vm web-1
     """
+    from ledger.usecases import volumes
+
     _run(ref, lambda a, v: volumes.attach_volume(a.ledger, a.ctx(), v, vm))
 
 
 @cli.command("detach")
-@click.argument("ref", metavar="VOL")
+@click.argument("ref", metavar="VOL", shell_complete=names("volume"))
 def detach(ref: str) -> None:
     """Detach a data volume from its VM.
 
@@ -129,11 +143,13 @@ def detach(ref: str) -> None:
     Example:
       storctl volume detach data-1
     """
+    from ledger.usecases import volumes
+
     _run(ref, lambda a, v: volumes.detach_volume(a.ledger, a.ctx(), v))
 
 
 @cli.command("delete")
-@click.argument("ref", metavar="VOL")
+@click.argument("ref", metavar="VOL", shell_complete=names("volume"))
 def delete(ref: str) -> None:
     """Destroy a volume (recoverable until expunged); its capacity is released.
 
@@ -141,11 +157,13 @@ def delete(ref: str) -> None:
     Example:
       storctl volume delete data-1
     """
+    from ledger.usecases import volumes
+
     _run(ref, lambda a, v: volumes.delete_volume(a.ledger, a.ctx(), v))
 
 
 @cli.command("recover")
-@click.argument("ref", metavar="VOL")
+@click.argument("ref", metavar="VOL", shell_complete=names("volume"))
 def recover(ref: str) -> None:
     """Recover a destroyed volume: Ready again, its capacity reserved again.
 
@@ -153,11 +171,13 @@ def recover(ref: str) -> None:
     Example:
       storctl volume recover data-1
     """
+    from ledger.usecases import volumes
+
     _run(ref, lambda a, v: volumes.recover_volume(a.ledger, a.ctx(), v))
 
 
 @cli.command("expunge")
-@click.argument("ref", metavar="VOL")
+@click.argument("ref", metavar="VOL", shell_complete=names("volume"))
 def expunge(ref: str) -> None:
     """Expunge a destroyed volume: its file is deleted, for good.
 
@@ -165,12 +185,19 @@ def expunge(ref: str) -> None:
     Example:
       storctl volume expunge data-1
     """
+    from ledger.usecases import volumes
+
     _run(ref, lambda a, v: volumes.expunge_volume(a.ledger, a.ctx(), v))
 
 
 @cli.command("migrate")
-@click.argument("ref", metavar="VOL")
-@click.option("--pool", required=True, help="Destination pool id or name.")
+@click.argument("ref", metavar="VOL", shell_complete=names("volume"))
+@click.option(
+    "--pool",
+    shell_complete=names("pool"),
+    required=True,
+    help="Destination pool id or name.",
+)
 @click.option(
     "--live", is_flag=True, help="Migrate while its VM runs (if the agent can)."
 )
@@ -185,6 +212,8 @@ def migrate(ref: str, pool: str, live: bool) -> None:  # noqa: FBT001
     Example:
       storctl volume migrate data-1 --pool silver
     """
+    from ledger.usecases import migration
+
     _run(
         ref,
         lambda a, v: migration.migrate_volume(a.ledger, a.ctx(), v, pool, live=live),
@@ -192,7 +221,7 @@ def migrate(ref: str, pool: str, live: bool) -> None:  # noqa: FBT001
 
 
 @cli.command("resize")
-@click.argument("ref", metavar="VOL")
+@click.argument("ref", metavar="VOL", shell_complete=names("volume"))
 @click.option("--size", required=True, help="The new, larger size (e.g. 20G).")
 def resize(ref: str, size: str) -> None:
     """Grow a volume; the pool reserves the difference first.
@@ -201,14 +230,17 @@ def resize(ref: str, size: str) -> None:
     Example:
       storctl volume resize data-1 --size 20G
     """
+    from ledger.usecases import volumes
+    from ledger.values import parse_size
+
     new_size = parse_size(size)
     _run(ref, lambda a, v: volumes.resize_volume(a.ledger, a.ctx(), v, new_size))
 
 
 @cli.command("list")
 @click.option("--state", help="Only volumes in this state (e.g. Ready).")
-@click.option("--pool", help="Only volumes on this pool.")
-@click.option("--vm", help="Only volumes of this VM.")
+@click.option("--pool", shell_complete=names("pool"), help="Only volumes on this pool.")
+@click.option("--vm", shell_complete=names("vm"), help="Only volumes of this VM.")
 def list_(state: str | None, pool: str | None, vm: str | None) -> None:
     """List volumes.
 
@@ -224,7 +256,7 @@ def list_(state: str | None, pool: str | None, vm: str | None) -> None:
 
 
 @cli.command("show")
-@click.argument("ref", metavar="VOL")
+@click.argument("ref", metavar="VOL", shell_complete=names("volume"))
 def show(ref: str) -> None:
     """Show one volume, by id or name.
 

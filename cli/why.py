@@ -1,21 +1,26 @@
 """`storctl why VOL`: the allocation decision, each pool taken or refused, and why.
 
 CloudStack's "Unable to find suitable primary storage" keeps its reasons in debug log
-lines; here they are an event on the volume (`AllocationDecided`), read back exactly.
+lines; here they are an event on the volume (`AllocationDecided`), read back from the
+projected journal (`event_journal`, every field of the event but its columns), so
+`why` is a read command like the others: on a caught-up SQLite ledger it imports
+none of the write side.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import click
 
+from cli.completion import names
 from cli.context import app
 from cli.output import emit, say
 
 
 @click.command()
-@click.argument("ref", metavar="VOL")
+@click.argument("ref", metavar="VOL", shell_complete=names("volume"))
 @click.option(
     "--all", "show_all", is_flag=True, help="Every decision, not only the last."
 )
@@ -32,13 +37,12 @@ def cli(ref: str, show_all: bool) -> None:  # noqa: FBT001 - click passes flags 
       storctl -o json why data-1 | jq '.verdicts[] | select(.taken | not)'
     """
     from cli.volume import volume_id
-    from ledger.volume import Volume
+    from projections.queries import list_events
 
     a = app()
     vid = volume_id(a, ref)
-    decisions = [
-        e for e in a.ledger.events.get(vid) if isinstance(e, Volume.AllocationDecided)
-    ]
+    with a.reader() as r:
+        decisions = list_events(r, object_id=str(vid), event="AllocationDecided")
     if not decisions:
         say(f"volume {ref}: no allocation decided yet (it waits for an attach)")
         emit(a.output, [] if show_all else {"volumeid": str(vid), "verdicts": []})
@@ -97,12 +101,16 @@ def _taken(doc: dict[str, Any]) -> str:
     )
 
 
-def _doc(volume_id: str, event: Any) -> dict[str, Any]:
+def _doc(volume_id: str, row: dict[str, Any]) -> dict[str, Any]:
+    """A decision as `why` has always shown it, from its journal row (the time as
+    the event's own `isoformat`, `+00:00`, as before)."""
+    details = row["details"]
+    decided = datetime.fromisoformat(row["timestamp"].replace("Z", "+00:00"))
     return {
         "volumeid": volume_id,
-        "decided": event.timestamp.isoformat(),
-        "jobid": event.job_id,
-        "request": event.request,
-        "chosen": str(event.chosen) if event.chosen else None,
-        "verdicts": event.verdicts,
+        "decided": decided.isoformat(),
+        "jobid": row["jobid"],
+        "request": details["request"],
+        "chosen": details["chosen"] or None,
+        "verdicts": details["verdicts"],
     }

@@ -142,7 +142,10 @@ def main() -> None:
     print(
         f"\n# files on the pool: {sorted(p.name for p in (work / 'primary').iterdir())}"
     )
-    print(f"# all in {work}; try: STORCTL_DB={work / 'ledger.db'} storctl --help")
+    print(
+        f"# all in {work}; try: source .venv/bin/activate && "
+        f"STORCTL_DB={work / 'ledger.db'} storctl --help"
+    )
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ LEDGER_ROOMS = {
     },
     "values, errors, commands, fsm": {
         "values", "errors", "commands", "fsm", "capacity", "host_limits",
+        "transcodings",
     },
     "transfer, reach": {"transfer", "reach"},
     "verify, doctor": {"verify", "doctor"},

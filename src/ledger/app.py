@@ -50,7 +50,7 @@ from ledger.snapshot import Snapshot
 from ledger.store.repository import CACHE_SIZE, Batch, StrayChange, _Repository
 from ledger.store.sqlite_reads import SQLiteReads
 from ledger.template import Template
-from ledger.values import transcodings
+from ledger.transcodings import transcodings
 from ledger.vm import VirtualMachine
 from ledger.volume import Volume
 from ledger.zone import Zone, zone_id_for

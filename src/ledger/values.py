@@ -1,8 +1,9 @@
 """Value types of the storage domain: CloudStack's enums, sizes and derived ids.
 
 States are plain `Enum`s (never `str, Enum`, which the JSON transcoder hands back as
-`str`), each with a `Transcoding` so events can carry them. Names are CloudStack's
-(`Volume.State`, `StoragePoolStatus`, `DataObjectInStore.State`, ...).
+`str`), each with a `Transcoding` (`ledger.transcodings`) so events can carry them;
+this module imports no eventsourcing, so the CLI's read side can use its sizes.
+Names are CloudStack's (`Volume.State`, `StoragePoolStatus`, ...).
 """
 
 from __future__ import annotations
@@ -12,8 +13,6 @@ import re
 import uuid
 from enum import Enum
 from typing import Any
-
-from eventsourcing.persistence import Transcoding
 
 from ledger.errors import InvalidInput
 
@@ -209,25 +208,6 @@ ALL_ENUMS: tuple[type[Enum], ...] = (
     StoreRole,
     JobStatus,
 )
-
-
-class EnumAsValue(Transcoding):
-    """Stores a member as its value under a name that says which enum it is."""
-
-    def __init__(self, enum_type: type[Enum]) -> None:
-        self.type = enum_type
-        self.name = f"storctl.{enum_type.__name__}"
-
-    def encode(self, obj: Any) -> str:
-        return str(obj.value)
-
-    def decode(self, data: Any) -> Enum:
-        member: Enum = self.type(data)
-        return member
-
-
-def transcodings() -> list[Transcoding]:
-    return [EnumAsValue(e) for e in ALL_ENUMS]
 
 
 def parse_enum(enum_type: type[Enum], text: str, what: str) -> Any:

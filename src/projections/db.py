@@ -13,13 +13,13 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from enum import Enum
 from functools import lru_cache
 from operator import attrgetter
 from typing import Any
 from uuid import UUID
 
+from ledger.errors import InvalidInput
 from projections.schema import Dialect
 
 #: (table, key column, counter column), for `Db.add`
@@ -39,6 +39,17 @@ def immediate(conn: sqlite3.Connection) -> Iterator[sqlite3.Cursor]:
             conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
+
+
+@contextmanager
+def in_transaction(datastore: Any, db: Db | None) -> Iterator[Any]:
+    """`db`'s cursor (its transaction goes on), or a new committed transaction on
+    the library's `datastore` (the views' index builds take either)."""
+    if db is not None:
+        yield db.cursor
+        return
+    with datastore.transaction(commit=True) as cursor:
+        yield cursor
 
 
 @lru_cache(maxsize=1024)
@@ -191,6 +202,17 @@ def iso(moment: datetime) -> str:
     return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
+def parse_time(text: str, what: str = "time") -> datetime:
+    """An ISO 8601 time (`2025-01-31`, `...T10:00:00Z`, `+02:00`); naive means UTC."""
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("z", "Z"))
+    except ValueError:
+        raise InvalidInput(what, text, "expected an ISO 8601 time") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
 def known_iso(moment: datetime, text: str) -> None:
     """Remember `iso(moment)`: an event decoder that has the stored text of a UTC
     time hands it over, cheaper than writing it again for the journal row and the
@@ -257,7 +279,7 @@ def redact(value: Any) -> Any:
         return [redact(v) for v in value]
     if isinstance(value, Enum):
         return value.value
-    if isinstance(value, UUID | Decimal):
+    if isinstance(value, UUID):  # a Decimal goes as text below (no import here)
         return str(value)
     if isinstance(value, datetime):
         return iso(value)

@@ -17,7 +17,7 @@ from typing import Any
 
 from ledger.errors import Ambiguous, InvalidInput, NotFound
 from ledger.values import is_id_prefix
-from projections.view import Reader
+from projections.reader import Reader
 
 Row = dict[str, Any]
 JOB_STATUS = {0: "pending", 1: "succeeded", 2: "failed"}

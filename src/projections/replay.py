@@ -15,7 +15,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from itertools import islice
 from typing import Any
 
@@ -27,7 +26,7 @@ from ledger.errors import InvalidInput
 from ledger.store.reader import Note, selector
 from ledger.store.sealing import CopySealer
 from projections import log_copy
-from projections.db import Db
+from projections.db import Db, parse_time
 from projections.projector import Progress, decoder, fraction_of
 from projections.view import APPLICATION_NAME, apply_items, view_for
 
@@ -37,17 +36,6 @@ CHUNK = 5000
 
 #: followers whose tracking rows a replayed ledger marks as done
 FOLLOWERS = ("workflow", "dispatcher")
-
-
-def parse_time(text: str, what: str = "time") -> datetime:
-    """An ISO 8601 time (`2025-01-31`, `...T10:00:00Z`, `+02:00`); naive means UTC."""
-    try:
-        moment = datetime.fromisoformat(text.strip().replace("z", "Z"))
-    except ValueError:
-        raise InvalidInput(what, text, "expected an ISO 8601 time") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
 
 
 def notifications(

@@ -15,6 +15,9 @@ from typing import Literal
 
 Dialect = Literal["sqlite", "postgres"]
 
+#: the name of the projections' tracking row (the position the tables reflect)
+APPLICATION_NAME = "projections"
+
 #: column type -> (SQLite, PostgreSQL)
 _TYPES: dict[str, tuple[str, str]] = {
     "text": ("TEXT", "TEXT"),

@@ -18,10 +18,9 @@ from datetime import datetime
 from typing import Any
 
 from ledger.errors import Ambiguous, NotFound
-from projections.db import iso
+from projections.db import iso, parse_time
 from projections.queries import KINDS, find
-from projections.replay import parse_time
-from projections.view import Reader
+from projections.reader import Reader
 
 Row = dict[str, Any]
 

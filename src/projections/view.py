@@ -6,42 +6,39 @@ so a batch of events becomes table rows *and* the "projections" tracking row in 
 transaction: a crash loses or doubles nothing. On SQLite the tracking table is the
 library's shared `tracking` (one row per follower); on PostgreSQL it is the
 Ledger's `<name>_tracking` in the Ledger's schema. The tables themselves are
-described in `schema.py` (CloudStack's `volumes`, `storage_pool`, ...).
+described in `schema.py` (CloudStack's `volumes`, `storage_pool`, ...). The
+PostgreSQL view is in `postgres_view.py`, imported only for a PostgreSQL ledger, and
+`Reader` in `reader.py`, which a caught-up SQLite file is read through without any
+of this (`cli.context`).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any, ClassVar, Protocol
 from weakref import WeakKeyDictionary
 
 from eventsourcing.application import Application
 from eventsourcing.persistence import Tracking
-from eventsourcing.postgres import (
-    PostgresDatastore,
-    PostgresFactory,
-    PostgresTrackingRecorder,
-)
 from eventsourcing.sqlite import SQLiteDatastore, SQLiteFactory, SQLiteTrackingRecorder
-from psycopg.sql import SQL, Composed, Identifier
 
 # Importing the family modules registers their handlers on `project`.
 from projections import infra, templates, volumes  # noqa: F401
-from projections.db import Db
+from projections.db import Db, in_transaction
 from projections.journal import append, journal_row
+from projections.reader import Reader
 from projections.routing import handler
 from projections.schema import (
+    APPLICATION_NAME,
     INDEX_NAMES,
     TABLE_NAMES,
     Dialect,
-    postgres_ddl,
     sqlite_ddl,
 )
 
-#: the name of this follower's tracking row
-APPLICATION_NAME = "projections"
+__all__ = ["APPLICATION_NAME", "Reader", "View", "reader", "view_for"]
 
 
 class View(Protocol):
@@ -110,7 +107,7 @@ class SQLiteProjectionView(SQLiteTrackingRecorder):
 
     def create_indexes(self, db: Db | None = None, *, wait: bool = True) -> None:
         """The secondary indexes, in `db`'s transaction or in one of their own."""
-        with _transaction(self.datastore, db) as cursor:
+        with in_transaction(self.datastore, db) as cursor:
             for statement in sqlite_ddl(tables=False):
                 cursor.execute(statement)
 
@@ -122,94 +119,6 @@ class SQLiteProjectionView(SQLiteTrackingRecorder):
         with self.datastore.transaction(commit=False) as cursor:
             cursor.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
             return set(INDEX_NAMES) - {row[0] for row in cursor.fetchall()}
-
-
-class PostgresProjectionView(PostgresTrackingRecorder):
-    dialect: ClassVar[Dialect] = "postgres"
-
-    def __init__(self, datastore: PostgresDatastore, **kwargs: Any) -> None:
-        super().__init__(datastore, **kwargs)
-        schema = Identifier(self.datastore.schema)
-        self.ddl: list[Composed] = [
-            SQL(template).format(schema)  # type: ignore[arg-type]
-            for template, _ in postgres_ddl()
-        ]
-        self.sql_create_statements.extend(self.ddl)
-        self.table_ddl: list[Composed] = [
-            SQL(template).format(schema)  # type: ignore[arg-type]
-            for template, _ in postgres_ddl(indexes=False)
-        ]
-        self.index_ddl: list[Composed] = [
-            SQL(template).format(schema)  # type: ignore[arg-type]
-            for template, _ in postgres_ddl(tables=False)
-        ]
-        self.search_path = SQL("SET LOCAL search_path TO {0}").format(schema)
-
-    @contextmanager
-    def view_transaction(self, *, commit: bool) -> Iterator[Db]:
-        with self.datastore.transaction(commit=commit) as cursor:
-            if not commit:  # one consistent snapshot for every query of a reader
-                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-            cursor.execute(self.search_path)
-            yield Db(cursor, self.dialect)
-
-    def record_tracking(self, db: Db, tracking: Tracking) -> None:
-        self._insert_tracking(db.cursor, tracking)
-
-    def create_indexes(self, db: Db | None = None, *, wait: bool = True) -> None:
-        """The secondary indexes, in `db`'s transaction or in one of their own,
-        under the lock `ledger.store.ddl_lock` takes (concurrent CREATEs collide
-        on PostgreSQL); without `wait`, nothing if another session holds it."""
-        with _transaction(self.datastore, db) as cursor:
-            lock = "pg_advisory_xact_lock" if wait else "pg_try_advisory_xact_lock"
-            cursor.execute(f"SELECT {lock}(hashtext('storctl_ddl')) AS locked")
-            if cursor.fetchone()["locked"] is False:
-                return
-            for statement in self.index_ddl:
-                cursor.execute(statement)
-
-    def drop_indexes(self, db: Db) -> None:
-        schema = Identifier(self.datastore.schema)
-        for name in INDEX_NAMES:
-            db.cursor.execute(
-                SQL("DROP INDEX IF EXISTS {0}.{1}").format(schema, Identifier(name))
-            )
-
-    def missing_indexes(self) -> set[str]:
-        with self.datastore.transaction(commit=False) as cursor:
-            cursor.execute(
-                "SELECT indexname FROM pg_indexes WHERE schemaname = %s",
-                (self.datastore.schema,),
-            )
-            return set(INDEX_NAMES) - {row["indexname"] for row in cursor.fetchall()}
-
-    def reset(self, *, indexes: bool = True) -> None:
-        """Drop and recreate the tables; forget this follower's position. Without
-        `indexes`, the secondary indexes wait for `create_indexes`."""
-        schema = Identifier(self.datastore.schema)
-        with self.datastore.transaction(commit=True) as cursor:
-            for name in TABLE_NAMES:
-                cursor.execute(
-                    SQL("DROP TABLE IF EXISTS {0}.{1}").format(schema, Identifier(name))
-                )
-            for statement in self.ddl if indexes else self.table_ddl:
-                cursor.execute(statement)
-            cursor.execute(
-                SQL("DELETE FROM {0}.{1} WHERE application_name = %s").format(
-                    schema, Identifier(self.tracking_table_name)
-                ),
-                (APPLICATION_NAME,),
-            )
-
-
-@contextmanager
-def _transaction(datastore: Any, db: Db | None) -> Iterator[Any]:
-    """`db`'s cursor (its transaction goes on), or a new committed transaction."""
-    if db is not None:
-        yield db.cursor
-        return
-    with datastore.transaction(commit=True) as cursor:
-        yield cursor
 
 
 _VIEWS: WeakKeyDictionary[Application[Any], View] = WeakKeyDictionary()
@@ -227,12 +136,10 @@ def view_for(ledger: Application[Any]) -> View:
         if not isinstance(lite, SQLiteProjectionView):  # pragma: no cover
             raise TypeError(type(lite).__name__)
         view = lite
-    elif isinstance(factory, PostgresFactory):
-        view = factory.tracking_recorder(PostgresProjectionView)
-    else:
-        raise TypeError(
-            f"projections need SQLite or PostgreSQL, not {type(factory).__name__}"
-        )
+    else:  # psycopg is imported here, by the first PostgreSQL ledger only
+        from projections.postgres_view import postgres_view
+
+        view = postgres_view(factory)
     if view.missing_indexes():
         # A rebuild builds the indexes at its end; one killed before that left
         # them out, and processes that find the tables skip the DDL. (Not waiting:
@@ -276,26 +183,6 @@ def apply_items(
             handler(type(event))(event, db)
         db.flush()
     append(db, rows)
-
-
-class Reader:
-    """Read-only access to the tables, inside one read transaction."""
-
-    def __init__(self, db: Db) -> None:
-        self._db = db
-
-    @property
-    def dialect(self) -> Dialect:
-        return self._db.dialect
-
-    def all(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        return self._db.all(sql, params)
-
-    def one(self, sql: str, params: Sequence[Any] = ()) -> dict[str, Any] | None:
-        return self._db.one(sql, params)
-
-    def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        return self._db.scalar(sql, params)
 
 
 @contextmanager

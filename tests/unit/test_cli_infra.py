@@ -4,15 +4,11 @@ JSON fields exactly as CLI.md names them, and refusals that write nothing."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
-import click
 import pytest
 from click.testing import CliRunner
 
-from cli.main import cli, fast_help
+from cli.main import cli
 from ledger.app import Ledger
 from ledger.store.database import parse_db
 
@@ -212,82 +208,6 @@ def test_fsm_show_dot_and_png(tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-
-
-# ------------------------------------------------------------ the fast top-level help
-
-FAST = """\
-import sys
-marker = sys.argv.pop(1)
-sys.argv[0] = "storctl"
-from cli.main import main
-try:
-    main()
-finally:
-    with open(marker, "w") as f:
-        f.write(str("click" in sys.modules))
-"""
-# click's own answer, from a fresh process too: CliRunner forces a width of 80.
-SLOW = """\
-import sys
-sys.argv[0] = "storctl"
-from cli.group import cli
-cli(prog_name="storctl")
-"""
-
-
-def clicks_help(width: int) -> str:
-    settings = {**cli.context_settings, "terminal_width": width}
-    with click.Context(cli, info_name="storctl", **settings) as ctx:
-        return cli.get_help(ctx)
-
-
-@pytest.mark.parametrize("columns", [80, 81, 200])
-def test_fast_help_is_clicks_own_help(columns):
-    assert fast_help(columns) == clicks_help(78)
-
-
-@pytest.mark.parametrize("columns", [40, 79])
-def test_a_narrow_terminal_is_left_to_click(columns):
-    assert fast_help(columns) is None
-
-
-@pytest.mark.parametrize(
-    ("args", "columns", "fast"),
-    [
-        ([], 100, True),
-        (["--help"], 100, True),
-        (["-h"], 100, True),
-        (["--help"], 60, False),
-        ([], 60, False),
-        (["--db", "x.db", "--help"], 100, False),
-    ],
-)
-def test_storctl_help_is_the_same_with_or_without_click(tmp_path, args, columns, fast):
-    marker = tmp_path / "click-loaded"
-
-    def storctl(script: str, *extra: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-c", script, *extra, *args],
-            capture_output=True,
-            text=True,
-            env={**os.environ, "COLUMNS": str(columns)},
-            cwd=tmp_path,
-            check=False,
-        )
-
-    done, expected = storctl(FAST, str(marker)), storctl(SLOW)
-    assert (done.returncode, done.stdout, done.stderr) == (
-        expected.returncode,
-        expected.stdout,
-        expected.stderr,
-    )
-    assert marker.read_text() == str(not fast)
-    help_text = clicks_help(max(min(columns, 80) - 2, 50))
-    if args:
-        assert (done.returncode, done.stdout) == (0, help_text + "\n")
-    else:  # bare `storctl` is a usage error: the help on stderr, exit 2
-        assert (done.returncode, done.stderr) == (2, help_text + "\n")
 
 
 def test_executor_run_in_process_gives_back_the_callers_signal_handlers(

@@ -9,14 +9,14 @@ from typing import Any
 from psycopg.sql import SQL, Identifier
 
 from ledger.hashchain import Break, Sealed, Stored, Walked, first_break
-from ledger.store.sealing import PAGE, SealingPostgresRecorder
+from ledger.store.sealing import PAGE
 
 
 def stored_rows(recorder: Any) -> Iterator[Stored]:
     """Every stored event, by position (the library's columns)."""
     events = recorder.events_table_name
     query: Any
-    if isinstance(recorder, SealingPostgresRecorder):
+    if _postgres(recorder):
         table = SQL("{0}.{1}").format(
             Identifier(recorder.datastore.schema), Identifier(events)
         )
@@ -39,7 +39,7 @@ def sealed_rows(recorder: Any) -> Iterator[Sealed]:
         "notification_id, originator_id, originator_version,"
         " content, stream, log, db_user"
     )
-    if isinstance(recorder, SealingPostgresRecorder):
+    if _postgres(recorder):
         query: Any = SQL(
             "SELECT " + columns + " FROM {0} WHERE notification_id > %s"
             " ORDER BY notification_id LIMIT %s"
@@ -56,7 +56,7 @@ def sealed_rows(recorder: Any) -> Iterator[Sealed]:
 def _pages(recorder: Any, query: Any) -> Iterator[tuple[Any, ...]]:
     after = 0
     while True:
-        if isinstance(recorder, SealingPostgresRecorder):
+        if _postgres(recorder):
             with recorder.datastore.get_connection() as conn, conn.cursor() as curs:
                 curs.execute(query, (after, PAGE))
                 rows = [tuple(r.values()) for r in curs.fetchall()]
@@ -72,7 +72,7 @@ def _pages(recorder: Any, query: Any) -> Iterator[tuple[Any, ...]]:
 
 def where_recorded(recorder: Any, key: str, version: int) -> int | None:
     """The position the hash of (object, version) is recorded at, if any."""
-    if isinstance(recorder, SealingPostgresRecorder):
+    if _postgres(recorder):
         query: Any = SQL(
             "SELECT notification_id FROM {0} WHERE originator_id = %s"
             " AND originator_version = %s"
@@ -98,13 +98,13 @@ def walk(recorder: Any) -> Break | Walked:
         stored_rows(recorder),
         sealed_rows(recorder),
         lambda key, version: where_recorded(recorder, key, version),
-        check_actor=isinstance(recorder, SealingPostgresRecorder),
+        check_actor=_postgres(recorder),
     )
 
 
 def holds_head(recorder: Any, head: bytes) -> bool:
     """Whether a log hash kept from an earlier verify is still in the chain."""
-    if isinstance(recorder, SealingPostgresRecorder):
+    if _postgres(recorder):
         query: Any = SQL("SELECT 1 AS one FROM {0} WHERE log = %s LIMIT 1").format(
             recorder.hashes_table
         )
@@ -116,3 +116,9 @@ def holds_head(recorder: Any, head: bytes) -> bool:
             f"SELECT 1 FROM {recorder.hashes_table_name} WHERE log = ? LIMIT 1", (head,)
         )
         return c.fetchone() is not None
+
+
+def _postgres(recorder: object) -> bool:
+    """The PostgreSQL recorder (`sealing_postgres`), known without importing it:
+    psycopg stays unloaded on SQLite."""
+    return bool(getattr(recorder, "records_session_user", False))

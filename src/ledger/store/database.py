@@ -76,7 +76,9 @@ def _postgres(url: str) -> Database:
         "POSTGRES_LOCK_TIMEOUT": "10",
         "POSTGRES_POOL_SIZE": "4",
         "POSTGRES_MAX_OVERFLOW": "4",
-        "PROCESS_RECORDER_TOPIC": "ledger.store.sealing:SealingPostgresRecorder",
+        "PROCESS_RECORDER_TOPIC": (
+            "ledger.store.sealing_postgres:SealingPostgresRecorder"
+        ),
     }
     if schema:
         if not schema.replace("_", "").isalnum():

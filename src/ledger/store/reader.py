@@ -8,17 +8,18 @@ these return the same rows as named tuples (`Note`), which the mapper and
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 from uuid import UUID
 
 from eventsourcing.application import Application
 from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
-from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 from eventsourcing.utils import retry
-from psycopg.rows import tuple_row
-from psycopg.sql import SQL, Identifier
+
+if TYPE_CHECKING:
+    from eventsourcing.postgres import PostgresApplicationRecorder
 
 #: (after, limit, stop) -> the notifications after position `after`, in order
 Select = Callable[[int, int, int | None], Sequence[Any]]
@@ -45,7 +46,7 @@ def selector(ledger: Application[Any]) -> Select:
     per call.
     """
     recorder: Any = ledger.recorder
-    if isinstance(recorder, PostgresApplicationRecorder):
+    if _on_postgres(recorder):
         return _postgres_selector(recorder)
     if not (
         isinstance(recorder, SQLiteApplicationRecorder)
@@ -85,7 +86,20 @@ def selector(ledger: Application[Any]) -> Select:
     return select_sqlite
 
 
+def _on_postgres(recorder: Any) -> bool:
+    """Whether `recorder` is the library's PostgreSQL one, without importing it
+    (and psycopg) for a SQLite ledger: if its module was never imported, no
+    recorder can be one of its classes."""
+    postgres = sys.modules.get("eventsourcing.postgres")
+    return postgres is not None and isinstance(
+        recorder, postgres.PostgresApplicationRecorder
+    )
+
+
 def _postgres_selector(recorder: PostgresApplicationRecorder) -> Select:
+    from psycopg.rows import tuple_row
+    from psycopg.sql import SQL, Identifier
+
     table = SQL("{0}.{1}").format(
         Identifier(recorder.datastore.schema), Identifier(recorder.events_table_name)
     )
