@@ -137,7 +137,24 @@ class Container:
             ) from None
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
+            if body is not None and isinstance(reason, _CUT) and key:
+                reason = self._why_cut(reason)
             raise self.secrets.failure(f"swift {method} {key or '/'}", reason) from None
+
+    def _why_cut(self, cut: OSError) -> object:
+        """An upload the server cut (a broken pipe: it answered and closed before
+        the body was sent, so urllib never read the answer): the container's own
+        status, asked once, says why, e.g. `HTTP 404` for a container removed."""
+        try:
+            status, _, _ = self.request("HEAD", "", ok=(404,))
+        except AgentFailure as exc:
+            return f"{exc} (the upload was cut: {cut})"
+        if status == 404:
+            return (
+                f"HTTP 404 Not Found: container {self.location.container}"
+                f" does not exist (the upload was cut: {cut})"
+            )
+        return cut
 
     # ---------------------------------------------------------------- ObjectStore
 
@@ -253,6 +270,10 @@ class Container:
         _, _, body = self.request("GET", "", query=query)
         for entry in json.loads(body or b"[]"):
             self.request("DELETE", str(entry["name"]))
+
+
+#: how a server that answered early and closed shows to a sender still sending
+_CUT = (BrokenPipeError, ConnectionResetError)
 
 
 def _words(exc: urllib.error.HTTPError) -> str:
