@@ -284,3 +284,19 @@ def test_a_profile_named_without_a_file_is_refused_in_a_real_process(tmp_path):
     assert done.stdout == ""
     file = tmp_path / "storctl" / "config.toml"
     assert done.stderr == f"storctl: profile 'prod': {file} does not exist\n"
+
+
+def test_the_chosen_output_and_actor_are_the_ones_the_command_uses(tmp_path):
+    """STORCTL_OUTPUT over the profile's output, and the profile's actor kept
+    beside who the store says appended (`onbehalfof`)."""
+    ledger = str(tmp_path / "l.db")
+    write_config(tmp_path, toml_profile("default", {"output": "csv", "actor": "alice"}))
+    added = invoke(tmp_path, ["--db", ledger, "host", "add", "h1", "--zone", "z",
+                              "--cluster", "c"])  # fmt: skip
+    assert added.exit_code == 0, added.output
+    assert added.stdout.splitlines()[0].startswith("id,name,")  # the profile's csv
+    listed = invoke(tmp_path, ["--db", ledger, "audit"], {"STORCTL_OUTPUT": "json"})
+    assert listed.exit_code == 0, listed.output
+    rows = json.loads(listed.stdout)
+    assert rows
+    assert all("alice" in json.dumps(row["details"]) for row in rows)
