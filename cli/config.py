@@ -1,4 +1,6 @@
-"""`storctl config`: CloudStack's global configuration keys, each change an event."""
+"""`storctl config`: CloudStack's global configuration keys, each change an event;
+and `config show`, this client's own settings (`cli.profiles`), which live in no
+ledger and open none."""
 
 from __future__ import annotations
 
@@ -6,7 +8,6 @@ import click
 
 from cli.context import app
 from cli.output import emit
-from ledger.config import DEFAULTS
 
 
 @click.group()
@@ -17,10 +18,13 @@ def cli() -> None:
     Example:
       storctl config set storage.overprovisioning.factor 1
       storctl config get pool.storage.allocated.capacity.disablethreshold
+      storctl --profile prod config show
     """
 
 
 def _row(key: str, value: object) -> dict[str, object]:
+    from ledger.config import DEFAULTS
+
     default, _, description = DEFAULTS[key]
     return {"name": key, "value": value, "default": default, "description": description}
 
@@ -33,6 +37,8 @@ def list_() -> None:
     Example:
       storctl config list
     """
+    from ledger.config import DEFAULTS
+
     a = app()
     settings = a.ledger.settings()
     emit(
@@ -70,3 +76,19 @@ def set_(key: str, value: str) -> None:
     a = app()
     config = infrastructure.set_config(a.ledger, a.ctx(), key, value)
     emit(a.output, _row(key, config.get(key)))
+
+
+@cli.command("show")
+def show() -> None:
+    """This client's settings (not the ledger's keys: those are `config list`):
+    db, output, actor, columns and the profile, each with where it came from
+    (flag, env, profile NAME in FILE, default). A password in db is masked.
+
+    \b
+    Example:
+      storctl --profile prod config show
+      STORCTL_OUTPUT=csv storctl config show
+    """
+    a = app()
+    assert a.client is not None, "the group resolves the client's settings"
+    emit(a.output, a.client.rows(), ["setting", "value", "source"])

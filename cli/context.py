@@ -36,6 +36,7 @@ def reads_only() -> bool:
 
 
 if TYPE_CHECKING:
+    from cli.profiles import ClientSettings
     from ledger.aggregate import Ctx
     from ledger.app import Ledger
     from projections.reader import Reader
@@ -47,6 +48,8 @@ class AppContext:
     output: str
     actor: str | None
     run_async: bool
+    #: where each of the above came from (`storctl config show`), and `columns`
+    client: ClientSettings | None = field(default=None, repr=False)
     _ledger: Ledger | None = field(default=None, repr=False)
     _engines: list[Any] = field(default_factory=list, repr=False)
 

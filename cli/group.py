@@ -177,9 +177,19 @@ def _refused_by_server(exc: BaseException) -> str | None:
     "--output",
     type=click.Choice(["table", "json", "csv"]),
     default=None,
-    help="Output format (default: table on a terminal, json otherwise).",
+    envvar="STORCTL_OUTPUT",
+    help="Output format [env STORCTL_OUTPUT; default: table on a terminal, json "
+    "otherwise].",
 )
 @click.option("--actor", metavar="NAME", help="Who is asking (default: login name).")
+@click.option(
+    "--profile",
+    envvar="STORCTL_PROFILE",
+    metavar="NAME",
+    help="A profile of config.toml (db, output, actor, columns) [env "
+    "STORCTL_PROFILE; default: the profile named default]; `config show` says "
+    "where each setting came from.",
+)
 @click.option(
     "--async",
     "run_async",
@@ -193,6 +203,7 @@ def cli(
     db: str | None,
     output: str | None,
     actor: str | None,
+    profile: str | None,
     run_async: bool,  # noqa: FBT001 - click passes flags positionally
 ) -> None:
     """Event-sourced CloudStack storage: pools, templates, volumes, snapshots.
@@ -208,8 +219,14 @@ def cli(
       storctl --db /tmp/lab.db -o json pool list
     """
     from cli.context import AppContext
+    from cli.profiles import resolve
 
-    if output is None:
-        output = "table" if sys.stdout.isatty() else "json"
-    ctx.obj = AppContext(db_url=db, output=output, actor=actor, run_async=run_async)
+    client = resolve(ctx, profile=profile, db=db, output=output, actor=actor)
+    ctx.obj = AppContext(
+        db_url=client.db_url,
+        output=client.output.value,
+        actor=client.actor.value,
+        run_async=run_async,
+        client=client,
+    )
     ctx.call_on_close(ctx.obj.close)

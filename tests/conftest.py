@@ -36,6 +36,24 @@ settings.load_profile(
     os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev")
 )
 
+
+@pytest.fixture(scope="session")
+def _no_user_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("xdg-config")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_client_config(
+    _no_user_config: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No test reads the developer's own config.toml or profile (`cli.profiles`):
+    a `default` profile with `output = "table"` would change what every CLI test
+    sees. Tests of profiles point XDG_CONFIG_HOME at their own directory."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(_no_user_config))
+    monkeypatch.delenv("STORCTL_PROFILE", raising=False)
+    monkeypatch.delenv("STORCTL_OUTPUT", raising=False)
+
+
 PG_URL = os.environ.get("STORCTL_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
 

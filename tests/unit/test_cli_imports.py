@@ -92,6 +92,7 @@ def ledger_file(tmp_path):
         (["host", "list"], "kvm-01"),
         (["history", "volume", "data-1"], "Allocated"),
         (["audit", "--event", "Allocated"], "data-1"),
+        (["config", "show"], "flag --db"),
     ],
 )
 def test_read_commands_import_no_write_side(tmp_path, ledger_file, args, expect):
