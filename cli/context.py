@@ -47,6 +47,8 @@ class AppContext:
     output: str
     actor: str | None
     run_async: bool
+    #: `-c/--columns`: the fields to show, in order (None: the command's own)
+    columns: tuple[str, ...] | None = None
     _ledger: Ledger | None = field(default=None, repr=False)
     _engines: list[Any] = field(default_factory=list, repr=False)
 
