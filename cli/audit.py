@@ -53,21 +53,20 @@ def _columns(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def show_rows(rows: list[dict[str, Any]]) -> None:
-    """Rows in the chosen format: JSON keeps `details` whole, a table summarises."""
-    from projections.timeline import public, summary
+    """Rows in the chosen format: JSON and YAML keep `details` whole, CSV as
+    JSON text, a table summarises it and names the objects."""
+    from projections.timeline import public
 
     a = app()
     data = [public(row) for row in rows]
-    if a.output == "table":
-        data = [{**row, "details": summary(row["details"])[:70]} for row in data]
-    elif a.output == "csv":
-        import json
 
-        data = [
-            {**row, "details": json.dumps(row["details"], sort_keys=True)}
-            for row in data
-        ]
-    emit(a.output, data, _columns(data))
+    def names() -> dict[str, str]:
+        from projections.queries import names_by_id
+
+        with a.reader() as r:
+            return names_by_id(r)
+
+    emit(a.output, data, _columns(data), names=names)
 
 
 def render(source: str, fmt: str, target: Path) -> None:

@@ -50,6 +50,8 @@ class AppContext:
     run_async: bool
     #: where each of the above came from (`storctl config show`), and `columns`
     client: ClientSettings | None = field(default=None, repr=False)
+    #: `-c/--columns`: the fields to show, in order (None: the command's own)
+    columns: tuple[str, ...] | None = None
     _ledger: Ledger | None = field(default=None, repr=False)
     _engines: list[Any] = field(default_factory=list, repr=False)
 

@@ -28,7 +28,7 @@ def cli() -> None:
     Example:
       storctl fsm list
       storctl fsm show volume -o json
-      storctl fsm show snapshot -o png --file snapshot.png
+      storctl fsm show snapshot --png snapshot.png
     """
 
 
@@ -50,29 +50,52 @@ def to_dot(spec: Spec) -> str:
 @cli.command("show")
 @click.argument("kind", type=click.Choice(sorted(SPECS), case_sensitive=False))
 @click.option(
-    "-o",
-    "--output",
-    "fmt",
-    type=click.Choice(["table", "json", "csv", "dot", "png"]),
-    default=None,
-    help="table, json, csv, dot (graphviz source) or png (a picture).",
+    "--png",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also draw the machine to this PNG file (as `history --png`).",
 )
 @click.option(
-    "--file", "file_", type=click.Path(dir_okay=False), help="Where the png goes."
+    "--svg",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also draw the machine to this SVG file.",
+)
+@click.option(
+    "--dot",
+    "dot_file",
+    type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+    help="Also write its graphviz source to this file (`-`: stdout, alone).",
 )
 @click.pass_context
-def show(ctx: click.Context, kind: str, fmt: str | None, file_: str | None) -> None:
+def show(
+    ctx: click.Context,
+    kind: str,
+    png: Path | None,
+    svg: Path | None,
+    dot_file: Path | None,
+) -> None:
     """Show a state machine: every (from, trigger, to) its table allows.
     KIND is one of `storctl fsm list`'s kinds.
 
     \b
     Example:
       storctl fsm show volume -o json | jq '.transitions | length'
+      storctl fsm show snapshot --png snapshot.png
     """
     spec = SPECS[kind.lower()]
     from cli.context import app
+    from cli.output import say
 
-    fmt = fmt or app(ctx).output
+    source = to_dot(spec)
+    if dot_file is not None and str(dot_file) == "-":
+        click.echo(source, nl=False)
+        return
+    if dot_file is not None:
+        dot_file.write_text(source)
+    for fmt, target in (("png", png), ("svg", svg)):
+        if target is not None:
+            _draw(source, fmt, target)
+            say(f"{spec.kind} machine drawn to {target}")
+    fmt = app(ctx).output
     if fmt == "json":
         click.echo(
             json.dumps(
@@ -85,33 +108,25 @@ def show(ctx: click.Context, kind: str, fmt: str | None, file_: str | None) -> N
                 indent=2,
             )
         )
-    elif fmt == "dot":
-        click.echo(to_dot(spec), nl=False)
-    elif fmt == "png":
-        dot = shutil.which("dot")
-        if dot is None:
-            raise InvalidInput("output", "png", "graphviz 'dot' is not installed")
-        target = Path(file_ or f"{kind.lower()}.png")
-        subprocess.run(
-            [dot, "-Tpng", "-o", str(target)], input=to_dot(spec).encode(), check=True
-        )
-        click.echo(str(target))
     else:
         rows = [{"from": f, "trigger": t, "to": d} for f, t, d in spec.table]
         emit(fmt, rows, ["from", "trigger", "to"])
 
 
+def _draw(source: str, fmt: str, target: Path) -> None:
+    """Graphviz `dot` turns the source into `fmt` at `target`."""
+    dot = shutil.which("dot")
+    if dot is None:
+        raise InvalidInput(f"--{fmt}", str(target), "graphviz 'dot' is not installed")
+    # argv list, fixed executable: no shell, no user text in the command line.
+    subprocess.run(
+        [dot, f"-T{fmt}", "-o", str(target)], input=source.encode(), check=True
+    )
+
+
 @cli.command("list")
-@click.option(
-    "-o",
-    "--output",
-    "fmt",
-    type=click.Choice(["table", "json", "csv"]),
-    default=None,
-    help="table, json or csv.",
-)
 @click.pass_context
-def list_(ctx: click.Context, fmt: str | None) -> None:
+def list_(ctx: click.Context) -> None:
     """List every state machine: the KIND `fsm show` takes, whose table it is
     (CloudStack's, or storctl's own), and how many states, triggers and
     transitions it has.
@@ -133,4 +148,4 @@ def list_(ctx: click.Context, fmt: str | None) -> None:
         }
         for key, spec in SPECS.items()
     ]
-    emit(fmt or app(ctx).output, rows, LIST_COLUMNS)
+    emit(app(ctx).output, rows, LIST_COLUMNS)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from cli.nouns import NOUNS
+from cli.output import FORMATS
 
 if TYPE_CHECKING:
     from click.shell_completion import CompletionItem
@@ -53,6 +54,7 @@ class StorctlGroup(click.Group):
         if name in NOUNS:
             module = importlib.import_module(NOUNS[name][0])
             cmd: click.Command = module.cli
+            late_globals(cmd)
             return cmd
         return super().get_command(ctx, name)
 
@@ -164,6 +166,69 @@ def _refused_by_server(exc: BaseException) -> str | None:
     return None
 
 
+OUTPUT_HELP = (
+    "Output format: table (fitted to the terminal), wide (every column, full "
+    "ids), json, yaml or csv (default: table on a terminal, json otherwise)."
+)
+COLUMNS_HELP = "Only these fields, in this order (e.g. -c id,name,state)."
+
+
+def _columns(text: str | None) -> tuple[str, ...] | None:
+    if text is None:
+        return None
+    return tuple(c.strip().lower() for c in text.split(",") if c.strip()) or None
+
+
+def _late_output(ctx: click.Context, _: click.Parameter, value: str | None) -> None:
+    """`-o` given after the noun or verb: it wins over one given before."""
+    from cli.context import AppContext
+
+    obj = ctx.find_object(AppContext)
+    if value is not None and obj is not None:
+        obj.output = value
+
+
+def _late_columns(ctx: click.Context, _: click.Parameter, value: str | None) -> None:
+    from cli.context import AppContext
+
+    obj = ctx.find_object(AppContext)
+    if value is not None and obj is not None:
+        obj.columns = _columns(value)
+
+
+def late_globals(cmd: click.Command) -> None:
+    """Give every command under `cmd` the global `-o` and `-c` too, so that
+    `storctl volume list -o json` works as `storctl -o json volume list` does
+    (click parses options per command). Done once per command object."""
+    subs = getattr(cmd, "commands", None)
+    if isinstance(subs, dict):  # a group, or `audit.ByName`
+        for sub in subs.values():
+            late_globals(sub)
+        if isinstance(cmd, click.Group):
+            return
+    names = {p.name for p in cmd.params}
+    if "late_output" not in names:
+        cmd.params.append(
+            click.Option(
+                ["-o", "--output", "late_output"],
+                type=click.Choice(FORMATS),
+                expose_value=False,
+                callback=_late_output,
+                help=OUTPUT_HELP,
+            )
+        )
+    if "late_columns" not in names:
+        cmd.params.append(
+            click.Option(
+                ["-c", "--columns", "late_columns"],
+                metavar="A,B,C",
+                expose_value=False,
+                callback=_late_columns,
+                help=COLUMNS_HELP,
+            )
+        )
+
+
 @click.group(cls=StorctlGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--db",
@@ -175,12 +240,12 @@ def _refused_by_server(exc: BaseException) -> str | None:
 @click.option(
     "-o",
     "--output",
-    type=click.Choice(["table", "json", "csv"]),
+    type=click.Choice(FORMATS),
     default=None,
     envvar="STORCTL_OUTPUT",
-    help="Output format [env STORCTL_OUTPUT; default: table on a terminal, json "
-    "otherwise].",
+    help=OUTPUT_HELP[:-2] + "; env STORCTL_OUTPUT).",
 )
+@click.option("-c", "--columns", metavar="A,B,C", help=COLUMNS_HELP)
 @click.option("--actor", metavar="NAME", help="Who is asking (default: login name).")
 @click.option(
     "--profile",
@@ -202,6 +267,7 @@ def cli(
     ctx: click.Context,
     db: str | None,
     output: str | None,
+    columns: str | None,
     actor: str | None,
     profile: str | None,
     run_async: bool,  # noqa: FBT001 - click passes flags positionally
@@ -222,11 +288,16 @@ def cli(
     from cli.profiles import resolve
 
     client = resolve(ctx, profile=profile, db=db, output=output, actor=actor)
+    chosen = _columns(columns)
+    if chosen is None and ctx.invoked_subcommand:  # the profile's, for this noun
+        listed = client.columns_for(ctx.invoked_subcommand)
+        chosen = tuple(c.lower() for c in listed) if listed else None
     ctx.obj = AppContext(
         db_url=client.db_url,
         output=client.output.value,
         actor=client.actor.value,
         run_async=run_async,
         client=client,
+        columns=chosen,
     )
     ctx.call_on_close(ctx.obj.close)

@@ -38,7 +38,7 @@ def list_() -> None:
 
     a = app()
     with a.reader() as r:
-        emit(a.output, _queue_state(a, list_jobs(r)), COLUMNS)
+        emit(a.output, _queue_state(a, list_jobs(r)), COLUMNS, names=r)
 
 
 @cli.command("show")
@@ -84,7 +84,7 @@ def _show(ref: str) -> None:
 
     a = app()
     with a.reader() as r:
-        emit(a.output, _queue_state(a, [find(r, "job", ref)])[0], COLUMNS)
+        emit(a.output, _queue_state(a, [find(r, "job", ref)])[0], COLUMNS, names=r)
 
 
 def _queue_state(a: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -1,31 +1,88 @@
-"""Output in the three formats of CLI.md: a table for people, JSON and CSV for scripts.
+"""Output in the formats of docs/cli.md: tables for people (`table`, `wide`), JSON,
+YAML and CSV for scripts.
 
 Data goes to stdout, messages to stderr. JSON is one object for a single result and
-an array for a list; sizes are integer bytes in JSON and CSV, readable in tables.
+an array for a list, with CloudStack's field names, full ids and real booleans;
+sizes are integer bytes in JSON, YAML and CSV, readable in tables. Every format
+spells a boolean `true`/`false` and a time `2026-12-07T14:03:05Z` (UTC, `Z`; the
+data formats keep the recorded microseconds so that text order stays time order).
+The tables are drawn by `cli.tables`, which imports `rich` only when one is drawn.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import click
 
+#: every `-o` value; `table` fits the terminal, `wide` shows every column in full
+FORMATS = ("table", "wide", "json", "yaml", "csv")
+
 SIZE_FIELDS = frozenset(
     {"size", "physicalsize", "disksizetotal", "disksizeallocated", "disksizeused"}
 )
+
+#: the recorded time style, and what older rows or `datetime.isoformat` write
+_TIME = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|\+00:00)$")
+
+#: names by id, or the reader to ask (`projections.queries.names_by_id`)
+Names = Callable[[], dict[str, str]] | Any
+
+
+def spell_time(value: str, *, seconds: bool = False) -> str:
+    """A UTC time as `2026-12-07T14:03:05Z` (`seconds`) or with its fraction; any
+    other string is returned as it is."""
+    found = _TIME.match(value)
+    if found is None:
+        return value
+    whole, fraction, _ = found.groups()
+    return f"{whole}{'' if seconds or not fraction else fraction}Z"
+
+
+def spell(value: Any) -> str:
+    """One scalar as text the same way in CSV and tables: `true`/`false`, times
+    with `Z`, nothing for null (tables draw `-` themselves)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return spell_time(value)
+    if isinstance(value, list):
+        return ",".join(spell(v) for v in value)
+    if isinstance(value, dict):
+        return json.dumps(value, sort_keys=True, default=str)
+    return str(value)
 
 
 def emit(
     output: str,
     data: dict[str, Any] | Sequence[dict[str, Any]],
     columns: Sequence[str] | None = None,
+    *,
+    names: Names | None = None,
 ) -> None:
-    rows = [data] if isinstance(data, dict) else list(data)
+    """Print `data` as `output`. `columns` are the table's default columns, in
+    order; `-c/--columns` (the command's `AppContext.columns`) chooses others, in
+    every format. `names` gives object names by id (or is the reader to ask),
+    asked only for a table."""
+    chosen = _chosen_columns()
+    if chosen is not None:
+        data = _select(data, chosen, columns)
+        columns = chosen
     if output == "json":
         click.echo(dumps(data))
         return
+    if output == "yaml":
+        import yaml  # type: ignore[import-untyped]
+
+        plain = json.loads(json.dumps(data, default=str))
+        click.echo(yaml.safe_dump(plain, sort_keys=False, allow_unicode=True), nl=False)
+        return
+    rows = [data] if isinstance(data, dict) else list(data)
     cols = list(columns or (rows[0].keys() if rows else []))
     if output == "csv":
         import csv
@@ -35,15 +92,49 @@ def emit(
         writer = csv.writer(buf, lineterminator="\n")
         writer.writerow(cols)
         for row in rows:
-            writer.writerow([_csv_cell(row.get(c)) for c in cols])
+            writer.writerow([spell(row.get(c)) for c in cols])
         click.echo(buf.getvalue(), nl=False)
         return
+    from cli import tables
+
+    wide = output == "wide"
     if isinstance(data, dict):
-        width = max((len(k) for k in data), default=0)
-        for key, value in data.items():
-            click.echo(f"{key:<{width}}  {_cell(key, value)}")
-        return
-    click.echo(table(rows, cols))
+        text = tables.record(data, names=names, wide=wide)
+    else:
+        text = tables.draw(rows, cols, names=names, wide=wide, chosen=chosen)
+    click.echo(text, color=tables.coloured())
+
+
+def _chosen_columns() -> list[str] | None:
+    ctx = click.get_current_context(silent=True)
+    if ctx is None:
+        return None
+    from cli.context import AppContext
+
+    obj = ctx.find_object(AppContext)
+    return list(obj.columns) if obj is not None and obj.columns else None
+
+
+def _select(
+    data: dict[str, Any] | Sequence[dict[str, Any]],
+    chosen: list[str],
+    columns: Sequence[str] | None,
+) -> dict[str, Any] | list[dict[str, Any]]:
+    """The fields `-c` names, in its order; an unknown one is refused (exit 2)
+    with the ones there are."""
+    rows = [data] if isinstance(data, dict) else list(data)
+    known = list(columns or [])
+    for row in rows:
+        known += [k for k in row if k not in known]
+    missing = [c for c in chosen if c not in known]
+    if missing and known:
+        from ledger.errors import InvalidInput
+
+        raise InvalidInput(
+            "--columns", ",".join(missing), f"expected some of {','.join(known)}"
+        )
+    picked = [{c: row.get(c) for c in chosen} for row in rows]
+    return picked[0] if isinstance(data, dict) else picked
 
 
 #: encodes with the C encoder (no `indent`), each field on its own line
@@ -70,41 +161,6 @@ def dumps(data: Any) -> str:
         text = _FLAT.encode(data)[2:-2].replace("},\n    {", "\n  },\n  {\n    ")
         return "[\n  {\n    " + text + "\n  }\n]"
     return json.dumps(data, indent=2, default=str)
-
-
-def table(rows: Sequence[dict[str, Any]], cols: Sequence[str]) -> str:
-    cells = [[_cell(c, row.get(c)) for c in cols] for row in rows]
-    widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(cols)]
-    lines = ["  ".join(c.upper().ljust(w) for c, w in zip(cols, widths, strict=True))]
-    lines += [
-        "  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip()
-        for r in cells
-    ]
-    if not rows:
-        lines.append("(none)")
-    return "\n".join(lines)
-
-
-def _cell(key: str, value: Any) -> str:
-    if value is None:
-        return "-"
-    if key in SIZE_FIELDS and isinstance(value, int):
-        from ledger.values import format_size
-
-        return format_size(value)
-    if isinstance(value, list):
-        return ",".join(str(v) for v in value) or "-"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    return str(value)
-
-
-def _csv_cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, list):
-        return ",".join(str(v) for v in value)
-    return str(value)
 
 
 def say(message: str) -> None:

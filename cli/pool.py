@@ -172,7 +172,7 @@ def list_(zone: str | None) -> None:
 
     a = app()
     with a.reader() as r:
-        emit(a.output, list_pools(r, zone=zone), COLUMNS)
+        emit(a.output, list_pools(r, zone=zone), COLUMNS, names=r)
 
 
 @cli.command("show")
@@ -363,4 +363,4 @@ def _show(ref: str) -> None:
 
     a = app()
     with a.reader() as r:
-        emit(a.output, find(r, "pool", ref), COLUMNS)
+        emit(a.output, find(r, "pool", ref), COLUMNS, names=r)

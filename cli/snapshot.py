@@ -65,7 +65,7 @@ def list_(volume: str | None) -> None:
 
     a = app()
     with a.reader() as r:
-        emit(a.output, list_snapshots(r, volume=volume), COLUMNS)
+        emit(a.output, list_snapshots(r, volume=volume), COLUMNS, names=r)
 
 
 @cli.command("show")
@@ -125,4 +125,4 @@ def _show(ref: str) -> None:
 
     a = app()
     with a.reader() as r:
-        emit(a.output, find(r, "snapshot", ref), COLUMNS)
+        emit(a.output, find(r, "snapshot", ref), COLUMNS, names=r)

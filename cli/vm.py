@@ -133,7 +133,7 @@ def list_() -> None:
 
     a = app()
     with a.reader() as r:
-        emit(a.output, list_vms(r), COLUMNS)
+        emit(a.output, list_vms(r), COLUMNS, names=r)
 
 
 @cli.command("show")
@@ -153,4 +153,4 @@ def _show(ref: str) -> None:
 
     a = app()
     with a.reader() as r:
-        emit(a.output, find(r, "vm", ref), COLUMNS)
+        emit(a.output, find(r, "vm", ref), COLUMNS, names=r)

@@ -252,7 +252,7 @@ def list_(state: str | None, pool: str | None, vm: str | None) -> None:
 
     a = app()
     with a.reader() as r:
-        emit(a.output, list_volumes(r, state=state, pool=pool, vm=vm), COLUMNS)
+        emit(a.output, list_volumes(r, state=state, pool=pool, vm=vm), COLUMNS, names=r)
 
 
 @cli.command("show")
@@ -272,4 +272,4 @@ def _show(ref: str) -> None:
 
     a = app()
     with a.reader() as r:
-        emit(a.output, find(r, "volume", ref), COLUMNS)
+        emit(a.output, find(r, "volume", ref), COLUMNS, names=r)

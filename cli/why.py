@@ -9,14 +9,13 @@ none of the write side.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 import click
 
 from cli.completion import names
 from cli.context import app
-from cli.output import emit, say
+from cli.output import emit, say, spell_time
 
 
 @click.command()
@@ -53,10 +52,14 @@ def cli(ref: str, show_all: bool) -> None:  # noqa: FBT001 - click passes flags 
     if a.output == "json":
         emit(a.output, docs if show_all else docs[0])
         return
+    from ledger.values import format_size
+
     for doc in docs:
         req = doc["request"]
+        tags = ",".join(req["tags"]) or "-"
         say(
-            f"{doc['decided']}: {req['size']} bytes, tags {req['tags'] or '-'}, "
+            f"{spell_time(doc['decided'], seconds=True)}: "
+            f"{format_size(req['size'])}, tags {tags}, "
             f"zone {req['zone_id']}, cluster {req['cluster_id'] or '-'}: "
             + (f"pool {_taken(doc)} taken" if doc["chosen"] else "no suitable pool")
         )
@@ -102,13 +105,12 @@ def _taken(doc: dict[str, Any]) -> str:
 
 
 def _doc(volume_id: str, row: dict[str, Any]) -> dict[str, Any]:
-    """A decision as `why` has always shown it, from its journal row (the time as
-    the event's own `isoformat`, `+00:00`, as before)."""
+    """A decision as `why` has always shown it, from its journal row (the time
+    in the one style of every output, `Z`)."""
     details = row["details"]
-    decided = datetime.fromisoformat(row["timestamp"].replace("Z", "+00:00"))
     return {
         "volumeid": volume_id,
-        "decided": decided.isoformat(),
+        "decided": spell_time(row["timestamp"]),
         "jobid": row["jobid"],
         "request": details["request"],
         "chosen": details["chosen"] or None,

@@ -39,12 +39,13 @@ from executors.command_pool import CommandPool, Flight, Landed
 from executors.host_slots import Ask, Slots
 from ledger.aggregate import Ctx, Requested, StaleAnswer
 from ledger.app import Ledger
-from ledger.commands import DEFAULT_WAIT, Answer, from_dict
+from ledger.commands import DEFAULT_WAIT, Answer, from_dict, moved_bytes
 from ledger.commands import failure_for as failed
 from ledger.host import Host
 from ledger.host_limits import Limits, is_snapshot
 
-Progress = Callable[[str, float], None]
+#: (label, fraction done, bytes the command moves or None)
+Progress = Callable[[str, float, int | None], None]
 
 #: worker threads per host when `concurrent.commands.threshold.perhost` is 0 (no
 #: limit); else that many, so that a command the slots let start never waits here
@@ -279,10 +280,11 @@ class Dispatcher:
     def run(self, host: Host, command: Any) -> Answer:
         agent = self.agents.for_host(host, self.interrupt)
         label = f"{command.kind} on {host.name}"
+        total = moved_bytes(command)
 
         def progress(fraction: float) -> None:
             if self.on_progress is not None:
-                self.on_progress(label, fraction)
+                self.on_progress(label, fraction, total)
 
         answer: Answer = agent.handle(command, on_progress=progress)
         return answer

@@ -342,3 +342,17 @@ def failure_for(command: Command, details: str) -> Answer:
         "GetStorageStatsCommand": GetStorageStatsAnswer,
     }.get(command.kind, Answer)
     return answer_cls(commandId=command.commandId, result=False, details=details)
+
+
+def moved_bytes(command: Any) -> int | None:
+    """How many bytes a command copies, when its transfer objects say so: the
+    virtual size of what a `CopyCommand` reads, which is what `qemu-img convert
+    -p` counts its progress in; None for commands that move no data, or whose
+    size is learnt only on the way (a `DownloadCommand`'s URL)."""
+    source = getattr(command, "srcTO", None)
+    if source is None:
+        return None
+    if isinstance(source, SnapshotObjectTO):
+        volume = source.volume
+        return source.physicalSize or (volume.size if volume is not None else None)
+    return getattr(source, "size", None) or getattr(source, "physicalSize", None)

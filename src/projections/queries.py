@@ -364,3 +364,15 @@ def list_events(
     if where:
         sql += " WHERE " + " AND ".join(where)
     return [_event(row) for row in r.all(sql + " ORDER BY position", params)]
+
+
+def names_by_id(r: Reader) -> dict[str, str]:
+    """Every named object's name by its id, for tables that show another
+    object (a volume's VM, a VM's host) by name rather than by UUID."""
+    found: dict[str, str] = {}
+    for kind in ("host", "pool", "store", "template", "vm", "volume", "snapshot"):
+        k = KINDS[kind]
+        for row in r.all(f"SELECT {k.key} AS id, name FROM {k.table}"):
+            if row["name"] is not None:
+                found[str(row["id"])] = str(row["name"])
+    return found

@@ -36,7 +36,8 @@ def volume(cli: Storctl, name: str, pool: str) -> dict[str, Any]:
 
 
 def table(cli: Storctl, *args: str) -> str:
-    result = CliRunner(env={"STORCTL_DB": None}).invoke(
+    # no COLUMNS: the table is not fitted, and its ids are whole
+    result = CliRunner(env={"STORCTL_DB": None, "COLUMNS": None}).invoke(
         storctl_main, ["--db", cli.db, "-o", "table", *args], catch_exceptions=False
     )
     assert result.exit_code == 0, result.output

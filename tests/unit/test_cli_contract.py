@@ -54,11 +54,21 @@ def tree(
         yield from tree((*path, name), sub)
 
 
-def options(command: click.Command) -> list[click.Option]:
+#: the global `-o`/`-c` every command also takes after its verb
+#: (`cli.group.late_globals`): documented once, as global options
+LATE_GLOBALS = frozenset({"late_output", "late_columns"})
+
+
+def options(command: click.Command, *, late: bool = False) -> list[click.Option]:
+    """The options a command must document; `late`: with the global ones every
+    command also takes (a synopsis may give them after the verb)."""
     return [
         p
         for p in command.params
-        if isinstance(p, click.Option) and not p.hidden and p.name != "help"
+        if isinstance(p, click.Option)
+        and not p.hidden
+        and p.name != "help"
+        and (late or p.name not in LATE_GLOBALS)
     ]
 
 
@@ -109,7 +119,9 @@ def read_contract() -> tuple[dict[Path_, set[str]], list[str]]:
             option = OPTION.match(word)
             if option:
                 alternative = False
-                given = [p for p in options(command) if option.group(1) in p.opts]
+                given = [
+                    p for p in options(command, late=True) if option.group(1) in p.opts
+                ]
                 value_next = bool(given) and not given[0].is_flag and "=" not in word
                 if not given and option.group(1) not in ("-h", "--help"):
                     wrong.append(f"{snippet!r}: {' '.join(path)} has no {word}")

@@ -58,7 +58,7 @@ def test_show_json_holds_the_kinds_table(tmp_path, kind):
 
 
 def test_show_dot_draws_every_host_move(tmp_path):
-    dot = invoke(tmp_path, "show", "host", "-o", "dot")
+    dot = invoke(tmp_path, "show", "host", "--dot", "-")
     assert dot.startswith('digraph "Host" {')
     for source, trigger, dest in fsm.HOST_TABLE:
         assert f'"{source}" -> "{dest}" [label="{trigger}"];' in dot

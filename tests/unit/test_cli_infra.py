@@ -199,14 +199,16 @@ def test_fsm_show_json_holds_every_reference_transition(tmp_path):
 
 def test_fsm_show_dot_and_png(tmp_path):
     db = str(tmp_path / "x.db")
-    result = CliRunner().invoke(cli, ["--db", db, "fsm", "show", "volume", "-o", "dot"])
+    args = ["--db", db, "fsm", "show", "volume", "--dot", "-"]
+    result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0
     assert '"Allocated" -> "Creating" [label="CreateRequested"]' in result.stdout
     png = tmp_path / "volume.png"
     result = CliRunner().invoke(
-        cli, ["--db", db, "fsm", "show", "volume", "-o", "png", "--file", str(png)]
+        cli, ["--db", db, "fsm", "show", "volume", "--png", str(png)]
     )
     assert result.exit_code == 0, result.output
+    assert f"drawn to {png}" in result.stderr
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

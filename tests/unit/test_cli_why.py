@@ -27,7 +27,7 @@ def event_doc(volume_id: str, event: Any) -> dict[str, Any]:
     """`why`'s document as it was made from the event itself (before the journal)."""
     return {
         "volumeid": volume_id,
-        "decided": event.timestamp.isoformat(),
+        "decided": event.timestamp.isoformat().replace("+00:00", "Z"),
         "jobid": event.job_id,
         "request": event.request,
         "chosen": str(event.chosen) if event.chosen else None,
