@@ -7,8 +7,6 @@ the name it was invoked under (`history` or `audit`). `cli/replay.py` uses it to
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +15,7 @@ import click
 from cli.completion import names
 from cli.context import app
 from cli.output import emit, say
-from ledger.errors import InvalidInput
+from cli.pictures import render, svg_of
 
 KINDS = ("pool", "store", "host", "template", "vm", "volume", "snapshot")
 
@@ -68,31 +66,6 @@ def show_rows(rows: list[dict[str, Any]]) -> None:
             for row in data
         ]
     emit(a.output, data, _columns(data))
-
-
-def render(source: str, fmt: str, target: Path) -> None:
-    """Graphviz `dot` turns the source into `fmt` at `target`."""
-    exe = shutil.which("dot")
-    if exe is None:
-        raise InvalidInput("--png", str(target), "graphviz `dot` is not installed")
-    # argv list, fixed executable: no shell, no user text in the command line.
-    subprocess.run(
-        [exe, f"-T{fmt}", "-o", str(target)],
-        input=source.encode(),
-        check=True,
-        capture_output=True,
-    )
-
-
-def svg_of(source: str) -> str:
-    exe = shutil.which("dot")
-    if exe is None:
-        raise InvalidInput("--html", "", "graphviz `dot` is not installed")
-    done = subprocess.run(
-        [exe, "-Tsvg"], input=source.encode(), check=True, capture_output=True
-    )
-    text = done.stdout.decode()
-    return text[text.find("<svg") :]
 
 
 @click.command("history")

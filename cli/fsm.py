@@ -6,15 +6,14 @@ own four (pool, vm, host, job), all from `ledger.fsm.SPECS`.
 
 from __future__ import annotations
 
+import html
 import json
-import shutil
-import subprocess
 from pathlib import Path
 
 import click
 
-from cli.output import emit
-from ledger.errors import InvalidInput
+from cli.output import emit, say
+from cli.pictures import draw, picture_options, render
 from ledger.fsm import SPECS, Spec
 
 LIST_COLUMNS = ["kind", "name", "source", "states", "triggers", "transitions"]
@@ -28,21 +27,56 @@ def cli() -> None:
     Example:
       storctl fsm list
       storctl fsm show volume -o json
-      storctl fsm show snapshot -o png --file snapshot.png
+      storctl fsm show snapshot --png snapshot.png
     """
 
 
+#: the key drawn under every machine: what a box, a dashed box, an arrow and ↻ mean
+LEGEND = (
+    '<table border="0" cellspacing="6" cellpadding="4">'
+    '<tr><td border="1" style="rounded">State</td>'
+    '<td border="1" style="dashed">Transitional: a command is out</td>'
+    "<td>A → B labelled with the trigger that moves it</td>"
+    "<td>↻ triggers that keep the state</td></tr></table>"
+)
+
+
+def _html(text: str) -> str:
+    return html.escape(text, quote=True)
+
+
+def _loop_lines(triggers: list[str], per_line: int = 2) -> str:
+    """Triggers that keep a state, a few a line, so the box stays narrow."""
+    rows = [triggers[i : i + per_line] for i in range(0, len(triggers), per_line)]
+    return "<br/>".join(_html("↻ " + ", ".join(row)) for row in rows)
+
+
 def to_dot(spec: Spec) -> str:
+    """Graphviz source of a machine. Self-loops are merged into their state's box
+    (one ↻ line per few triggers) rather than drawn as edges: graphviz stacks the
+    labels of several loops on one node on top of each other, unreadable."""
+    loops: dict[str, list[str]] = {}
+    for source, trigger, dest in spec.table:
+        if source == dest:
+            loops.setdefault(source, []).append(trigger)
     lines = [
         f'digraph "{spec.kind}" {{',
-        "  rankdir=LR;",
-        "  node [shape=box, style=rounded];",
+        "  rankdir=LR; fontname=Helvetica; labelloc=b;",
+        f'  label=<<table border="0"><tr><td><b>{_html(spec.kind)}</b>'
+        f" ({_html(spec.source)}'s table)</td></tr><tr><td>{LEGEND}</td></tr>"
+        "</table>>;",
+        "  node [shape=box, style=rounded, fontname=Helvetica];",
+        "  edge [fontname=Helvetica, fontsize=10];",
     ]
     for state in spec.states:
-        shape = ', style="rounded,dashed"' if state.name in spec.transitional else ""
-        lines.append(f'  "{state.name}" [label="{state.name}"{shape}];')
+        style = ', style="rounded,dashed"' if state.name in spec.transitional else ""
+        text = f"<b>{_html(state.name)}</b>"
+        if state.name in loops:
+            text += f'<br/><font point-size="9">{_loop_lines(loops[state.name])}</font>'
+        lines.append(f'  "{state.name}" [label=<{text}>{style}];')
     for source, trigger, dest in spec.table:
-        lines.append(f'  "{source}" -> "{dest}" [label="{trigger}"];')
+        if source != dest:
+            lines.append(f'  "{source}" -> "{dest}" [label="{trigger}"];')
     lines.append("}")
     return "\n".join(lines) + "\n"
 
@@ -58,19 +92,34 @@ def to_dot(spec: Spec) -> str:
     help="table, json, csv, dot (graphviz source) or png (a picture).",
 )
 @click.option(
-    "--file", "file_", type=click.Path(dir_okay=False), help="Where the png goes."
+    "--file", "file_", type=click.Path(dir_okay=False), help="Where -o png goes."
 )
+@picture_options("the machine, with its legend,")
 @click.pass_context
-def show(ctx: click.Context, kind: str, fmt: str | None, file_: str | None) -> None:
+def show(
+    ctx: click.Context,
+    kind: str,
+    fmt: str | None,
+    file_: str | None,
+    png_file: Path | None,
+    svg_file: Path | None,
+) -> None:
     """Show a state machine: every (from, trigger, to) its table allows.
     KIND is one of `storctl fsm list`'s kinds.
 
     \b
     Example:
       storctl fsm show volume -o json | jq '.transitions | length'
+      storctl fsm show snapshot --png snapshot.png --svg snapshot.svg
     """
     spec = SPECS[kind.lower()]
     from cli.context import app
+
+    if png_file or svg_file:
+        for target in draw(to_dot(spec), png_file, svg_file):
+            say(f"{spec.kind} drawn to {target}")
+        if fmt is None:
+            return
 
     fmt = fmt or app(ctx).output
     if fmt == "json":
@@ -88,13 +137,8 @@ def show(ctx: click.Context, kind: str, fmt: str | None, file_: str | None) -> N
     elif fmt == "dot":
         click.echo(to_dot(spec), nl=False)
     elif fmt == "png":
-        dot = shutil.which("dot")
-        if dot is None:
-            raise InvalidInput("output", "png", "graphviz 'dot' is not installed")
         target = Path(file_ or f"{kind.lower()}.png")
-        subprocess.run(
-            [dot, "-Tpng", "-o", str(target)], input=to_dot(spec).encode(), check=True
-        )
+        render(to_dot(spec), "png", target)
         click.echo(str(target))
     else:
         rows = [{"from": f, "trigger": t, "to": d} for f, t, d in spec.table]
