@@ -73,3 +73,14 @@ def draw(source: str, png: Path | None, svg: Path | None) -> list[Path]:
             render(source, fmt, target)
             done.append(target)
     return done
+
+
+def write_page(
+    r: Any, timeline: list[dict[str, Any]], title: str, target: Path
+) -> None:
+    """The incident page (`projections.incident_page`) for these rows, at `target`."""
+    from projections.incident import dot, names
+    from projections.incident_page import page
+
+    svg = svg_of(dot(r, timeline, title, links=True))
+    target.write_text(page(title, svg, timeline, names(r, timeline)), encoding="utf-8")
