@@ -139,7 +139,9 @@ def time_rows(timeline: list[Row]) -> list[list[Row]]:
 
 
 def _q(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """A dot string, one statement a line (newlines as dot's centred `\\n`)."""
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+    return '"' + escaped.replace("\n", "\\n") + '"'
 
 
 def _wrap(text: str, width: int = 30, lines: int = 3) -> str:
