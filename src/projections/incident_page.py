@@ -21,7 +21,8 @@ Row = dict[str, Any]
 
 STYLE = """
 body{font-family:Helvetica,Arial,sans-serif;margin:1em;color:#222}
-svg{display:block;max-width:100%;height:auto;border:1px solid #ddd}
+svg{display:block;box-sizing:border-box;max-width:100%;height:auto;
+border:1px solid #ddd}
 table{border-collapse:collapse;font-size:12px;margin-top:1em}
 td,th{border:1px solid #ccc;padding:2px 6px;text-align:left;vertical-align:top}
 tr:target{outline:3px solid #f90}
