@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: quickstart test lint typecheck pytest bench bench-quick setup qemu postgres clean rooms \
+.PHONY: quickstart test lint typecheck pytest bench bench-quick setup qemu chromium postgres clean rooms \
 	lab lab-ceph lab-iscsi lab-down lab-status lab-clean soak
 
 setup: $(STAMP) qemu
@@ -31,6 +31,17 @@ qemu:
 	  ($$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null) \
 	    || { echo "error: could not install$$missing; install them (apt-get install$$missing) and retry" >&2; exit 1; }; \
 	fi
+
+# A real browser for the incident page's check (tests/integration/test_report_page.py
+# opens `storctl report incident --html` in headless Chromium): Debian's `chromium`.
+chromium:
+	@command -v chromium >/dev/null || { \
+	  echo "installing chromium with apt"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null; then SUDO=sudo; \
+	  else echo "error: chromium is missing and this user cannot run apt-get; install it" >&2; exit 1; fi; \
+	  ($$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	    || { echo "error: could not install chromium; install it (apt-get install chromium) and retry" >&2; exit 1; }; \
+	}
 
 postgres:
 	@if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then \
@@ -77,7 +88,7 @@ lint: setup
 typecheck: setup
 	@$(VENV)/bin/mypy
 
-pytest: setup postgres lab
+pytest: setup chromium postgres lab
 	@$(VENV)/bin/pytest -q
 
 # Every benchmark in its quick mode on both stores (about 13 s), so none can rot;

@@ -7,8 +7,6 @@ the name it was invoked under (`history` or `audit`). `cli/replay.py` uses it to
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +15,7 @@ import click
 from cli.completion import names
 from cli.context import app
 from cli.output import emit, say
-from ledger.errors import InvalidInput
+from cli.pictures import draw, picture_options, write_page
 
 KINDS = ("pool", "store", "host", "template", "vm", "volume", "snapshot")
 
@@ -69,43 +67,19 @@ def show_rows(rows: list[dict[str, Any]]) -> None:
     emit(a.output, data, _columns(data), names=names)
 
 
-def render(source: str, fmt: str, target: Path) -> None:
-    """Graphviz `dot` turns the source into `fmt` at `target`."""
-    exe = shutil.which("dot")
-    if exe is None:
-        raise InvalidInput("--png", str(target), "graphviz `dot` is not installed")
-    # argv list, fixed executable: no shell, no user text in the command line.
-    subprocess.run(
-        [exe, f"-T{fmt}", "-o", str(target)],
-        input=source.encode(),
-        check=True,
-        capture_output=True,
-    )
-
-
-def svg_of(source: str) -> str:
-    exe = shutil.which("dot")
-    if exe is None:
-        raise InvalidInput("--html", "", "graphviz `dot` is not installed")
-    done = subprocess.run(
-        [exe, "-Tsvg"], input=source.encode(), check=True, capture_output=True
-    )
-    text = done.stdout.decode()
-    return text[text.find("<svg") :]
-
-
 @click.command("history")
 @click.argument("kind", type=click.Choice(KINDS, case_sensitive=False))
 @click.argument("ref", metavar="ID", shell_complete=names())
 @click.option(
-    "--png",
-    "png",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Also draw the incident timeline of the object's jobs to this PNG file.",
+    "--job", metavar="J", shell_complete=names("job"), help="Only this job's events."
 )
+@click.option("--since", metavar="T", help="Only events at or after this time.")
+@click.option("--until", metavar="T", help="Only events at or before this time.")
+@picture_options("the incident timeline of the object's jobs")
 @click.option(
     "--html",
     "html_file",
+    metavar="FILE",
     type=click.Path(dir_okay=False, path_type=Path),
     help="Also write the timeline and the rows as one HTML page.",
 )
@@ -115,38 +89,48 @@ def svg_of(source: str) -> str:
 def history(
     kind: str,
     ref: str,
-    png: Path | None,
+    job: str | None,
+    since: str | None,
+    until: str | None,
+    png_file: Path | None,
+    svg_file: Path | None,
     html_file: Path | None,
     dot_file: Path | None,
 ) -> None:
     """One object's timeline: every event, the command sent, the answer and how
-    long it took. --png/--html draw the jobs it took part in: each object a lane
-    of its states over time, the commands between them.
+    long it took. --png/--svg/--html draw the jobs it took part in, time running
+    down the page, one column per object; --job, --since and --until bound both
+    the rows and the picture.
 
     \b
     Example:
       storctl history volume data-1
-      storctl history volume data-1 --png incident.png
+      storctl history volume data-1 --png incident.png --since 2026-12-07T14:00:00Z
       storctl -o csv history pool gold > gold.csv
     """
+    from projections.incident import dot, scoped
     from projections.queries import find
-    from projections.timeline import dot, html_page, incident, rows
+    from projections.timeline import resolve_job, rows, time_bound
 
+    time_bound(since, "--since")  # refuse a malformed time before opening the db
+    time_bound(until, "--until")
     a = app()
     with a.reader() as r:
         obj = find(r, kind.lower(), ref)
-        own = rows(r, object_id=obj["id"])
-        if png or html_file or dot_file:
+        job_id = resolve_job(r, job) if job else None
+        own = rows(r, object_id=obj["id"], job=job_id, since=since, until=until)
+        if png_file or svg_file or html_file or dot_file:
             title = f"{kind.lower()} {obj.get('name') or obj['id']}: incident timeline"
-            source = dot(r, obj["id"], title)
+            # with --job, the whole job (every object in it), not only this one's part
+            whose = None if job_id else obj["id"]
+            timeline = scoped(r, object_id=whose, job=job_id, since=since, until=until)
+            source = dot(r, timeline, title)
             if dot_file:
                 dot_file.write_text(source)
-            if png:
-                render(source, "png", png)
-                say(f"timeline drawn to {png}")
+            for target in draw(source, png_file, svg_file):
+                say(f"timeline drawn to {target}")
             if html_file:
-                page = html_page(title, svg_of(source), incident(r, obj["id"]))
-                html_file.write_text(page, encoding="utf-8")
+                write_page(r, timeline, title, html_file)
                 say(f"timeline written to {html_file}")
     show_rows(own)
 

@@ -6,15 +6,14 @@ own four (pool, vm, host, job), all from `ledger.fsm.SPECS`.
 
 from __future__ import annotations
 
+import html
 import json
-import shutil
-import subprocess
 from pathlib import Path
 
 import click
 
-from cli.output import emit
-from ledger.errors import InvalidInput
+from cli.output import emit, say
+from cli.pictures import draw, picture_options
 from ledger.fsm import SPECS, Spec
 
 LIST_COLUMNS = ["kind", "name", "source", "states", "triggers", "transitions"]
@@ -32,17 +31,52 @@ def cli() -> None:
     """
 
 
+#: the key drawn under every machine: what a box, a dashed box, an arrow and ↻ mean
+LEGEND = (
+    '<table border="0" cellspacing="6" cellpadding="4">'
+    '<tr><td border="1" style="rounded">State</td>'
+    '<td border="1" style="dashed">Transitional: a command is out</td>'
+    "<td>A → B labelled with the trigger that moves it</td>"
+    "<td>↻ triggers that keep the state</td></tr></table>"
+)
+
+
+def _html(text: str) -> str:
+    return html.escape(text, quote=True)
+
+
+def _loop_lines(triggers: list[str], per_line: int = 2) -> str:
+    """Triggers that keep a state, a few a line, so the box stays narrow."""
+    rows = [triggers[i : i + per_line] for i in range(0, len(triggers), per_line)]
+    return "<br/>".join(_html("↻ " + ", ".join(row)) for row in rows)
+
+
 def to_dot(spec: Spec) -> str:
+    """Graphviz source of a machine. Self-loops are merged into their state's box
+    (one ↻ line per few triggers) rather than drawn as edges: graphviz stacks the
+    labels of several loops on one node on top of each other, unreadable."""
+    loops: dict[str, list[str]] = {}
+    for source, trigger, dest in spec.table:
+        if source == dest:
+            loops.setdefault(source, []).append(trigger)
     lines = [
         f'digraph "{spec.kind}" {{',
-        "  rankdir=LR;",
-        "  node [shape=box, style=rounded];",
+        "  rankdir=LR; fontname=Helvetica; labelloc=b;",
+        f'  label=<<table border="0"><tr><td><b>{_html(spec.kind)}</b>'
+        f" ({_html(spec.source)}'s table)</td></tr><tr><td>{LEGEND}</td></tr>"
+        "</table>>;",
+        "  node [shape=box, style=rounded, fontname=Helvetica];",
+        "  edge [fontname=Helvetica, fontsize=10];",
     ]
     for state in spec.states:
-        shape = ', style="rounded,dashed"' if state.name in spec.transitional else ""
-        lines.append(f'  "{state.name}" [label="{state.name}"{shape}];')
+        style = ', style="rounded,dashed"' if state.name in spec.transitional else ""
+        text = f"<b>{_html(state.name)}</b>"
+        if state.name in loops:
+            text += f'<br/><font point-size="9">{_loop_lines(loops[state.name])}</font>'
+        lines.append(f'  "{state.name}" [label=<{text}>{style}];')
     for source, trigger, dest in spec.table:
-        lines.append(f'  "{source}" -> "{dest}" [label="{trigger}"];')
+        if source != dest:
+            lines.append(f'  "{source}" -> "{dest}" [label="{trigger}"];')
     lines.append("}")
     return "\n".join(lines) + "\n"
 
@@ -50,28 +84,20 @@ def to_dot(spec: Spec) -> str:
 @cli.command("show")
 @click.argument("kind", type=click.Choice(sorted(SPECS), case_sensitive=False))
 @click.option(
-    "--png",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Also draw the machine to this PNG file (as `history --png`).",
-)
-@click.option(
-    "--svg",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Also draw the machine to this SVG file.",
-)
-@click.option(
     "--dot",
     "dot_file",
+    metavar="FILE",
     type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
     help="Also write its graphviz source to this file (`-`: stdout, alone).",
 )
+@picture_options("the machine, with its legend,")
 @click.pass_context
 def show(
     ctx: click.Context,
     kind: str,
-    png: Path | None,
-    svg: Path | None,
     dot_file: Path | None,
+    png_file: Path | None,
+    svg_file: Path | None,
 ) -> None:
     """Show a state machine: every (from, trigger, to) its table allows.
     KIND is one of `storctl fsm list`'s kinds.
@@ -79,11 +105,10 @@ def show(
     \b
     Example:
       storctl fsm show volume -o json | jq '.transitions | length'
-      storctl fsm show snapshot --png snapshot.png
+      storctl fsm show snapshot --png snapshot.png --svg snapshot.svg
     """
     spec = SPECS[kind.lower()]
     from cli.context import app
-    from cli.output import say
 
     source = to_dot(spec)
     if dot_file is not None and str(dot_file) == "-":
@@ -91,10 +116,12 @@ def show(
         return
     if dot_file is not None:
         dot_file.write_text(source)
-    for fmt, target in (("png", png), ("svg", svg)):
-        if target is not None:
-            _draw(source, fmt, target)
-            say(f"{spec.kind} machine drawn to {target}")
+    if png_file or svg_file:
+        for target in draw(source, png_file, svg_file):
+            say(f"{spec.kind} drawn to {target}")
+        return  # the pictures were asked for: stdout stays empty
+    if dot_file is not None:
+        return
     fmt = app(ctx).output
     if fmt == "json":
         click.echo(
@@ -111,17 +138,6 @@ def show(
     else:
         rows = [{"from": f, "trigger": t, "to": d} for f, t, d in spec.table]
         emit(fmt, rows, ["from", "trigger", "to"])
-
-
-def _draw(source: str, fmt: str, target: Path) -> None:
-    """Graphviz `dot` turns the source into `fmt` at `target`."""
-    dot = shutil.which("dot")
-    if dot is None:
-        raise InvalidInput(f"--{fmt}", str(target), "graphviz 'dot' is not installed")
-    # argv list, fixed executable: no shell, no user text in the command line.
-    subprocess.run(
-        [dot, f"-T{fmt}", "-o", str(target)], input=source.encode(), check=True
-    )
 
 
 @cli.command("list")

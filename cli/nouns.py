@@ -33,6 +33,7 @@ NOUNS: dict[str, tuple[str, str]] = {
     "simulator": ("cli.simulator", "Fault injection on simulator hosts."),
     "history": ("cli.audit", "One object's timeline (and its incident picture)."),
     "audit": ("cli.audit", "The event journal across objects, filtered."),
+    "report": ("cli.report", "Reports to attach to a ticket: a job's incident page."),
     "replay": ("cli.replay", "The ledger as it was then, in a new file; verify."),
     "export": ("cli.replay", "The event log as JSON lines."),
     "import": ("cli.replay", "A JSON-lines log into an empty database."),

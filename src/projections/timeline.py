@@ -4,16 +4,12 @@ CloudStack's nearest is its `event` table and `listEvents`; here every event is 
 row (`journal.py`), and this module shapes rows for `storctl history` and `audit`
 (CLI.md's `position, timestamp, objecttype, objectid, event, fromstate, tostate,
 actor, jobid, details`, plus `duration` on an answer: answer time minus the time
-of the request it answers), and draws an incident: the jobs an object took part
-in, each object a lane of its states over time, the commands between them.
+of the request it answers). `incident.py` draws them.
 """
 
 from __future__ import annotations
 
-import html
-import itertools
 import json
-from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
@@ -36,20 +32,6 @@ COLUMNS = [
     "jobid",
     "details",
 ]
-
-#: aggregate class -> (table, key column, name column) for labels
-_TABLES: dict[str, tuple[str, str, str]] = {
-    "Host": ("host", "uuid", "name"),
-    "StoragePool": ("storage_pool", "uuid", "name"),
-    "ImageStore": ("image_store", "uuid", "name"),
-    "Template": ("vm_template", "uuid", "name"),
-    "VirtualMachine": ("vm_instance", "uuid", "name"),
-    "Volume": ("volumes", "uuid", "name"),
-    "Snapshot": ("snapshots", "uuid", "name"),
-    "Job": ("async_job", "id", "job_cmd"),
-}
-#: bookkeeping aggregates left out of pictures (they have no state to show)
-_QUIET = frozenset({"NameClaim", "Zone", "Config", "SimulatorPlan"})
 
 
 def time_bound(text: str | None, what: str) -> str | None:
@@ -183,129 +165,3 @@ def summary(details: dict[str, Any]) -> str:
         return f"error: {details['error']}"
     parts = [f"{k}={v}" for k, v in details.items() if not isinstance(v, dict | list)]
     return " ".join(parts)
-
-
-# ---------------------------------------------------------------- the picture
-
-
-def incident(r: Reader, object_id: str) -> list[Row]:
-    """Every row of every job the object took part in, and the object's own rows."""
-    own = rows(r, object_id=object_id)
-    known = {
-        row["id"]
-        for row in r.all("SELECT id FROM async_job")  # jobs, not causation ids
-    }
-    jobs = sorted({row["jobid"] for row in own if row["jobid"] in known})
-    merged = {row["position"]: row for row in [*own, *rows(r, jobs=jobs)]}
-    return [merged[p] for p in sorted(merged)]
-
-
-def label(r: Reader, objecttype: str, objectid: str) -> str:
-    table = _TABLES.get(objecttype)
-    name = None
-    if table is not None:
-        name = r.scalar(
-            f"SELECT {table[2]} FROM {table[0]} WHERE {table[1]} = ?",
-            [objectid],
-        )
-    return f"{objecttype} {name}" if name else objecttype
-
-
-def _q(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def dot(r: Reader, object_id: str, title: str) -> str:
-    """Graphviz source of the incident: a lane per object, time left to right."""
-    timeline = [
-        row for row in incident(r, object_id) if row["objecttype"] not in _QUIET
-    ]
-    lanes: dict[str, list[Row]] = defaultdict(list)
-    for row in timeline:
-        lanes[row["objectid"]].append(row)
-    # causation ids name `object/version`; versions count the object's own rows
-    node_of: dict[str, str] = {}
-    for oid in lanes:
-        for version, raw in enumerate(
-            r.all(
-                "SELECT position FROM event_journal WHERE object_id = ? "
-                "ORDER BY position",
-                [oid],
-            ),
-            start=1,
-        ):
-            node_of[f"{oid}/{version}"] = f"e{raw['position']}"
-    lines = [
-        "digraph incident {",
-        "  rankdir=LR; newrank=true; compound=true;",
-        f"  labelloc=t; label={_q(title)}; fontname=Helvetica;",
-        '  node [shape=box, style="rounded,filled", fillcolor=white,'
-        " fontname=Helvetica, fontsize=10];",
-        "  edge [fontname=Helvetica, fontsize=9];",
-    ]
-    shown = {f"e{row['position']}" for row in timeline}
-    for index, (oid, lane) in enumerate(lanes.items()):
-        first = lane[0]
-        lines.append(f"  subgraph cluster_{index} {{")
-        name = label(r, first["objecttype"], oid)
-        lines.append(f"    label={_q(f'{name} ({oid[:8]})')}; style=rounded;")
-        for row in lane:
-            state = ""
-            if row["tostate"]:
-                state = f"\n{row['fromstate'] or '∅'} → {row['tostate']}"
-            text = (
-                f"#{row['position']} {row['timestamp'][11:23]}\n{row['event']}{state}"
-            )
-            failed = isinstance(row["details"].get("answer"), dict) and not row[
-                "details"
-            ]["answer"].get("result")
-            color = "mistyrose" if failed or row["event"] == "Failed" else "white"
-            lines.append(
-                f"    e{row['position']} [label={_q(text)}, fillcolor={color}];"
-            )
-        for a, b in itertools.pairwise(lane):
-            if node_of.get(b["causation"] or "") == f"e{a['position']}":
-                continue  # the causal edge below joins them
-            lines.append(
-                f"    e{a['position']} -> e{b['position']} [color=gray, weight=10];"
-            )
-        lines.append("  }")
-    for row in timeline:
-        cause = node_of.get(row["causation"] or "")
-        here = f"e{row['position']}"
-        if cause is None or cause not in shown or cause == here:
-            continue
-        if "duration" in row:
-            request = next((t for t in timeline if f"e{t['position']}" == cause), None)
-            command = (request or {}).get("details", {}).get("command") or {}
-            text = f"{command.get('kind', 'command')}\n{row['duration']:.3f} s"
-            lines.append(
-                f"  {cause} -> {here} [label={_q(text)}, color=blue, penwidth=2,"
-                " weight=10];"
-            )
-        else:
-            lines.append(f"  {cause} -> {here} [color=darkgreen, style=dashed];")
-    lines.append("}")
-    return "\n".join(lines) + "\n"
-
-
-def html_page(title: str, svg: str, table_rows: list[Row]) -> str:
-    """A self-contained page: the picture (SVG) and the rows under it."""
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in [*COLUMNS, "duration"])
-    body = []
-    for row in table_rows:
-        cells = []
-        for col in [*COLUMNS, "duration"]:
-            value = row.get(col)
-            if col == "details":
-                value = summary(value or {})
-            cells.append(f"<td>{html.escape('' if value is None else str(value))}</td>")
-        body.append("<tr>" + "".join(cells) + "</tr>")
-    return (
-        "<!doctype html>\n<html><head><meta charset='utf-8'>"
-        f"<title>{html.escape(title)}</title>"
-        "<style>body{font-family:sans-serif}table{border-collapse:collapse;"
-        "font-size:12px}td,th{border:1px solid #ccc;padding:2px 6px}</style>"
-        f"</head><body><h1>{html.escape(title)}</h1>\n{svg}\n"
-        f"<table><tr>{head}</tr>\n" + "\n".join(body) + "</table></body></html>\n"
-    )

@@ -70,3 +70,46 @@ def test_show_refuses_an_unknown_kind_naming_the_new_ones(tmp_path):
     )
     assert result.exit_code == 2
     assert all(f"'{kind}'" in result.stderr for kind in OWN)
+
+
+def test_self_loops_are_one_line_in_their_state_not_stacked_edges():
+    from cli.fsm import to_dot
+
+    spec = fsm.SPECS["volume"]
+    dot = to_dot(spec)
+    loops = [(s, t) for s, t, d in spec.table if s == d]
+    assert loops, "the volume table keeps states on some triggers"
+    for state, _ in loops:
+        assert f'"{state}" -> "{state}"' not in dot
+    ready = next(line for line in dot.splitlines() if line.startswith('  "Ready" ['))
+    kept = [t for s, t in loops if s == "Ready"]
+    for trigger in kept:
+        assert ready.count(trigger) == 1, ready
+    assert "↻" in ready
+
+
+def test_every_machine_has_its_legend_and_title(tmp_path):
+    from cli.fsm import LEGEND, to_dot
+
+    for spec in fsm.SPECS.values():
+        dot = to_dot(spec)
+        assert LEGEND in dot
+        assert f"<b>{spec.kind}</b>" in dot
+    assert "Transitional" in LEGEND
+    assert "↻" in LEGEND
+
+
+def test_png_and_svg_options_draw_both_files(tmp_path):
+    png, svg = tmp_path / "s.png", tmp_path / "s.svg"
+    result = CliRunner().invoke(
+        cli,
+        ["--db", str(tmp_path / "x.db"), "fsm", "show", "snapshot",
+         "--png", str(png), "--svg", str(svg)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert result.stdout == ""
+    assert f"drawn to {png}" in result.stderr
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    text = svg.read_text()
+    assert "<svg" in text
+    assert "Transitional: a command is out" in text  # the legend is drawn
