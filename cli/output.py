@@ -12,50 +12,15 @@ The tables are drawn by `cli.tables`, which imports `rich` only when one is draw
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import click
 
+from cli.spelling import Names, spell
+
 #: every `-o` value; `table` fits the terminal, `wide` shows every column in full
 FORMATS = ("table", "wide", "json", "yaml", "csv")
-
-SIZE_FIELDS = frozenset(
-    {"size", "physicalsize", "disksizetotal", "disksizeallocated", "disksizeused"}
-)
-
-#: the recorded time style, and what older rows or `datetime.isoformat` write
-_TIME = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|\+00:00)$")
-
-#: names by id, or the reader to ask (`projections.queries.names_by_id`)
-Names = Callable[[], dict[str, str]] | Any
-
-
-def spell_time(value: str, *, seconds: bool = False) -> str:
-    """A UTC time as `2026-12-07T14:03:05Z` (`seconds`) or with its fraction; any
-    other string is returned as it is."""
-    found = _TIME.match(value)
-    if found is None:
-        return value
-    whole, fraction, _ = found.groups()
-    return f"{whole}{'' if seconds or not fraction else fraction}Z"
-
-
-def spell(value: Any) -> str:
-    """One scalar as text the same way in CSV and tables: `true`/`false`, times
-    with `Z`, nothing for null (tables draw `-` themselves)."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return spell_time(value)
-    if isinstance(value, list):
-        return ",".join(spell(v) for v in value)
-    if isinstance(value, dict):
-        return json.dumps(value, sort_keys=True, default=str)
-    return str(value)
 
 
 def emit(
@@ -109,10 +74,9 @@ def _chosen_columns() -> list[str] | None:
     ctx = click.get_current_context(silent=True)
     if ctx is None:
         return None
-    from cli.context import AppContext
-
-    obj = ctx.find_object(AppContext)
-    return list(obj.columns) if obj is not None and obj.columns else None
+    # the root's AppContext, read without importing `cli.context` (a circle)
+    columns = getattr(ctx.find_root().obj, "columns", None)
+    return list(columns) if columns else None
 
 
 def _select(

@@ -17,7 +17,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from cli.output import SIZE_FIELDS, Names, spell, spell_time
+from cli.spelling import SIZE_FIELDS, Names, spell, spell_time
 
 #: headers shorter than the field names where the name is a mouthful
 HEADERS = {

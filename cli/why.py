@@ -15,7 +15,8 @@ import click
 
 from cli.completion import names
 from cli.context import app
-from cli.output import emit, say, spell_time
+from cli.output import emit, say
+from cli.spelling import spell_time
 
 
 @click.command()

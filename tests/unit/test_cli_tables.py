@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 from cli import tables
 from cli.main import cli
-from cli.output import spell
+from cli.spelling import spell
 from tests.integration.conftest import Storctl, simulator_zone
 
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
