@@ -21,7 +21,7 @@ from ledger.commands import (
     from_dict,
 )
 from ledger.copies import DataObjectInStore, copy_id
-from ledger.errors import InvalidInput
+from ledger.errors import InvalidInput, NotFound
 from ledger.job import Job
 from ledger.pool import StoragePool
 from ledger.template import Template
@@ -169,38 +169,63 @@ class TestTemplateRegistration:
         job = ledger.load(Job, job.id)
         assert job.status is JobStatus.failed
         assert "checksum mismatch" in job.error
-        assert ledger.load(DataObjectInStore, cid).state is ObjectInStoreState.Allocated
+        assert ledger.load(DataObjectInStore, cid).error is not None
 
-    def test_deleting_a_failed_download_sends_the_delete_to_where_it_would_land(
-        self, ledger
-    ):
-        """A download that failed may have left what the store could not clean
-        while it was down (an S3 multipart upload): the delete goes to the
-        template's install path; a template never tried sends nothing."""
+    def fail_download(self, ledger, template_id, store_id, why="connection refused"):
+        answer_pending(
+            ledger,
+            copy_id(template_id, store_id),
+            lambda c: DownloadAnswer(commandId=c.commandId, result=False, details=why),
+        )
+
+    def test_a_template_whose_every_download_failed_frees_its_name(self, ledger):
+        """Nothing was made, so the name is free for the retry; the failure stays
+        in the journal. A download that failed may have left what the store
+        could not clean while it was down (an S3 multipart upload): the delete
+        goes to the template's install path, as `template delete` would send it."""
         job = templates.register_template(
             ledger, ctx(), name="bad", url="https://images.example.org/bad",
             fmt=ImageFormat.QCOW2, zone="z1",
         )  # fmt: skip
-        cid = copy_id(job.object_id, UUID(ledger.zone("z1").stores[0]))
-        answer_pending(
-            ledger,
-            cid,
-            lambda c: DownloadAnswer(
-                commandId=c.commandId, result=False, details="connection refused"
-            ),
-        )
-        delete = templates.delete_template(ledger, ctx(), "bad")
-        copy = ledger.load(DataObjectInStore, cid)
-        assert copy.pending is not None
-        command = from_dict(copy.pending)
+        store_id = UUID(ledger.zone("z1").stores[0])
+        self.fail_download(ledger, job.object_id, store_id)
+        assert ledger.load(Template, job.object_id).removed
+        assert ledger.load(Job, job.id).status is JobStatus.failed
+        cid = copy_id(job.object_id, store_id)
+        command = from_dict(ledger.load(DataObjectInStore, cid).pending)
         tid = job.object_id
         assert command.data.path == f"template/tmpl/{tid}/{tid}.qcow2"
-        assert ledger.load(Job, delete.id).status is JobStatus.pending
         answer_pending(
             ledger, cid, lambda c: Answer(commandId=c.commandId, result=True)
         )
         assert ledger.load(DataObjectInStore, cid).state is ObjectInStoreState.Destroyed
-        assert ledger.load(Job, delete.id).status is JobStatus.succeeded
+        retry = templates.register_template(
+            ledger, ctx(), name="bad", url="https://images.example.org/good",
+            fmt=ImageFormat.QCOW2, zone="z1",
+        )  # fmt: skip
+        assert retry.object_id != job.object_id
+        assert ledger.resolve(Template, "bad").id == retry.object_id
+        failed = [
+            e
+            for e in new_events(ledger, 0)
+            if isinstance(e, Job.Failed) and e.originator_id == job.id
+        ]
+        assert len(failed) == 1  # the failure stays in the ledger
+
+    def test_a_template_keeps_its_name_while_one_download_may_succeed(self, ledger):
+        infrastructure.register_store(ledger, ctx(), "sec-2", "z1", "/srv/sec2")
+        job = templates.register_template(
+            ledger, ctx(), name="half", url="https://images.example.org/half",
+            fmt=ImageFormat.QCOW2, zone="z1",
+        )  # fmt: skip
+        first, second = (UUID(s) for s in ledger.zone("z1").stores)
+        self.fail_download(ledger, job.object_id, first)
+        assert not ledger.load(Template, job.object_id).removed
+        assert ledger.resolve(Template, "half").id == job.object_id
+        self.fail_download(ledger, job.object_id, second)
+        assert ledger.load(Template, job.object_id).removed
+        with pytest.raises(NotFound):
+            ledger.resolve(Template, "half")
 
 
 class TestDeploy:
@@ -249,16 +274,22 @@ class TestDeploy:
         assert base.state is ObjectInStoreState.Ready
 
     def test_failed_template_copy_releases_everything_and_fails_the_job(self, ledger):
-        job, _vm, volume = self.deploy(ledger)
+        """The ROOT volume was never made: it and its VM go, and the VM's name is
+        free for the retry (CloudStack's Error VM, expunged at once)."""
+        job, vm, volume = self.deploy(ledger)
         pool_id = volume.pool_id
         answer_pending(ledger, copy_id(volume.template_id, pool_id), failed_copy)
         volume = ledger.load(Volume, volume.id)
-        assert volume.state is VolumeState.Allocated
-        assert volume.pool_id is None
+        assert (volume.state, volume.pool_id) == (VolumeState.Expunged, None)
+        assert ledger.load(VirtualMachine, vm.id).state is VmState.Expunging
         assert ledger.load(StoragePool, pool_id).allocated == 0
         job = ledger.load(Job, job.id)
         assert job.status is JobStatus.failed
         assert "insufficient space" in job.error
+        retry = vms.deploy_vm(
+            ledger, ctx(), name="web-1", template_ref="tiny", zone="z1"
+        )
+        assert ledger.resolve(VirtualMachine, "web-1").id == retry.object_id
 
 
 class TestAttach:
@@ -359,6 +390,30 @@ class TestAttach:
         assert ledger.load(StoragePool, pool_id).allocated == before
         job = ledger.load(Job, job.id)
         assert (job.status, job.error) == (JobStatus.failed, "insufficient space")
+
+    def test_a_failed_create_on_a_pool_frees_the_name_for_the_retry(self, ledger):
+        """`volume create big-5 --pool gold` whose CreateObjectCommand failed:
+        nothing was made, so the volume is expunged in the same save as the
+        failed job, and the retry is the only live big-5."""
+        self.setup_vm(ledger)
+        job = volumes.create_volume(
+            ledger, ctx(), name="big-5", zone="z1", size=GiB, pool_ref="gold"
+        )
+        answer_pending(
+            ledger,
+            job.object_id,
+            lambda c: CreateObjectAnswer(
+                commandId=c.commandId, result=False, details="insufficient space"
+            ),
+        )
+        assert ledger.load(Job, job.id).error == "insufficient space"
+        failed = ledger.load(Volume, job.object_id)
+        assert (failed.state, failed.pool_id) == (VolumeState.Expunged, None)
+        retry = volumes.create_volume(
+            ledger, ctx(), name="big-5", zone="z1", size=GiB, pool_ref="gold"
+        )
+        answer_pending(ledger, retry.object_id, created)
+        assert ledger.load(Volume, retry.object_id).state is VolumeState.Ready
 
     def test_an_answer_cannot_be_recorded_twice(self, ledger):
         _vm, volume_id, _ = self.setup_vm(ledger)
