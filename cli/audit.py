@@ -52,8 +52,8 @@ def _columns(rows: list[dict[str, Any]]) -> list[str]:
     return [*COLUMNS, "duration"]
 
 
-def show_rows(rows: list[dict[str, Any]]) -> None:
-    """Rows in the chosen format: JSON keeps `details` whole, a table summarises."""
+def shaped(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
+    """Rows for the chosen format: JSON keeps `details` whole, a table summarises."""
     from projections.timeline import public, summary
 
     a = app()
@@ -67,7 +67,11 @@ def show_rows(rows: list[dict[str, Any]]) -> None:
             {**row, "details": json.dumps(row["details"], sort_keys=True)}
             for row in data
         ]
-    emit(a.output, data, _columns(data))
+    return data, _columns(data)
+
+
+def show_rows(rows: list[dict[str, Any]]) -> None:
+    emit(app().output, *shaped(rows))
 
 
 def render(source: str, fmt: str, target: Path) -> None:
@@ -95,6 +99,10 @@ def svg_of(source: str) -> str:
     return text[text.find("<svg") :]
 
 
+SINCE = "At or after T: a position, 30m, 2h, 7d, today, yesterday or an ISO time."
+UNTIL = "At or before T: a position, 30m, 2h, 7d, today, yesterday or an ISO time."
+
+
 @click.command("history")
 @click.argument("kind", type=click.Choice(KINDS, case_sensitive=False))
 @click.argument("ref", metavar="ID", shell_complete=names())
@@ -113,12 +121,16 @@ def svg_of(source: str) -> str:
 @click.option(
     "--dot", "dot_file", type=click.Path(dir_okay=False, path_type=Path), hidden=True
 )
+@click.option("--since", metavar="T", help=SINCE)
+@click.option("--until", metavar="T", help=UNTIL)
 def history(
     kind: str,
     ref: str,
     png: Path | None,
     html_file: Path | None,
     dot_file: Path | None,
+    since: str | None,
+    until: str | None,
 ) -> None:
     """One object's timeline: every event, the command sent, the answer and how
     long it took. --png/--html draw the jobs it took part in: each object a lane
@@ -127,6 +139,7 @@ def history(
     \b
     Example:
       storctl history volume data-1
+      storctl history volume data-1 --since 2h
       storctl history volume data-1 --png incident.png
       storctl -o csv history pool gold > gold.csv
     """
@@ -136,7 +149,7 @@ def history(
     a = app()
     with a.reader() as r:
         obj = find(r, kind.lower(), ref)
-        own = rows(r, object_id=obj["id"])
+        own = rows(r, object_id=obj["id"], since=since, until=until)
         if png or html_file or dot_file:
             title = f"{kind.lower()} {obj.get('name') or obj['id']}: incident timeline"
             source = dot(r, obj["id"], title)
@@ -153,8 +166,13 @@ def history(
 
 
 @click.command("audit")
-@click.option("--since", metavar="T", help="Only events at or after this ISO time.")
-@click.option("--until", metavar="T", help="Only events at or before this ISO time.")
+@click.option("--since", metavar="T", help=SINCE)
+@click.option("--until", metavar="T", help=UNTIL)
+@click.option("-n", "--last", type=click.IntRange(min=0), help="Only the newest N.")
+@click.option("--reverse", is_flag=True, help="Newest first.")
+@click.option(
+    "-f", "--follow", is_flag=True, help="Then print new events as they come (^C)."
+)
 @click.option("--event", metavar="E", help="Only this event (e.g. CopyAnswered).")
 @click.option("--object", "obj", metavar="ID", help="Only this object (id or name).")
 @click.option(
@@ -164,6 +182,9 @@ def history(
 def audit(
     since: str | None,
     until: str | None,
+    last: int | None,
+    reverse: bool,  # noqa: FBT001 - click passes flags positionally
+    follow: bool,  # noqa: FBT001
     event: str | None,
     obj: str | None,
     job: str | None,
@@ -174,26 +195,37 @@ def audit(
 
     \b
     Example:
-      storctl audit --since 2025-01-31T10:00:00Z --event CopyAnswered
+      storctl audit --since 2h --event CopyAnswered
+      storctl audit -n 50 --reverse
+      storctl audit --since yesterday --until today --actor alice
+      storctl audit --follow --event CreateAnswered
       storctl -o json audit --job 0b5e...  --actor alice
     """
-    from projections.timeline import resolve_job, resolve_object, rows, time_bound
+    from projections.timeline import bound, resolve_job, resolve_object, rows
 
-    time_bound(since, "--since")  # refuse a malformed time before opening the db
-    time_bound(until, "--until")
+    for text, what in ((since, "--since"), (until, "--until")):
+        if text is not None:
+            bound(text, what)  # refuse a malformed bound before opening the db
+    if follow and reverse:
+        raise InvalidInput("--reverse", "", "a followed journal grows at its end")
     a = app()
     with a.reader() as r:
-        object_id = resolve_object(r, obj) if obj else None
-        found = rows(
-            r,
-            object_id=object_id,
-            job=resolve_job(r, job) if job else None,
-            event=event,
-            actor=who,
-            since=since,
-            until=until,
-        )
-    show_rows(found)
+        filters: dict[str, Any] = {
+            "object_id": resolve_object(r, obj) if obj else None,
+            "job": resolve_job(r, job) if job else None,
+            "event": event,
+            "actor": who,
+            "since": since,
+            "until": until,
+        }
+        found = rows(r, last=last, **filters)
+        head = r.scalar("SELECT MAX(position) FROM event_journal") or 0
+    if not follow:
+        show_rows(found[::-1] if reverse else found)
+        return
+    from cli.follow import follow_rows
+
+    follow_rows(found, head, lambda r, after: rows(r, after=after, **filters), shaped)
 
 
 cli = ByName(
