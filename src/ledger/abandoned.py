@@ -4,10 +4,13 @@ CloudStack leaves such an object behind for the operator to destroy (a data disk
 back in Allocated, a VM in Error that its expunge thread removes later). storctl
 settles it in the same save as the failed job instead: the never-created volume is
 destroyed and expunged (no file on primary storage, so no host work), the VM
-deployed on it is destroyed and expunged with its name claim released, a template
-whose every download failed is deleted with its claim. The events stay, so the
-failure is still in the journal, `history` and `job show`; what goes is the live
-row that would make a retry's `volume create big-5` the second `big-5`.
+deployed on it is destroyed and expunged with its name claim released. The events
+stay, so the failure is still in the journal, `history` and `job show`; what goes
+is the live row that would make a retry's `volume create big-5` the second `big-5`.
+
+A template whose download failed is not one of them: a download may fail having
+made something (the parts of an S3 multipart upload the store could not abort
+while it was down), so it stays until `template delete`, which removes them.
 
 Only the object the failed job itself was creating goes: a volume created by an
 operator earlier and placed by a failed `volume attach` stays Allocated, as in
@@ -20,15 +23,11 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
-from ledger import requests, transfer
 from ledger.aggregate import Ctx
 from ledger.app import Ledger
-from ledger.copies import GONE, DataObjectInStore
-from ledger.image_store import ImageStore
 from ledger.inventory import find_claim
 from ledger.job import Job
 from ledger.names import NameClaim
-from ledger.template import Template
 from ledger.values import VmState, VolumeState
 from ledger.vm import VirtualMachine
 from ledger.volume import Volume
@@ -88,32 +87,6 @@ def abandon_vm(
     if vm.state is VmState.Destroyed:
         vm.change_state(ctx, "ExpungeRequested")
     if claim is not None and not claim.released and claim.object_id == vm.id:
-        claim.release(ctx)
-        out.append(claim)
-    return out
-
-
-def abandon_template(
-    ledger: Ledger, ctx: Ctx, template: Template, copies: list[DataObjectInStore]
-) -> list[Aggregate]:
-    """A template none of whose image-store downloads succeeded or is still
-    running: deleted, its name claim released, and each copy's delete sent to
-    where the download would have landed (a failed download may leave parts
-    there, as `template delete` would clean them)."""
-    if template.removed or not copies:
-        return []
-    if any(c.pending is not None or c.is_ready for c in copies):
-        return []
-    template.delete(ctx)
-    out: list[Aggregate] = [template, *copies]
-    for copy in copies:
-        if copy.state in GONE:
-            continue
-        store = ledger.peek(ImageStore, copy.store_id)  # read only: its address
-        to = transfer.image_to(store)
-        requests.delete_template_copy(ctx, ledger.wait("wait"), copy, template, to)
-    claim = find_claim(ledger, "template", template.name)
-    if claim is not None and not claim.released and claim.object_id == template.id:
         claim.release(ctx)
         out.append(claim)
     return out

@@ -69,9 +69,12 @@ def test_a_retried_vm_deploy_is_the_only_vm_by_its_name(sim: SimZone) -> None:
     assert [v["state"] for v in roots] == ["Ready"]
 
 
-def test_a_template_whose_download_failed_can_be_registered_again(
+def test_a_template_whose_download_failed_keeps_its_name_until_deleted(
     sim: SimZone,
 ) -> None:
+    """Unlike a volume, a failed download may have made something on the store
+    (an S3 upload's parts): the template stays; its name is refused to a second
+    register with what to do, and after `template delete` it is free."""
     cli = sim.cli
     _fail_next(sim, "DownloadCommand")
     url = "http://example.invalid/t2.qcow2"
@@ -81,6 +84,10 @@ def test_a_template_whose_download_failed_can_be_registered_again(
     assert failed.code == 3, failed
     job = _failed_job(sim, "template.register")
 
+    taken = cli.run(*register)
+    assert taken.code == 2, taken
+    assert "template names are unique" in taken.err, taken.err
+    cli.ok("template", "delete", job["objectid"])
     again = cli.ok(*register)
     assert again["isready"] is True
     assert again["id"] != job["objectid"]

@@ -21,7 +21,7 @@ from ledger.commands import (
     from_dict,
 )
 from ledger.copies import DataObjectInStore, copy_id
-from ledger.errors import InvalidInput, NotFound
+from ledger.errors import InvalidInput
 from ledger.job import Job
 from ledger.pool import StoragePool
 from ledger.template import Template
@@ -178,54 +178,54 @@ class TestTemplateRegistration:
             lambda c: DownloadAnswer(commandId=c.commandId, result=False, details=why),
         )
 
-    def test_a_template_whose_every_download_failed_frees_its_name(self, ledger):
-        """Nothing was made, so the name is free for the retry; the failure stays
-        in the journal. A download that failed may have left what the store
-        could not clean while it was down (an S3 multipart upload): the delete
-        goes to the template's install path, as `template delete` would send it."""
+    def test_a_template_whose_download_failed_stays_with_its_name(self, ledger):
+        """Unlike a volume, a failed download may have left parts on the store:
+        the template stays (and its name) until `template delete`."""
         job = templates.register_template(
             ledger, ctx(), name="bad", url="https://images.example.org/bad",
             fmt=ImageFormat.QCOW2, zone="z1",
         )  # fmt: skip
-        store_id = UUID(ledger.zone("z1").stores[0])
-        self.fail_download(ledger, job.object_id, store_id)
-        assert ledger.load(Template, job.object_id).removed
+        cid = copy_id(job.object_id, UUID(ledger.zone("z1").stores[0]))
+        answer_pending(
+            ledger,
+            cid,
+            lambda c: DownloadAnswer(
+                commandId=c.commandId, result=False, details="connection refused"
+            ),
+        )
+        assert not ledger.load(Template, job.object_id).removed
         assert ledger.load(Job, job.id).status is JobStatus.failed
-        cid = copy_id(job.object_id, store_id)
-        command = from_dict(ledger.load(DataObjectInStore, cid).pending)
+
+    def test_deleting_a_failed_download_sends_the_delete_to_where_it_would_land(
+        self, ledger
+    ):
+        """A download that failed may have left what the store could not clean
+        while it was down (an S3 multipart upload): the delete goes to the
+        template's install path; a template never tried sends nothing."""
+        job = templates.register_template(
+            ledger, ctx(), name="bad", url="https://images.example.org/bad",
+            fmt=ImageFormat.QCOW2, zone="z1",
+        )  # fmt: skip
+        cid = copy_id(job.object_id, UUID(ledger.zone("z1").stores[0]))
+        answer_pending(
+            ledger,
+            cid,
+            lambda c: DownloadAnswer(
+                commandId=c.commandId, result=False, details="connection refused"
+            ),
+        )
+        delete = templates.delete_template(ledger, ctx(), "bad")
+        copy = ledger.load(DataObjectInStore, cid)
+        assert copy.pending is not None
+        command = from_dict(copy.pending)
         tid = job.object_id
         assert command.data.path == f"template/tmpl/{tid}/{tid}.qcow2"
+        assert ledger.load(Job, delete.id).status is JobStatus.pending
         answer_pending(
             ledger, cid, lambda c: Answer(commandId=c.commandId, result=True)
         )
         assert ledger.load(DataObjectInStore, cid).state is ObjectInStoreState.Destroyed
-        retry = templates.register_template(
-            ledger, ctx(), name="bad", url="https://images.example.org/good",
-            fmt=ImageFormat.QCOW2, zone="z1",
-        )  # fmt: skip
-        assert retry.object_id != job.object_id
-        assert ledger.resolve(Template, "bad").id == retry.object_id
-        failed = [
-            e
-            for e in new_events(ledger, 0)
-            if isinstance(e, Job.Failed) and e.originator_id == job.id
-        ]
-        assert len(failed) == 1  # the failure stays in the ledger
-
-    def test_a_template_keeps_its_name_while_one_download_may_succeed(self, ledger):
-        infrastructure.register_store(ledger, ctx(), "sec-2", "z1", "/srv/sec2")
-        job = templates.register_template(
-            ledger, ctx(), name="half", url="https://images.example.org/half",
-            fmt=ImageFormat.QCOW2, zone="z1",
-        )  # fmt: skip
-        first, second = (UUID(s) for s in ledger.zone("z1").stores)
-        self.fail_download(ledger, job.object_id, first)
-        assert not ledger.load(Template, job.object_id).removed
-        assert ledger.resolve(Template, "half").id == job.object_id
-        self.fail_download(ledger, job.object_id, second)
-        assert ledger.load(Template, job.object_id).removed
-        with pytest.raises(NotFound):
-            ledger.resolve(Template, "half")
+        assert ledger.load(Job, delete.id).status is JobStatus.succeeded
 
 
 class TestDeploy:

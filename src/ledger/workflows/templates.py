@@ -11,7 +11,6 @@ from uuid import UUID
 
 from ledger import copies as store_copies
 from ledger import requests
-from ledger.abandoned import abandon_template
 from ledger.aggregate import Ctx
 from ledger.app import Ledger
 from ledger.copies import DataObjectInStore
@@ -36,9 +35,10 @@ def template_downloaded(ledger: Ledger, event: Any, ctx: Ctx) -> Decided:
     if job is not None and job.cmd == "template.register":
         result = {"templateid": str(template.id), "size": copy.size}
         out += settle(job, ctx, event, result, "download failed: ")
-    if not ok(event):  # the last download failed: nothing by this name was made
-        copies = _store_copies(ledger, template, copy)
-        out += abandon_template(ledger, ctx, template, copies)
+    # A failed download is not abandoned like a failed volume create: it may
+    # have left parts on the store (an S3 multipart upload the store could not
+    # abort while it was down), which only a delete once the store is back
+    # removes; the template stays, named, until the operator deletes it.
     return out
 
 
