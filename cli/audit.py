@@ -16,6 +16,7 @@ from cli.completion import names
 from cli.context import app
 from cli.output import emit, say
 from cli.pictures import draw, picture_options, write_page
+from ledger.errors import InvalidInput
 
 KINDS = ("pool", "store", "host", "template", "vm", "volume", "snapshot")
 
@@ -50,6 +51,17 @@ def _columns(rows: list[dict[str, Any]]) -> list[str]:
     return [*COLUMNS, "duration"]
 
 
+def shaped(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
+    """Rows as `--follow` streams them: JSON keeps `details` whole, a table row
+    summarises it (a followed stream is drawn line by line, not fitted)."""
+    from projections.timeline import public, summary
+
+    data = [public(row) for row in rows]
+    if app().output in ("table", "wide"):
+        data = [{**row, "details": summary(row["details"])[:70]} for row in data]
+    return data, _columns(data)
+
+
 def show_rows(rows: list[dict[str, Any]]) -> None:
     """Rows in the chosen format: JSON and YAML keep `details` whole, CSV as
     JSON text, a table summarises it and names the objects."""
@@ -67,14 +79,18 @@ def show_rows(rows: list[dict[str, Any]]) -> None:
     emit(a.output, data, _columns(data), names=names)
 
 
+SINCE = "At or after T: a position, 30m, 2h, 7d, today, yesterday or an ISO time."
+UNTIL = "At or before T: a position, 30m, 2h, 7d, today, yesterday or an ISO time."
+
+
 @click.command("history")
 @click.argument("kind", type=click.Choice(KINDS, case_sensitive=False))
 @click.argument("ref", metavar="ID", shell_complete=names())
 @click.option(
     "--job", metavar="J", shell_complete=names("job"), help="Only this job's events."
 )
-@click.option("--since", metavar="T", help="Only events at or after this time.")
-@click.option("--until", metavar="T", help="Only events at or before this time.")
+@click.option("--since", metavar="T", help=SINCE)
+@click.option("--until", metavar="T", help=UNTIL)
 @picture_options("the incident timeline of the object's jobs")
 @click.option(
     "--html",
@@ -105,6 +121,7 @@ def history(
     \b
     Example:
       storctl history volume data-1
+      storctl history volume data-1 --since 2h
       storctl history volume data-1 --png incident.png --since 2026-12-07T14:00:00Z
       storctl -o csv history pool gold > gold.csv
     """
@@ -136,8 +153,13 @@ def history(
 
 
 @click.command("audit")
-@click.option("--since", metavar="T", help="Only events at or after this ISO time.")
-@click.option("--until", metavar="T", help="Only events at or before this ISO time.")
+@click.option("--since", metavar="T", help=SINCE)
+@click.option("--until", metavar="T", help=UNTIL)
+@click.option("-n", "--last", type=click.IntRange(min=0), help="Only the newest N.")
+@click.option("--reverse", is_flag=True, help="Newest first.")
+@click.option(
+    "-f", "--follow", is_flag=True, help="Then print new events as they come (^C)."
+)
 @click.option("--event", metavar="E", help="Only this event (e.g. CopyAnswered).")
 @click.option("--object", "obj", metavar="ID", help="Only this object (id or name).")
 @click.option(
@@ -147,6 +169,9 @@ def history(
 def audit(
     since: str | None,
     until: str | None,
+    last: int | None,
+    reverse: bool,  # noqa: FBT001 - click passes flags positionally
+    follow: bool,  # noqa: FBT001
     event: str | None,
     obj: str | None,
     job: str | None,
@@ -157,26 +182,37 @@ def audit(
 
     \b
     Example:
-      storctl audit --since 2025-01-31T10:00:00Z --event CopyAnswered
+      storctl audit --since 2h --event CopyAnswered
+      storctl audit -n 50 --reverse
+      storctl audit --since yesterday --until today --actor alice
+      storctl audit --follow --event CreateAnswered
       storctl -o json audit --job 0b5e...  --actor alice
     """
-    from projections.timeline import resolve_job, resolve_object, rows, time_bound
+    from projections.timeline import bound, resolve_job, resolve_object, rows
 
-    time_bound(since, "--since")  # refuse a malformed time before opening the db
-    time_bound(until, "--until")
+    for text, what in ((since, "--since"), (until, "--until")):
+        if text is not None:
+            bound(text, what)  # refuse a malformed bound before opening the db
+    if follow and reverse:
+        raise InvalidInput("--reverse", "", "a followed journal grows at its end")
     a = app()
     with a.reader() as r:
-        object_id = resolve_object(r, obj) if obj else None
-        found = rows(
-            r,
-            object_id=object_id,
-            job=resolve_job(r, job) if job else None,
-            event=event,
-            actor=who,
-            since=since,
-            until=until,
-        )
-    show_rows(found)
+        filters: dict[str, Any] = {
+            "object_id": resolve_object(r, obj) if obj else None,
+            "job": resolve_job(r, job) if job else None,
+            "event": event,
+            "actor": who,
+            "since": since,
+            "until": until,
+        }
+        found = rows(r, last=last, **filters)
+        head = r.scalar("SELECT MAX(position) FROM event_journal") or 0
+    if not follow:
+        show_rows(found[::-1] if reverse else found)
+        return
+    from cli.follow import follow_rows
+
+    follow_rows(found, head, lambda r, after: rows(r, after=after, **filters), shaped)
 
 
 cli = ByName(

@@ -12,7 +12,11 @@ from cli.completion import names
 from cli.context import app
 from cli.output import emit
 
-COLUMNS = ["jobid", "status", "cmd", "objectid", "behind", "error"]
+COLUMNS = [
+    "jobid", "status", "cmd", "objectid", "created", "duration", "actor", "behind",
+    "error",
+]  # fmt: skip
+STATUSES = ("pending", "queued", "succeeded", "failed")
 
 
 @click.group()
@@ -27,18 +31,39 @@ def cli() -> None:
 
 
 @cli.command("list")
-def list_() -> None:
-    """List jobs.
+@click.option(
+    "--status",
+    type=click.Choice(STATUSES, case_sensitive=False),
+    help="Only jobs in this status (queued: pending, waiting for a host slot).",
+)
+@click.option(
+    "-w", "--watch", is_flag=True, help="Then print each job as it starts or ends (^C)."
+)
+def list_(status: str | None, watch: bool) -> None:  # noqa: FBT001 - click's flag
+    """List jobs: when each was created, how long it took, who started it.
 
     \b
     Example:
-      storctl job list
+      storctl job list --status failed
+      storctl job list --watch
     """
     from projections.queries import list_jobs
 
     a = app()
+
+    def jobs(r: Any) -> list[dict[str, Any]]:
+        rows = _queue_state(a, list_jobs(r))
+        return [j for j in rows if status is None or j["status"] == status.lower()]
+
     with a.reader() as r:
-        emit(a.output, _queue_state(a, list_jobs(r)), COLUMNS, names=r)
+        found = jobs(r)
+    if not watch:
+        with a.reader() as r:
+            emit(a.output, found, COLUMNS, names=r)
+        return
+    from cli.follow import watch_rows
+
+    watch_rows(found, jobs, lambda job: (job["jobid"], job["status"]), COLUMNS)
 
 
 @cli.command("show")

@@ -36,7 +36,7 @@ VERIFY_COLUMNS = [
 @click.option(
     "--until",
     metavar="POS|TIME",
-    help="Last notification position to keep, or an ISO 8601 time.",
+    help="Last position to keep, or a time: 2h, 30m, yesterday, today, ISO 8601.",
 )
 @click.option(
     "--into",
@@ -132,7 +132,11 @@ def verify() -> None:
 
 
 @click.command("export")
-@click.option("--since", metavar="T", help="Only events at or after this ISO time.")
+@click.option(
+    "--since",
+    metavar="T",
+    help="Only events at or after T: a position, 2h, yesterday or an ISO time.",
+)
 @click.option("--object", "obj", metavar="ID", help="Only this object's events.")
 @click.option("--job", metavar="J", help="Only this job's events.")
 @click.option(
@@ -154,11 +158,10 @@ def export(
       storctl export > ledger.jsonl
       storctl export --job 0b5e... --with-history > incident.jsonl
     """
-    from projections.db import parse_time
     from projections.exchange import export_lines
-    from projections.timeline import resolve_job, resolve_object
+    from projections.timeline import bound, resolve_job, resolve_object
 
-    moment = parse_time(since, "--since") if since else None
+    start = bound(since, "--since") if since else None
     a = app()
     object_id = None
     if obj or job:
@@ -166,7 +169,12 @@ def export(
             object_id = resolve_object(r, obj) if obj else None
             job = resolve_job(r, job) if job else None
     for line in export_lines(
-        a.ledger, since=moment, object_id=object_id, job=job, whole_objects=with_history
+        a.ledger,
+        since=start.moment if start else None,
+        since_position=start.position if start else None,
+        object_id=object_id,
+        job=job,
+        whole_objects=with_history,
     ):
         click.echo(line)
 

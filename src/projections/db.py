@@ -19,7 +19,6 @@ from operator import attrgetter
 from typing import Any
 from uuid import UUID
 
-from ledger.errors import InvalidInput
 from projections.schema import Dialect
 
 #: (table, key column, counter column), for `Db.add`
@@ -200,17 +199,6 @@ def iso(moment: datetime) -> str:
     if moment.utcoffset() != _ZERO:
         moment = moment.astimezone(UTC)
     return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
-
-
-def parse_time(text: str, what: str = "time") -> datetime:
-    """An ISO 8601 time (`2025-01-31`, `...T10:00:00Z`, `+02:00`); naive means UTC."""
-    try:
-        moment = datetime.fromisoformat(text.strip().replace("z", "Z"))
-    except ValueError:
-        raise InvalidInput(what, text, "expected an ISO 8601 time") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
 
 
 def known_iso(moment: datetime, text: str) -> None:

@@ -70,6 +70,7 @@ def export_lines(
     ledger: Application[Any],
     *,
     since: datetime | None = None,
+    since_position: int | None = None,
     object_id: str | None = None,
     job: str | None = None,
     whole_objects: bool = False,
@@ -84,6 +85,8 @@ def export_lines(
         event = decode(note)
         everything.append((note, event))
         if since is not None and event.timestamp < since:
+            continue
+        if since_position is not None and note.id < since_position:
             continue
         if object_id is not None and str(note.originator_id) != object_id:
             continue

@@ -131,13 +131,30 @@ def _job(row: Row) -> Row:
     error = None
     if status == "failed" and row["job_result"]:
         error = json.loads(row["job_result"]).get("errortext")
+    finished = row["last_updated"] if status != "pending" else None
     return {
         "jobid": row["id"],
         "status": status,
         "cmd": row["job_cmd"],
         "objectid": row["instance_id"],
         "error": error,
+        "created": row["created"],
+        "finished": finished,
+        "duration": _elapsed(row["created"], finished),
+        "actor": row["actor"],
     }
+
+
+def _elapsed(start: str | None, end: str | None) -> float | None:
+    """Seconds from `start` to `end` (ISO 8601 UTC text), None while running."""
+    if not start or not end:
+        return None
+    from datetime import datetime
+
+    def parse(t: str) -> datetime:
+        return datetime.fromisoformat(t.replace("Z", "+00:00"))
+
+    return round((parse(end) - parse(start)).total_seconds(), 3)
 
 
 def _event(row: Row) -> Row:

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from itertools import islice
 from typing import Any
 
@@ -23,10 +24,11 @@ from eventsourcing.persistence import Notification, StoredEvent, Tracking
 from eventsourcing.postgres import PostgresApplicationRecorder
 
 from ledger.errors import InvalidInput
+from ledger.moments import parse_bound
 from ledger.store.reader import Note, selector
 from ledger.store.sealing import CopySealer
 from projections import log_copy
-from projections.db import Db, parse_time
+from projections.db import Db
 from projections.projector import Progress, decoder, fraction_of
 from projections.view import APPLICATION_NAME, apply_items, view_for
 
@@ -55,12 +57,11 @@ def notifications(
 def resolve_until(ledger: Application[Any], until: str) -> int:
     """`until` as a notification position: a position as given, or for a time the
     last position before the first event stamped after it (0: nothing)."""
-    text = until.strip()
-    if text.isdigit():
-        return int(text)
-    if text.startswith("-"):
-        raise InvalidInput("--until", until, "a position is 0 or more")
-    moment = parse_time(text, "--until")
+    at = parse_bound(until, "--until", datetime.now(UTC))
+    if at.position is not None:
+        return at.position
+    moment = at.moment
+    assert moment is not None
     last = 0
     decode = decoder(ledger)
     for note in notifications(ledger):

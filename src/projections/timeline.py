@@ -10,11 +10,12 @@ of the request it answers). `incident.py` draws them.
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from ledger.errors import Ambiguous, NotFound
-from projections.db import iso, parse_time
+from ledger.moments import Bound, parse_bound
+from projections.db import iso
 from projections.queries import KINDS, find
 from projections.reader import Reader
 
@@ -35,8 +36,32 @@ COLUMNS = [
 
 
 def time_bound(text: str | None, what: str) -> str | None:
-    """An ISO time as the journal writes it (so text comparison is time order)."""
-    return None if text is None else iso(parse_time(text, what))
+    """A time bound as the journal writes its times (text order is time order),
+    for filters over rows already read (`incident.scoped`); a position bound has
+    no time and bounds nothing here (`rows` applies it). Refused (exit 2) before
+    any database is read."""
+    if text is None:
+        return None
+    at = bound(text, what)
+    return iso(at.moment) if at.moment is not None else None
+
+
+def bound(text: str, what: str) -> Bound:
+    """`--since`/`--until` as given (a position, `2h`, `yesterday`, an ISO time),
+    against the clock now; refused (exit 2) before any database is read."""
+    return parse_bound(text, what, datetime.now(UTC))
+
+
+def bound_clause(text: str | None, what: str, op: str) -> tuple[str, Any] | None:
+    """The journal filter for one end: a position, or a time as the journal
+    writes it (so text comparison is time order)."""
+    if text is None:
+        return None
+    at = bound(text, what)
+    if at.position is not None:
+        return f"position {op} ?", at.position
+    assert at.moment is not None
+    return f"timestamp {op} ?", iso(at.moment)
 
 
 def _shape(row: Row) -> Row:
@@ -85,15 +110,23 @@ def rows(
     since: str | None = None,
     until: str | None = None,
     jobs: list[str] | None = None,
+    after: int | None = None,
+    last: int | None = None,
 ) -> list[Row]:
-    """Journal rows in log order, filtered; an answer row gets `duration` (s)."""
+    """Journal rows in log order, filtered; an answer row gets `duration` (s).
+    `after` a position (what `--follow` has shown), `last` the newest N only."""
     filters: list[tuple[str, Any]] = [
         ("object_id = ?", object_id),
         ("job_id = ?", job),
         ("LOWER(event) = LOWER(?)", event),
-        ("timestamp >= ?", time_bound(since, "--since")),
-        ("timestamp <= ?", time_bound(until, "--until")),
+        ("position > ?", after),
     ]
+    for clause in (
+        bound_clause(since, "--since", ">="),
+        bound_clause(until, "--until", "<="),
+    ):
+        if clause is not None:
+            filters.append(clause)
     where = [clause for clause, value in filters if value is not None]
     params = [value for _, value in filters if value is not None]
     if actor is not None:
@@ -109,7 +142,10 @@ def rows(
     if where:
         sql += " WHERE " + " AND ".join(where)
     out = []
-    for raw in r.all(sql + " ORDER BY position", params):
+    found = r.all(sql + " ORDER BY position", params)
+    if last is not None:
+        found = found[-last:] if last else []
+    for raw in found:
         row = _shape(raw)
         row["causation"] = raw["causation_id"]
         if row["event"].endswith("Answered"):

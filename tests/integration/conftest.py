@@ -126,6 +126,14 @@ class Storctl:
     def job(self, ref: str) -> dict[str, Any]:
         return self.ok("job", "show", ref)
 
+    def failed(self, cmd: str) -> dict[str, Any]:
+        """The object the last failed `cmd` job was about (by id: a create that
+        failed before anything was made frees its name)."""
+        jobs = [j for j in self.ok("job", "list") if j["cmd"] == cmd]
+        [*_, job] = [j for j in jobs if j["status"] == "failed"]
+        kind = cmd.split(".")[0]
+        return {**self.ok(kind, "show", job["objectid"]), "job": job}
+
     def db_rows(self, sql: str, params: list[Any]) -> list[dict[str, Any]]:
         """Rows of the projected tables, as the last command left them."""
         from ledger.app import Ledger

@@ -73,9 +73,11 @@ def test_insufficient_space_is_exit_3_and_leaves_nothing(
     assert "insufficient space" in failed.err, failed
     assert len(failed.err.strip().splitlines()) == 1, failed
 
-    [root] = [v for v in cli.ok("volume", "list") if v["name"] == "ROOT-web1"]
-    assert root["state"] == "Allocated"
-    assert root["storageid"] is None
+    # nothing was made: the VM and its ROOT volume are gone, their names free
+    assert "ROOT-web1" not in [v["name"] for v in cli.ok("volume", "list")]
+    [root] = cli.db_rows("SELECT * FROM volumes WHERE name = ?", ["ROOT-web1"])
+    assert root["state"] == "Expunged"
+    assert root["pool_id"] is None
     assert root["path"] is None
     assert cli.pool("small")["disksizeallocated"] == before
     left = [p.name for p in small_pool.iterdir()]

@@ -407,8 +407,8 @@ def test_a_command_tgtd_refuses_is_a_recorded_failure_leaving_nothing(
                       "--pool", "lun", env=wrong)  # fmt: skip
     assert failed.code == 3, failed
     assert "tgtadm --op show --mode target failed" in failed.err
-    volume = zone.cli.volume("data1")
-    assert volume["state"] == "Allocated"
+    volume = zone.cli.failed("volume.create")
+    assert volume["state"] == "Expunged"  # nothing was made: the name is free
     answer = last_answer(zone.cli.db, volume["id"])
     assert answer["result"] is False
     assert "not connected" in answer["details"] or "refused" in answer["details"]

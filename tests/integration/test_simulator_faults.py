@@ -67,16 +67,18 @@ def test_no_endpoint_when_every_host_is_disabled(sim: SimZone) -> None:
     assert "No remote endpoint" in failed.err, failed
     assert len(failed.err.strip().splitlines()) == 1, failed
 
-    vol = cli.volume("v1")
-    assert vol["state"] == "Allocated"
+    # nothing was made: the volume is gone, its name free (the failure kept)
+    vol = cli.failed("volume.create")
+    assert vol["state"] == "Expunged"
     assert vol["storageid"] is None
     assert cli.pool("p1")["disksizeallocated"] == before
 
-    # with the host back, the same volume can still be created (by attaching it)
+    # with the host back, the retry is the one volume by that name
     cli.ok("host", "enable", "sim1")
-    cli.ok("vm", "deploy", "vm1", "--template", "t1", "--zone", "z1")
-    attached = cli.ok("volume", "attach", "v1", "--vm", "vm1")
-    assert attached["state"] == "Ready"
+    again = cli.ok("volume", "create", "v1", "--zone", "z1", "--size", "1G",
+                   "--pool", "p1")  # fmt: skip
+    assert again["state"] == "Ready"
+    assert cli.volume("v1")["id"] == again["id"] != vol["id"]
 
 
 def test_hung_create_times_out_and_rolls_back(sim: SimZone) -> None:
@@ -91,8 +93,8 @@ def test_hung_create_times_out_and_rolls_back(sim: SimZone) -> None:
     assert failed.code == 3, failed
     assert "timed out after 2 s" in failed.err, failed
 
-    vol = cli.volume("v1")
-    assert vol["state"] == "Allocated"
+    vol = cli.failed("volume.create")
+    assert vol["state"] == "Expunged"
     assert vol["storageid"] is None
     assert cli.pool("p1")["disksizeallocated"] == before
 

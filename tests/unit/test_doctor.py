@@ -3,8 +3,8 @@
 A simulator host told to hang `CreateObjectCommand`, the global `wait` at 1 s, and a
 volume created with `--async` and no worker: the volume sits in Creating with its
 command unanswered. The doctor reports it (no worker; then past its wait too), and
-`--fix --fail` records `result=false` so the workflows put it back to Allocated with
-its reservation released, as after any failed create.
+`--fix --fail` records `result=false` so the workflows release its reservation, as
+after any failed create, and (nothing was made) expunge it, freeing its name.
 """
 
 from __future__ import annotations
@@ -78,8 +78,8 @@ def test_finds_a_stuck_create_and_fails_it(sim: SimZone) -> None:
     [row] = fixed.json
     assert row["outcome"] == "fixed"
 
-    after = cli.volume("v1")
-    assert after["state"] == "Allocated"
+    after = cli.volume(vol["id"])
+    assert after["state"] == "Expunged"  # never made: the name is free again
     assert after["storageid"] is None
     assert cli.pool("p1")["disksizeallocated"] == before
     job = cli.job(job_id)

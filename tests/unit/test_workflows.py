@@ -169,7 +169,32 @@ class TestTemplateRegistration:
         job = ledger.load(Job, job.id)
         assert job.status is JobStatus.failed
         assert "checksum mismatch" in job.error
-        assert ledger.load(DataObjectInStore, cid).state is ObjectInStoreState.Allocated
+        assert ledger.load(DataObjectInStore, cid).error is not None
+
+    def fail_download(self, ledger, template_id, store_id, why="connection refused"):
+        answer_pending(
+            ledger,
+            copy_id(template_id, store_id),
+            lambda c: DownloadAnswer(commandId=c.commandId, result=False, details=why),
+        )
+
+    def test_a_template_whose_download_failed_stays_with_its_name(self, ledger):
+        """Unlike a volume, a failed download may have left parts on the store:
+        the template stays (and its name) until `template delete`."""
+        job = templates.register_template(
+            ledger, ctx(), name="bad", url="https://images.example.org/bad",
+            fmt=ImageFormat.QCOW2, zone="z1",
+        )  # fmt: skip
+        cid = copy_id(job.object_id, UUID(ledger.zone("z1").stores[0]))
+        answer_pending(
+            ledger,
+            cid,
+            lambda c: DownloadAnswer(
+                commandId=c.commandId, result=False, details="connection refused"
+            ),
+        )
+        assert not ledger.load(Template, job.object_id).removed
+        assert ledger.load(Job, job.id).status is JobStatus.failed
 
     def test_deleting_a_failed_download_sends_the_delete_to_where_it_would_land(
         self, ledger
@@ -249,16 +274,22 @@ class TestDeploy:
         assert base.state is ObjectInStoreState.Ready
 
     def test_failed_template_copy_releases_everything_and_fails_the_job(self, ledger):
-        job, _vm, volume = self.deploy(ledger)
+        """The ROOT volume was never made: it and its VM go, and the VM's name is
+        free for the retry (CloudStack's Error VM, expunged at once)."""
+        job, vm, volume = self.deploy(ledger)
         pool_id = volume.pool_id
         answer_pending(ledger, copy_id(volume.template_id, pool_id), failed_copy)
         volume = ledger.load(Volume, volume.id)
-        assert volume.state is VolumeState.Allocated
-        assert volume.pool_id is None
+        assert (volume.state, volume.pool_id) == (VolumeState.Expunged, None)
+        assert ledger.load(VirtualMachine, vm.id).state is VmState.Expunging
         assert ledger.load(StoragePool, pool_id).allocated == 0
         job = ledger.load(Job, job.id)
         assert job.status is JobStatus.failed
         assert "insufficient space" in job.error
+        retry = vms.deploy_vm(
+            ledger, ctx(), name="web-1", template_ref="tiny", zone="z1"
+        )
+        assert ledger.resolve(VirtualMachine, "web-1").id == retry.object_id
 
 
 class TestAttach:
@@ -359,6 +390,30 @@ class TestAttach:
         assert ledger.load(StoragePool, pool_id).allocated == before
         job = ledger.load(Job, job.id)
         assert (job.status, job.error) == (JobStatus.failed, "insufficient space")
+
+    def test_a_failed_create_on_a_pool_frees_the_name_for_the_retry(self, ledger):
+        """`volume create big-5 --pool gold` whose CreateObjectCommand failed:
+        nothing was made, so the volume is expunged in the same save as the
+        failed job, and the retry is the only live big-5."""
+        self.setup_vm(ledger)
+        job = volumes.create_volume(
+            ledger, ctx(), name="big-5", zone="z1", size=GiB, pool_ref="gold"
+        )
+        answer_pending(
+            ledger,
+            job.object_id,
+            lambda c: CreateObjectAnswer(
+                commandId=c.commandId, result=False, details="insufficient space"
+            ),
+        )
+        assert ledger.load(Job, job.id).error == "insufficient space"
+        failed = ledger.load(Volume, job.object_id)
+        assert (failed.state, failed.pool_id) == (VolumeState.Expunged, None)
+        retry = volumes.create_volume(
+            ledger, ctx(), name="big-5", zone="z1", size=GiB, pool_ref="gold"
+        )
+        answer_pending(ledger, retry.object_id, created)
+        assert ledger.load(Volume, retry.object_id).state is VolumeState.Ready
 
     def test_an_answer_cannot_be_recorded_twice(self, ledger):
         _vm, volume_id, _ = self.setup_vm(ledger)

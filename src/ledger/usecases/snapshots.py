@@ -17,6 +17,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate
 
 from ledger import requests
+from ledger.abandoned import abandon_volume
 from ledger.aggregate import Ctx
 from ledger.allocation.views import Request
 from ledger.app import Ledger
@@ -249,7 +250,7 @@ def create_volume_from_snapshot(
         decision, pool, cleaned = place(ledger, ctx, volume, request)
         if pool is None:
             job.fail(ctx, no_pool_message(decision))
-            return [volume, job]
+            return [volume, job, *abandon_volume(ledger, ctx, job, volume)]
         requests.restore_volume(
             ctx,
             ledger.wait("copy.volume.wait"),

@@ -13,6 +13,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate
 
 from ledger import requests
+from ledger.abandoned import abandon_volume
 from ledger.aggregate import Ctx
 from ledger.allocation.views import Request
 from ledger.app import Ledger
@@ -110,7 +111,7 @@ def deploy_vm(
         out: list[Aggregate | None] = [volume, vm, claim, job, pool, *cleaned]
         if pool is None:
             job.fail(ctx, no_pool_message(decision))
-            return out
+            return out + abandon_volume(ledger, ctx, job, volume, (vm, claim))
         out += ensure_template_on_pool(ledger, ctx, volume, pool, template)
         return out
 

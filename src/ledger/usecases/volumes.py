@@ -14,6 +14,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate
 
 from ledger import requests
+from ledger.abandoned import abandon_volume
 from ledger.aggregate import Ctx
 from ledger.allocation.views import Request
 from ledger.app import Ledger
@@ -93,7 +94,7 @@ def _create_volume(
         decision, pool, cleaned = place(ledger, ctx, volume, request)
         if pool is None:
             job.fail(ctx, no_pool_message(decision))
-            return [volume, job]
+            return [volume, job, *abandon_volume(ledger, ctx, job, volume)]
         requests.create_volume(ctx, ledger.wait("wait"), volume, pool)
         return [volume, job, pool, *cleaned]
 

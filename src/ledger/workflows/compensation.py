@@ -12,6 +12,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
+from ledger.abandoned import abandon_volume
 from ledger.aggregate import Ctx
 from ledger.app import Ledger
 from ledger.inventory import template_copy
@@ -25,7 +26,9 @@ def undo_placement(
     ledger: Ledger, ctx: Ctx, volume: Volume, pool: StoragePool, error: str
 ) -> Decided:
     """CloudStack's failed create: the volume back to Allocated without a pool,
-    its reservation released, the job failed with the agent's words."""
+    its reservation released, the job failed with the agent's words; when that
+    job was creating the volume, the volume goes and its name is free again
+    (`ledger.abandoned`)."""
     pool.release(ctx, volume)
     volume.change_pool(ctx, None)
     out: Decided = [volume, pool]
@@ -33,6 +36,7 @@ def undo_placement(
     if job is not None and not job.settled:
         job.fail(ctx, error)
         out.append(job)
+        out += abandon_volume(ledger, ctx, job, volume)
     return out
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
+from ledger import copies as store_copies
 from ledger import requests
 from ledger.aggregate import Ctx
 from ledger.app import Ledger
@@ -34,7 +35,25 @@ def template_downloaded(ledger: Ledger, event: Any, ctx: Ctx) -> Decided:
     if job is not None and job.cmd == "template.register":
         result = {"templateid": str(template.id), "size": copy.size}
         out += settle(job, ctx, event, result, "download failed: ")
+    # A failed download is not abandoned like a failed volume create: it may
+    # have left parts on the store (an S3 multipart upload the store could not
+    # abort while it was down), which only a delete once the store is back
+    # removes; the template stays, named, until the operator deletes it.
     return out
+
+
+def _store_copies(
+    ledger: Ledger, template: Template, answered: DataObjectInStore
+) -> list[DataObjectInStore]:
+    """The template's copies on its zone's image stores, `answered` as loaded."""
+    zone = ledger.zone(template.zone_id)
+    copies = [answered]
+    for sid in zone.stores if zone else []:
+        cid = store_copies.copy_id(template.id, UUID(sid))
+        if cid != answered.id:
+            other = ledger.find(DataObjectInStore, cid)
+            copies += [other] if other is not None else []
+    return copies
 
 
 def template_cached(ledger: Ledger, event: Any, ctx: Ctx) -> Decided:
