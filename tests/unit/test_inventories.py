@@ -158,7 +158,11 @@ def test_rbd_drift_of_every_kind() -> None:
     assert (by["size"].expected, by["size"].found) == (str(128 * MiB), str(256 * MiB))
 
 
-TRANSIENT = "rbd: error opening image x: (2) No such file or directory\n"
+TRANSIENT = "rbd: listing images failed: (108) Cannot send after transport endpoint\n"
+UNOPENABLE = (
+    "rbd: error opening data: (2) No such file or directory\n"
+    "rbd: listing images failed: (2) No such file or directory\n"
+)
 
 
 def test_rbd_listing_is_tried_once_more_after_a_transient_failure() -> None:
@@ -167,6 +171,25 @@ def test_rbd_listing_is_tried_once_more_after_a_transient_failure() -> None:
     inventory = rbd_inventory.list_pool(RBD_POOL, RBD_CREDS, ceph)
     assert "tmpl" in inventory.found
     assert len(ceph.calls) == 2
+
+
+def test_an_image_rbd_cannot_open_fails_only_itself() -> None:
+    """`rbd ls -l` fails whole on one image whose header is gone (an `rbd rm`
+    cut by a stopped OSD): the pool is listed image by image instead, and the
+    broken one is found without a size, named for what it is."""
+    whole = rbd_inventory.list_pool(RBD_POOL, RBD_CREDS, ceph_pool())
+    ceph = ceph_pool()
+    ceph.fail("rbd", "ls", UNOPENABLE)
+    ceph.fail("rbd", "info", "rbd: error opening image data: (2) No such file\n")
+    inventory = rbd_inventory.list_pool(RBD_POOL, RBD_CREDS, ceph)
+    assert set(inventory.found) == set(whole.found)
+    assert inventory.based == whole.based
+    broken = inventory.found["data"]
+    assert broken.size is None
+    assert "cannot open" in broken.description
+    for path, item in whole.found.items():
+        if path != "data":
+            assert inventory.found[path] == item, path
 
 
 def test_rbd_listing_that_keeps_failing_is_refused_in_cephs_words() -> None:

@@ -103,6 +103,74 @@ def _parent(parent: Any) -> str | None:
     return f"{pool}/{parent['image']}@{parent['snapshot']}"
 
 
+#: `rbd ls -l` on an image whose header is gone (a half-made or half-removed
+#: image, e.g. an `rbd rm` cut by a stopped OSD): the whole listing fails
+_UNOPENABLE = "error opening "
+
+
+def _names(cluster: Any, pool: str, runner: Runner) -> list[str] | None:
+    """`rbd ls --format json`: the pool's image names only (opens none)."""
+    try:
+        done = runner.run(
+            cluster.rbd("ls", "--format", "json", pool), timeout=LIST_WAIT
+        )
+    except (CommandTimedOut, OSError):
+        return None
+    if done.returncode != 0:
+        return None
+    try:
+        names = json.loads(done.stdout or "[]")
+    except ValueError:
+        return None
+    return [str(n) for n in names] if isinstance(names, list) else None
+
+
+def _one_by_one(
+    cluster: Any, pool: str, names: list[str], runner: Runner
+) -> RbdInventory:
+    """The listing `ls -l` gives, built image by image (`rbd info`, `rbd snap
+    ls`), so that one image rbd cannot open fails only itself: it is found (a
+    claim on it is not `missing`, an unclaimed one is named), without a size."""
+    rows: list[dict[str, Any]] = []
+    broken: list[str] = []
+    for name in names:
+        spec = f"{pool}/{name}"
+        info = _json(runner, cluster.rbd("info", "--format", "json", spec))
+        snaps = _json(runner, cluster.rbd("snap", "ls", "--format", "json", spec))
+        if not isinstance(info, dict) or not isinstance(snaps, list):
+            broken.append(name)
+            continue
+        row: dict[str, Any] = {"image": name, "size": info["size"]}
+        if isinstance(info.get("parent"), dict):
+            row["parent"] = info["parent"]
+        rows.append(row)
+        rows += [
+            {"image": name, "snapshot": snap["name"],
+             "size": snap.get("size", info["size"]),
+             "protected": snap.get("protected", "false")}
+            for snap in snaps
+        ]  # fmt: skip
+    inventory = parse_listing(pool, rows)
+    for name in broken:
+        inventory.add(
+            Found(
+                name,
+                "image",
+                temp_of=name[: -len(PART)] if name.endswith(PART) else None,
+                description="an image rbd cannot open (half made or half removed)",
+            )
+        )
+    return inventory
+
+
+def _json(runner: Runner, argv: list[str]) -> Any:
+    try:
+        done = runner.run(argv, timeout=LIST_WAIT)
+        return json.loads(done.stdout) if done.returncode == 0 else None
+    except (CommandTimedOut, OSError, ValueError):
+        return None
+
+
 def list_pool(
     store: PrimaryDataStoreTO, credentials: Mapping[str, Any], runner: Runner
 ) -> RbdInventory:
@@ -125,6 +193,10 @@ def list_pool(
                 why = failure_line(done.stderr)
                 if any(final in done.stderr for final in _FINAL):
                     break
+                if _UNOPENABLE in done.stderr:
+                    names = _names(c, where.pool, runner)
+                    if names is not None:
+                        return _one_by_one(c, where.pool, names, runner)
                 continue
             try:
                 return parse_listing(where.pool, json.loads(done.stdout or "[]"))
