@@ -133,7 +133,7 @@ def history(
     time_bound(until, "--until")
     a = app()
     with a.reader() as r:
-        obj = find(r, kind.lower(), ref)
+        obj = find(r, kind.lower(), ref, or_gone=True)
         job_id = resolve_job(r, job) if job else None
         own = rows(r, object_id=obj["id"], job=job_id, since=since, until=until)
         if png_file or svg_file or html_file or dot_file:

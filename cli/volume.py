@@ -35,12 +35,13 @@ def cli() -> None:
     """
 
 
-def volume_id(a: AppContext, ref: str) -> UUID:
-    """A volume by id or by name (names may repeat: an ambiguous name is refused)."""
+def volume_id(a: AppContext, ref: str, *, or_gone: bool = False) -> UUID:
+    """A volume by id or by name (names may repeat: an ambiguous name is refused);
+    `or_gone`: a name no live volume has finds the latest removed one."""
     from projections.queries import find
 
     with a.reader() as r:
-        return UUID(find(r, "volume", ref)["id"])
+        return UUID(find(r, "volume", ref, or_gone=or_gone)["id"])
 
 
 @cli.command("create")

@@ -40,7 +40,7 @@ def cli(ref: str, show_all: bool) -> None:  # noqa: FBT001 - click passes flags 
     from projections.queries import list_events
 
     a = app()
-    vid = volume_id(a, ref)
+    vid = volume_id(a, ref, or_gone=True)
     with a.reader() as r:
         decisions = list_events(r, object_id=str(vid), event="AllocationDecided")
     if not decisions:
