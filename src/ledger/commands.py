@@ -342,3 +342,22 @@ def failure_for(command: Command, details: str) -> Answer:
         "GetStorageStatsCommand": GetStorageStatsAnswer,
     }.get(command.kind, Answer)
     return answer_cls(commandId=command.commandId, result=False, details=details)
+
+
+def targets(command: Command) -> frozenset[str]:
+    """The names and ids of the objects a command works on (its volumes,
+    snapshots, templates, and a snapshot's volume): what a simulator fault aimed
+    at one object is matched against (`simulator_plan`)."""
+    found: set[str] = set()
+    pending: list[Any] = [getattr(command, f.name) for f in dataclasses.fields(command)]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, DiskTO):
+            pending.append(value.data)
+        elif isinstance(value, VolumeObjectTO | TemplateObjectTO | SnapshotObjectTO):
+            found.update((value.uuid, value.name))
+            if isinstance(value, SnapshotObjectTO) and value.volume is not None:
+                pending.append(value.volume)
+    if isinstance(command, DownloadCommand):
+        found.add(command.name)
+    return frozenset(found)
