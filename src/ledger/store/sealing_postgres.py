@@ -84,6 +84,13 @@ class SealingPostgresRecorder(PostgresProcessRecorder):
             "INSERT INTO {0} (notification_id, originator_id, originator_version,"
             " content, stream, log) VALUES (%s, %s, %s, %s, %s, %s)"
         ).format(h)
+        #: one statement for a whole save's hash rows (the pipeline would send
+        #: and the server run one INSERT per event)
+        self.insert_hashes_at_once_statement = SQL(
+            "INSERT INTO {0} (notification_id, originator_id, originator_version,"
+            " content, stream, log) SELECT * FROM unnest(%s::bigint[], %s::text[],"
+            " %s::bigint[], %s::bytea[], %s::bytea[], %s::bytea[])"
+        ).format(h)
         self._principal: str | None = None
         #: the heads this process last committed (`chain_heads`)
         self.heads = ChainHeads()
@@ -173,6 +180,7 @@ class SealingPostgresRecorder(PostgresProcessRecorder):
                 else:
                     heads[row["originator_id"]] = row["hash"]
         sealed = _seal_all(Chainer(log_head, heads), ids, stored_events)
-        curs.executemany(self.insert_hashes_statement, [_row(s) for s in sealed])
+        columns = [list(c) for c in zip(*(_row(s) for s in sealed), strict=True)]
+        curs.execute(self.insert_hashes_at_once_statement, columns, prepare=True)
         self.heads.stage(sealed)
         return ids
