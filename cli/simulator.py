@@ -26,6 +26,10 @@ def cli() -> None:
 @click.option("--hang", is_flag=True, help="Never answer (the wait times it out).")
 @click.option("--delay", type=float, help="Answer after this many seconds.")
 @click.option("--count", type=int, help="Only the next N commands (default: all).")
+@click.option(
+    "--target",
+    help="Only commands on this volume, snapshot or template (name or id).",
+)
 def configure(
     host: str,
     command: str,
@@ -33,12 +37,15 @@ def configure(
     hang: bool,  # noqa: FBT001
     delay: float | None,
     count: int | None,
+    target: str | None,
 ) -> None:
     """Plan how a simulator host answers one command type.
 
     \b
     Example:
       storctl simulator configure --host sim-1 --command CopyCommand --hang
+      storctl simulator configure --host sim-1 --command CreateObjectCommand \\
+              --hang --count 1 --target vol-a
     """
     from ledger.errors import InvalidInput
     from ledger.usecases import simulator
@@ -68,6 +75,7 @@ def configure(
         details=fail or "",
         delay=delay or 0.0,
         count=count,
+        target=target,
     )
     emit(a.output, {"host": host, "faults": plan.faults})
 

@@ -104,6 +104,10 @@ class Engine:
         #: landed that a failed save did not record (tried again next round)
         self._dispatched_to = 0
         self._unrecorded: list[Landed] = []
+        #: rounds `run` completed and notifications they read: what a worker that
+        #: outlives database failures (`worker.keep_running`) counts
+        self.rounds = 0
+        self.read = 0
 
     def close(self) -> None:
         """Give back the hosts' idle workers and the lease connection now rather
@@ -377,6 +381,8 @@ class Engine:
                 while not stop.is_set():
                     progressed = self.step()
                     total += progressed
+                    self.rounds += 1
+                    self.read += progressed
                     if once and not progressed:
                         return total
                     if time.monotonic() - last_renew > RENEW:

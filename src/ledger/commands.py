@@ -356,3 +356,22 @@ def moved_bytes(command: Any) -> int | None:
         volume = source.volume
         return source.physicalSize or (volume.size if volume is not None else None)
     return getattr(source, "size", None) or getattr(source, "physicalSize", None)
+
+
+def targets(command: Command) -> frozenset[str]:
+    """The names and ids of the objects a command works on (its volumes,
+    snapshots, templates, and a snapshot's volume): what a simulator fault aimed
+    at one object is matched against (`simulator_plan`)."""
+    found: set[str] = set()
+    pending: list[Any] = [getattr(command, f.name) for f in dataclasses.fields(command)]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, DiskTO):
+            pending.append(value.data)
+        elif isinstance(value, VolumeObjectTO | TemplateObjectTO | SnapshotObjectTO):
+            found.update((value.uuid, value.name))
+            if isinstance(value, SnapshotObjectTO) and value.volume is not None:
+                pending.append(value.volume)
+    if isinstance(command, DownloadCommand):
+        found.add(command.name)
+    return frozenset(found)

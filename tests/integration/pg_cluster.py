@@ -20,7 +20,9 @@ import pwd
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,13 +117,18 @@ class PgCluster:
             raise RuntimeError(f"PostgreSQL did not start (see {self.log})")
         return pid
 
+    def crash(self) -> None:
+        """Stop the postmaster as a crash would (`-m immediate`: no checkpoint,
+        every connection cut); `start` brings it back with crash recovery."""
+        self._as_postgres(
+            [pg_bin("pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop"]
+        )
+
     def restart(self) -> tuple[int, float]:
         """Stop the postmaster as a crash would (`-m immediate`: no checkpoint,
         every connection cut), start it again; (new pid, seconds it was down)."""
         began = time.monotonic()
-        self._as_postgres(
-            [pg_bin("pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop"]
-        )
+        self.crash()
         pid = self.start()
         return pid, time.monotonic() - began
 
@@ -137,3 +144,19 @@ class PgCluster:
     def remove(self) -> None:
         self.stop()
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def private_cluster(prefix: str) -> Iterator[PgCluster]:
+    """A cluster in a new temporary folder, not yet initialised; stopped and
+    removed afterwards. Needs PostgreSQL's server binaries: the caller decides
+    whether their absence fails or skips (`pg_bin` raises RuntimeError)."""
+    pg_bin("pg_ctl")
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    folder.chmod(0o755)  # the postgres user walks into it
+    pg = PgCluster(folder / "pg", free_port())
+    try:
+        yield pg
+    finally:
+        pg.remove()
+        shutil.rmtree(folder, ignore_errors=True)

@@ -12,8 +12,11 @@ from .conftest import SimZone
 def test_a_second_cli_finishes_its_own_job_whatever_hangs(sim: SimZone) -> None:
     cli = sim.cli
     cli.ok("config", "set", "wait", "60")
+    # aimed at volume a: of the two CreateObjectCommands the engine sends together,
+    # b's may reach the simulator first, and must not be the one that hangs
     cli.ok("simulator", "configure", "--host", "sim1",
-           "--command", "CreateObjectCommand", "--hang", "--count", "1")  # fmt: skip
+           "--command", "CreateObjectCommand", "--hang", "--count", "1",
+           "--target", "a")  # fmt: skip
     hung = cli.ok("volume", "create", "a", "--zone", "z1", "--size", "1G",
                   "--pool", "p1", run_async=True)  # fmt: skip
     began = time.monotonic()

@@ -6,14 +6,11 @@ its own; then the books (`soak_books`), `replay verify`, `doctor` and a rebuild.
 from __future__ import annotations
 
 import os
-import shutil
 import sys
-import tempfile
-from pathlib import Path
 
 import pytest
 
-from .pg_cluster import PgCluster, free_port, pg_bin
+from .pg_cluster import PgCluster, pg_bin, private_cluster
 from .soak import Soak
 
 SECONDS = float(os.environ.get("STORCTL_SOAK_SECONDS", "35"))
@@ -28,14 +25,8 @@ def cluster():
         if os.environ.get("CI"):
             pytest.fail(f"{e} (CI must run the soak)")
         pytest.skip(str(e))
-    folder = Path(tempfile.mkdtemp(prefix="storctl-soak-"))
-    folder.chmod(0o755)  # the postgres user walks into it
-    pg = PgCluster(folder / "pg", free_port())
-    try:
+    with private_cluster("storctl-soak-") as pg:
         yield pg
-    finally:
-        pg.remove()
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.mark.postgres

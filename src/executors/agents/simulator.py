@@ -20,10 +20,12 @@ from ledger.commands import (
     Answer,
     Command,
     failure_for,
+    targets,
 )
 
-#: (host id, command kind, command id) -> the fault planned for it, used up; or None
-Faults = Callable[[UUID, str, str], dict[str, Any] | None]
+#: (host id, command kind, command id, the names and ids of its objects) -> the
+#: fault planned for it, used up; or None
+Faults = Callable[[UUID, str, str, frozenset[str]], dict[str, Any] | None]
 
 
 class SimulatorAgent:
@@ -35,7 +37,9 @@ class SimulatorAgent:
         self.interrupt = interrupt or threading.Event()
 
     def _fault(self, command: Command) -> dict[str, Any] | None:
-        return self.faults(self.host_id, command.kind, command.commandId)
+        return self.faults(
+            self.host_id, command.kind, command.commandId, targets(command)
+        )
 
     def handle(
         self, command: Any, on_progress: Callable[[float], None] | None = None

@@ -35,6 +35,7 @@ from ledger.hashchain import (
     Sealed,
     object_key,
 )
+from ledger.store.chain_heads import ChainHeads
 
 #: rows read per query when walking or sealing a whole log
 PAGE = 5000
@@ -78,6 +79,8 @@ class SealingSQLiteRecorder(SQLiteProcessRecorder):
             " content, stream, log, db_user) VALUES (?,?,?,?,?,?,?)"
         )
         self.principal = os_user()
+        #: the heads this process last committed (`chain_heads`)
+        self.heads = ChainHeads()
 
     def construct_create_table_statements(self) -> list[str]:
         return [
@@ -112,28 +115,54 @@ class SealingSQLiteRecorder(SQLiteProcessRecorder):
             self._write(c, [chainer.seal(*tuple(r)) for r in rows])
             after = rows[-1][0]
 
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        try:
+            ids = super().insert_events(stored_events, **kwargs)
+        except BaseException:
+            self.heads.discard()
+            raise
+        self.heads.commit()
+        return ids
+
     def _insert_events(
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
+        self.heads.discard()
         ids = super()._insert_events(c, stored_events, **kwargs)
         if not stored_events or ids is None:
             return ids
-        h = self.hashes_table_name
-        c.execute(f"SELECT log FROM {h} ORDER BY notification_id DESC LIMIT 1")
-        row = c.fetchone()
-        heads: dict[str, bytes] = {}
-        for key, version in _continued(stored_events).items():
-            c.execute(
-                f"SELECT stream FROM {h}"
-                " WHERE originator_id = ? AND originator_version = ?",
-                (key, version),
-            )
-            found = c.fetchone()
-            if found is not None:
-                heads[key] = found[0]
-        chainer = Chainer(row[0] if row else GENESIS, heads)
-        self._write(c, _seal_all(chainer, ids, stored_events))
+        log_head = self.heads.log_head(ids[0])
+        heads, missing = self.heads.stream_heads(_continued(stored_events))
+        if log_head is None:
+            c.execute(f"SELECT log FROM {self.hashes_table_name}"
+                      " ORDER BY notification_id DESC LIMIT 1")  # fmt: skip
+            row = c.fetchone()
+            log_head = row[0] if row else GENESIS
+        if missing:
+            heads.update(self._read_stream_heads(c, missing))
+        sealed = _seal_all(Chainer(log_head, heads), ids, stored_events)
+        self._write(c, sealed)
+        self.heads.stage(sealed)
         return ids
+
+    def _read_stream_heads(
+        self, c: SQLiteCursor, wanted: dict[str, int]
+    ) -> dict[str, bytes]:
+        """The recorded stream hashes of (object, version) pairs, in one query."""
+        pairs = list(wanted.items())
+        found: dict[str, bytes] = {}
+        for first in range(0, len(pairs), 400):  # SQLite's bound parameters
+            chunk = pairs[first : first + 400]
+            rows = ",".join("(?,?)" for _ in chunk)
+            c.execute(
+                f"SELECT originator_id, stream FROM {self.hashes_table_name}"
+                f" WHERE (originator_id, originator_version) IN (VALUES {rows})",
+                [v for pair in chunk for v in pair],
+            )
+            found.update({r[0]: r[1] for r in c.fetchall()})
+        return found
 
     def _write(self, c: SQLiteCursor, sealed: Sequence[Sealed]) -> None:
         c.executemany(

@@ -17,6 +17,7 @@ from eventsourcing.postgres import PostgresProcessRecorder
 from psycopg.sql import SQL, Composed, Identifier
 
 from ledger.hashchain import GENESIS, Chainer
+from ledger.store.chain_heads import ChainHeads
 from ledger.store.sealing import PAGE, _continued, _row, _seal_all
 
 
@@ -83,7 +84,16 @@ class SealingPostgresRecorder(PostgresProcessRecorder):
             "INSERT INTO {0} (notification_id, originator_id, originator_version,"
             " content, stream, log) VALUES (%s, %s, %s, %s, %s, %s)"
         ).format(h)
+        #: one statement for a whole save's hash rows (the pipeline would send
+        #: and the server run one INSERT per event)
+        self.insert_hashes_at_once_statement = SQL(
+            "INSERT INTO {0} (notification_id, originator_id, originator_version,"
+            " content, stream, log) SELECT * FROM unnest(%s::bigint[], %s::text[],"
+            " %s::bigint[], %s::bytea[], %s::bytea[], %s::bytea[])"
+        ).format(h)
         self._principal: str | None = None
+        #: the heads this process last committed (`chain_heads`)
+        self.heads = ChainHeads()
 
     @property
     def principal(self) -> str:
@@ -136,24 +146,41 @@ class SealingPostgresRecorder(PostgresProcessRecorder):
             curs.executemany(self.insert_hashes_statement, [_row(s) for s in sealed])
             after = rows[-1]["notification_id"]
 
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        try:
+            ids: Sequence[int] | None = super().insert_events(stored_events, **kwargs)
+        except BaseException:
+            self.heads.discard()
+            raise
+        self.heads.commit()
+        return ids
+
     def _fetch_ids_after_insert_events(
         self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
+        self.heads.discard()
         ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
         if not ids:
             return ids
-        continued = _continued(stored_events)
-        curs.execute(
-            self.heads_statement,
-            (list(continued), list(continued.values())),
-            prepare=True,
-        )
-        log_head, heads = GENESIS, {}
-        for row in curs.fetchall():
-            if row["originator_id"] is None:
-                log_head = row["hash"]
-            else:
-                heads[row["originator_id"]] = row["hash"]
+        log_head = self.heads.log_head(ids[0])
+        heads, missing = self.heads.stream_heads(_continued(stored_events))
+        if log_head is None or missing:
+            # one round trip for whatever this process does not know
+            curs.execute(
+                self.heads_statement,
+                (list(missing), list(missing.values())),
+                prepare=True,
+            )
+            log_head = GENESIS
+            for row in curs.fetchall():
+                if row["originator_id"] is None:
+                    log_head = row["hash"]
+                else:
+                    heads[row["originator_id"]] = row["hash"]
         sealed = _seal_all(Chainer(log_head, heads), ids, stored_events)
-        curs.executemany(self.insert_hashes_statement, [_row(s) for s in sealed])
+        columns = [list(c) for c in zip(*(_row(s) for s in sealed), strict=True)]
+        curs.execute(self.insert_hashes_at_once_statement, columns, prepare=True)
+        self.heads.stage(sealed)
         return ids

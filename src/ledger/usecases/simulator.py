@@ -9,6 +9,7 @@ it, and never reads the ledger itself.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 from uuid import UUID
 
@@ -35,6 +36,7 @@ def configure_simulator(
     details: str = "",
     delay: float = 0.0,
     count: int | None = None,
+    target: str | None = None,
 ) -> SimulatorPlan:
     def decide() -> list[Aggregate]:
         host = ledger.resolve(Host, host_ref)
@@ -43,7 +45,7 @@ def configure_simulator(
         plan = ledger.find(SimulatorPlan, plan_id(host.id)) or SimulatorPlan.start(
             ctx, host.id
         )
-        plan.configure(ctx, command, mode, details, delay, count)
+        plan.configure(ctx, command, mode, details, delay, count, target)
         return [plan]
 
     return ledger.atomic(decide, what="simulator configure")[0]  # type: ignore[return-value]
@@ -77,17 +79,22 @@ def clear_simulator(ledger: Ledger, ctx: Ctx, host_ref: str | None) -> list[str]
 
 
 def use_fault(
-    ledger: Ledger, host_id: UUID, kind: str, command_id: str
+    ledger: Ledger,
+    host_id: UUID,
+    kind: str,
+    command_id: str,
+    targets: Collection[str] = (),
 ) -> dict[str, Any] | None:
-    """The fault the host's plan holds for a command of `kind`, used up by one
-    (`FaultUsed`); None when the plan has none. Saved at once, outside any
+    """The fault the host's plan holds for a command of `kind` on `targets` (its
+    objects' names and ids), used up by one (`FaultUsed`); None when the plan has
+    none. Saved at once, outside any
     follower's batch (the dispatcher asks while deciding one): a use is a fact
     whether or not the answer's batch is saved."""
     for _ in range(10):
         plan = ledger.find(SimulatorPlan, plan_id(host_id))
         if plan is None:
             return None
-        fault = plan.use(Ctx("simulator", "simulator", command_id), kind)
+        fault = plan.use(Ctx("simulator", "simulator", command_id), kind, targets)
         if fault is None:
             return None
         try:
