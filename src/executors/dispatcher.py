@@ -63,6 +63,9 @@ class Waiting:
     note: Notification
     event: Any
     since: float | None
+    #: the flight made when it was first offered (its decoded command and the
+    #: host chosen): offered again, only what may have changed is checked
+    flight: Flight | None = None
 
 
 class Dispatcher:
@@ -178,7 +181,7 @@ class Dispatcher:
         again, self.queued = self.queued, {}
         landed: list[Landed] = []
         for _, waiting in sorted(again.items()):
-            got = self.offer(waiting.note, waiting.event)
+            got = self._offer_again(waiting)
             if got is not None:
                 landed.append(got)
         asked = {note.id for note, _, _ in self._asks}
@@ -187,6 +190,32 @@ class Dispatcher:
             self._since.pop(note_id, None)
         self._release(gone)
         return landed
+
+    def _offer_again(self, waiting: Waiting) -> Landed | None:
+        """`offer` for a request queued here: still pending, and its wait not
+        over; its command is not decoded nor its host chosen again (with 50
+        snapshots queued behind a threshold of 2, that was most of a round)."""
+        flight = waiting.flight
+        if flight is None:
+            return self.offer(waiting.note, waiting.event)
+        event = waiting.event
+        obj: Any = self.ledger.repository.get(
+            event.originator_id, deepcopy_from_cache=False
+        )
+        pending = getattr(obj, "pending", None)
+        if not pending or pending.get("commandId") != event.command.get("commandId"):
+            return None  # answered meanwhile (by another dispatcher): dropped
+        command = flight.command
+        wait = float(event.command.get("wait") or DEFAULT_WAIT)
+        left = wait - (datetime.now(UTC) - event.timestamp).total_seconds()
+        left += self._queued_for(waiting.note.id)
+        if left <= 0:
+            why = f"no answer within its wait of {wait:g} s (queued for a host slot)"
+            return Landed(flight, failed(command, why))
+        if hasattr(command, "wait"):
+            flight = replace(flight, command=command.replace(wait=math.ceil(left)))
+        self._asks.append((waiting.note, event, flight))
+        return None
 
     def admit(self) -> None:
         """Claim the host slots of the commands offered this round, in one
@@ -224,7 +253,7 @@ class Dispatcher:
             if verdict is not None and not verdict.elsewhere:
                 self._since.setdefault(flight.note_id, time.monotonic())
             self.queued[flight.note_id] = Waiting(
-                note, event, self._since.get(flight.note_id)
+                note, event, self._since.get(flight.note_id), flight
             )
 
     def _returned(self, flight: Flight) -> None:

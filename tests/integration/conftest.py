@@ -239,6 +239,10 @@ def request_answer_pairs(
     for ev in events:
         answer = ev.state.get("answer")
         if ev.topic.endswith("Answered") and answer:
+            if answer.get("commandId") is None:
+                # recorded without a host command (expunging a volume that never
+                # got a file, e.g. a failed create freeing its name): no request
+                continue
             key = (ev.originator_id, answer["commandId"])
             assert key in pairs, f"an answer without a request: {ev}"
             pairs[key][1].append(ev)
