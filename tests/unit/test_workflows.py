@@ -141,6 +141,24 @@ def ready_template(app: Ledger) -> Template:
     return app.load(Template, template.id)
 
 
+def failed_download(ledger: Ledger) -> tuple[Job, UUID]:
+    """Template `bad` registered, its download answered result=false: its job
+    and its image-store copy's id."""
+    job = templates.register_template(
+        ledger, ctx(), name="bad", url="https://images.example.org/bad",
+        fmt=ImageFormat.QCOW2, zone="z1",
+    )  # fmt: skip
+    cid = copy_id(job.object_id, UUID(ledger.zone("z1").stores[0]))
+    answer_pending(
+        ledger,
+        cid,
+        lambda c: DownloadAnswer(
+            commandId=c.commandId, result=False, details="connection refused"
+        ),
+    )
+    return job, cid
+
+
 class TestTemplateRegistration:
     def test_successful_download_records_size_and_settles_job(self, ledger):
         template = ready_template(ledger)
@@ -181,18 +199,7 @@ class TestTemplateRegistration:
     def test_a_template_whose_download_failed_stays_with_its_name(self, ledger):
         """Unlike a volume, a failed download may have left parts on the store:
         the template stays (and its name) until `template delete`."""
-        job = templates.register_template(
-            ledger, ctx(), name="bad", url="https://images.example.org/bad",
-            fmt=ImageFormat.QCOW2, zone="z1",
-        )  # fmt: skip
-        cid = copy_id(job.object_id, UUID(ledger.zone("z1").stores[0]))
-        answer_pending(
-            ledger,
-            cid,
-            lambda c: DownloadAnswer(
-                commandId=c.commandId, result=False, details="connection refused"
-            ),
-        )
+        job, _ = failed_download(ledger)
         assert not ledger.load(Template, job.object_id).removed
         assert ledger.load(Job, job.id).status is JobStatus.failed
 
@@ -202,18 +209,7 @@ class TestTemplateRegistration:
         """A download that failed may have left what the store could not clean
         while it was down (an S3 multipart upload): the delete goes to the
         template's install path; a template never tried sends nothing."""
-        job = templates.register_template(
-            ledger, ctx(), name="bad", url="https://images.example.org/bad",
-            fmt=ImageFormat.QCOW2, zone="z1",
-        )  # fmt: skip
-        cid = copy_id(job.object_id, UUID(ledger.zone("z1").stores[0]))
-        answer_pending(
-            ledger,
-            cid,
-            lambda c: DownloadAnswer(
-                commandId=c.commandId, result=False, details="connection refused"
-            ),
-        )
+        job, cid = failed_download(ledger)
         delete = templates.delete_template(ledger, ctx(), "bad")
         copy = ledger.load(DataObjectInStore, cid)
         assert copy.pending is not None

@@ -22,7 +22,7 @@ from executors.providers.rbd.driver import DRIVER
 from executors.providers.rbd.inventory import list_pool
 from executors.providers.rbd.location import SCHEME, parse, validate
 from executors.providers.rbd.pools import POOL_TYPE
-from executors.runner import CommandTimedOut, Runner, SubprocessRunner
+from executors.runner import CommandTimedOut, Completed, Runner, SubprocessRunner
 from ledger.errors import InvalidInput
 
 #: Seconds the check waits for the monitor (it runs before `pool add` answers).
@@ -39,16 +39,7 @@ def check(
     short = {**credentials, "connect_timeout": CHECK_CONNECT}
     with cluster_for(where, short, "of the pool") as cluster:
         argv = cluster.rbd("ls", "--format", "json", where.pool)
-        try:
-            done = (runner or SubprocessRunner()).run(argv, timeout=CHECK_WAIT)
-        except CommandTimedOut:
-            why = f"no answer from the monitor {where.mon_host} in {CHECK_WAIT:g} s"
-            raise InvalidInput("location", location, why) from None
-        except OSError as exc:
-            raise InvalidInput("location", location, f"cannot run rbd: {exc}") from exc
-    if done.returncode != 0:
-        why = f"Ceph refused: {failure_line(done.stderr)}"
-        raise InvalidInput("location", location, why)
+        _ask(argv, location, runner)
 
 
 def place(location: str, credentials: str | None, runner: Runner | None = None) -> str:
@@ -61,17 +52,7 @@ def place(location: str, credentials: str | None, runner: Runner | None = None) 
         raise InvalidInput("credentials", "", "an rbd pool needs --credentials NAME")
     short = {**resolve(credentials), "connect_timeout": CHECK_CONNECT}
     with cluster_for(where, short, credentials) as cluster:
-        argv = cluster.ceph("fsid", "--format", "json")
-        try:
-            done = (runner or SubprocessRunner()).run(argv, timeout=CHECK_WAIT)
-        except CommandTimedOut:
-            why = f"no answer from the monitor {where.mon_host} in {CHECK_WAIT:g} s"
-            raise InvalidInput("location", location, why) from None
-        except OSError as exc:
-            raise InvalidInput("location", location, f"cannot run ceph: {exc}") from exc
-    if done.returncode != 0:
-        why = f"Ceph refused: {failure_line(done.stderr)}"
-        raise InvalidInput("location", location, why)
+        done = _ask(cluster.ceph("fsid", "--format", "json"), location, runner)
     try:
         fsid = str(uuid.UUID(json.loads(done.stdout)["fsid"]))
     except (ValueError, KeyError, TypeError):
@@ -99,3 +80,21 @@ PROVIDER = Provider(
     inventory=list_pool,
     place=place,
 )
+
+
+def _ask(argv: list[str], location: str, runner: Runner | None) -> Completed:
+    """One `rbd`/`ceph` call made before anything is written: its answer, or
+    `InvalidInput` in Ceph's words (never the key)."""
+    try:
+        done = (runner or SubprocessRunner()).run(argv, timeout=CHECK_WAIT)
+    except CommandTimedOut:
+        mon = parse(location).mon_host
+        why = f"no answer from the monitor {mon} in {CHECK_WAIT:g} s"
+        raise InvalidInput("location", location, why) from None
+    except OSError as exc:
+        why = f"cannot run {argv[0]}: {exc}"
+        raise InvalidInput("location", location, why) from exc
+    if done.returncode != 0:
+        why = f"Ceph refused: {failure_line(done.stderr)}"
+        raise InvalidInput("location", location, why)
+    return done
