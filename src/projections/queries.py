@@ -258,11 +258,9 @@ def find(r: Reader, kind: str, ref: str, *, or_gone: bool = False) -> Row:
     """One object by id (removed ones too), by name (live ones only), or by a
     unique id prefix of at least `MIN_PREFIX` characters (`job show 94f71b71`).
     A name wins over a prefix, a full id over both; several matches are refused,
-    each named with its short id, so the operator can pick one.
-
-    `or_gone`: a name no live object has finds the latest removed one, for the
-    commands that look back (`why d1` after d1's create was refused: a failed
-    create is expunged to free its name, and its story is what is asked)."""
+    each named with its short id, so the operator can pick one. `or_gone`: a name
+    no live object has finds the latest removed one (`why d1` after d1's refused
+    create was expunged to free its name)."""
     k = _kind(kind)
     rows = _rows(r, k, [f"{k.column(k.key)} = ?"], [ref], live=False)
     if not rows and k.named:
