@@ -7,7 +7,7 @@ what an operator must see:
 
 - the CLI exits 3 with one line carrying the backend's own words, and the failed
   answer is recorded (`result=false`, the same words) on the command's job;
-- the object is back in CloudStack's state (the volume `Allocated`, the copy's
+- the object is back in CloudStack's state (the copy's
   `template_spool_ref`/`template_store_ref` row failed or gone, no `Copying` left);
 - nothing half-made is left on the backend once the daemon is back (no image, LUN
   or object of the failed copy), and `reconcile` finds the pool clean;
@@ -178,8 +178,9 @@ def test_the_osd_stopped_mid_copy_is_a_recorded_answer_and_leaves_nothing(
     assert "Connection timed out" in err, err  # librados' words, through qemu-img
     answered = answers_saying(cli, "Connection timed out")
     assert [a["event"] for a in answered] == ["CopyAnswered"], answered
-    # CloudStack's states after a failed copy: the ROOT volume Allocated again,
-    # the pool's template copy failed back to Allocated with the reason
+    # after a failed copy: the ROOT volume never made is expunged (its name free
+    # for the retry), the pool's template copy failed back to Allocated with the
+    # reason (CloudStack's OperationFailed)
     # (never made, so the ROOT volume and its VM then go: their names are free)
     [root] = cli.db_rows("SELECT state FROM volumes WHERE name = ?", ["ROOT-web1"])
     assert root["state"] == "Expunged"
