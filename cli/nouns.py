@@ -38,6 +38,7 @@ NOUNS: dict[str, tuple[str, str]] = {
     "export": ("cli.replay", "The event log as JSON lines."),
     "import": ("cli.replay", "A JSON-lines log into an empty database."),
     "why": ("cli.why", "Why a volume's pool was chosen, or why none was."),
+    "describe": ("cli.describe", "One object, its last events, what can be done next."),
     "doctor": ("cli.doctor", "Objects stuck in a transitional state, and the fix."),
     "reconcile": ("cli.reconcile", "Files on a pool against the ledger."),
     "ledger": ("cli.ledger", "The event log itself: verify its hash chain."),
