@@ -120,12 +120,7 @@ class Dispatcher:
             return None
         if notification.id in self.pool.pending or notification.id in self.queued:
             return None  # in flight or queued here already
-        # Read only (not copied from the cache): the answer is folded on a fresh copy.
-        obj: Any = self.ledger.repository.get(
-            event.originator_id, deepcopy_from_cache=False
-        )
-        pending = getattr(obj, "pending", None)
-        if not pending or pending.get("commandId") != event.command.get("commandId"):
+        if self._answered(event):
             return None  # answered already (or superseded): nothing to send
         command = from_dict(event.command)
         choice = endpoints.select(self.ledger, command)
@@ -144,9 +139,7 @@ class Dispatcher:
         )
         if choice.host is None:
             return Landed(flight, failed(command, choice.reason))
-        wait = float(getattr(command, "wait", 0) or DEFAULT_WAIT)
-        left = wait - (datetime.now(UTC) - event.timestamp).total_seconds()
-        left += self._queued_for(notification.id)
+        wait, left = self._left(event, notification.id)
         if left <= 0:
             why = (
                 f"no answer within its wait of {wait:g} s (sent before, never answered)"
@@ -191,6 +184,23 @@ class Dispatcher:
         self._release(gone)
         return landed
 
+    def _answered(self, event: Any) -> bool:
+        """Whether the request's object no longer waits for this command (it was
+        answered, or a later request superseded it)."""
+        # Read only (not copied from the cache): the answer is folded on a fresh copy.
+        obj: Any = self.ledger.repository.get(
+            event.originator_id, deepcopy_from_cache=False
+        )
+        pending = getattr(obj, "pending", None)
+        return not pending or pending.get("commandId") != event.command.get("commandId")
+
+    def _left(self, event: Any, note_id: int) -> tuple[float, float]:
+        """The command's wait, and the seconds left of it (its time queued here
+        given back)."""
+        wait = float(event.command.get("wait") or DEFAULT_WAIT)
+        left = wait - (datetime.now(UTC) - event.timestamp).total_seconds()
+        return wait, left + self._queued_for(note_id)
+
     def _offer_again(self, waiting: Waiting) -> Landed | None:
         """`offer` for a request queued here: still pending, and its wait not
         over; its command is not decoded nor its host chosen again (with 50
@@ -199,16 +209,10 @@ class Dispatcher:
         if flight is None:
             return self.offer(waiting.note, waiting.event)
         event = waiting.event
-        obj: Any = self.ledger.repository.get(
-            event.originator_id, deepcopy_from_cache=False
-        )
-        pending = getattr(obj, "pending", None)
-        if not pending or pending.get("commandId") != event.command.get("commandId"):
+        if self._answered(event):
             return None  # answered meanwhile (by another dispatcher): dropped
         command = flight.command
-        wait = float(event.command.get("wait") or DEFAULT_WAIT)
-        left = wait - (datetime.now(UTC) - event.timestamp).total_seconds()
-        left += self._queued_for(waiting.note.id)
+        wait, left = self._left(event, waiting.note.id)
         if left <= 0:
             why = f"no answer within its wait of {wait:g} s (queued for a host slot)"
             return Landed(flight, failed(command, why))
