@@ -69,6 +69,15 @@ def file_opts(path: Path, fmt: str) -> str:
     return f"driver={_driver(fmt)},file.driver=file,file.filename={_value(str(path))}"
 
 
+#: `qemu-img convert` into a LUN just made: in place (`-n`), its holes left as
+#: they are (`--target-is-zero`: a new sparse file reads zeros), out of order with
+#: parallel requests, ending with a SYNCHRONIZE CACHE (`-t writeback`)
+_INTO_NEW_LUN = (
+    qemu.QEMU_IMG, "convert", "-p", "-n", "--target-is-zero", "-W", "-m",
+    _COROUTINES, "-t", "writeback",
+)  # fmt: skip
+
+
 def fill_argv(source: Path, src_fmt: str, lun: LunSpec) -> list[str]:
     """A local image written whole into a LUN just made (sparse, so all zeros)."""
     return fill_from_argv(_path(source), src_fmt, lun)
@@ -79,16 +88,7 @@ def fill_from_argv(source: str, src_fmt: str, lun: LunSpec) -> list[str]:
     :conf=..`, which names files, never a key), written whole into a LUN just
     made: one convert from backend to backend, no copy on the host between."""
     return [
-        qemu.QEMU_IMG,
-        "convert",
-        "-p",
-        "-n",
-        "--target-is-zero",
-        "-W",
-        "-m",
-        _COROUTINES,
-        "-t",
-        "writeback",
+        *_INTO_NEW_LUN,
         "-f",
         _driver(src_fmt),
         _endpoint(source),
@@ -103,16 +103,7 @@ def lun_to_lun_argv(source: LunSpec, dest: LunSpec) -> list[str]:
     if source.secret_file == dest.secret_file:
         raise ValueError("a LUN cannot be copied onto itself")
     return [
-        qemu.QEMU_IMG,
-        "convert",
-        "-p",
-        "-n",
-        "--target-is-zero",
-        "-W",
-        "-m",
-        _COROUTINES,
-        "-t",
-        "writeback",
+        *_INTO_NEW_LUN,
         "--object",
         f"secret,id=src,file={_value(str(source.secret_file))}",
         *dest.secret(),
